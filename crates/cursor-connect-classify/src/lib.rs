@@ -1,0 +1,1 @@
+//! cursor-connect-classify: work in progress.

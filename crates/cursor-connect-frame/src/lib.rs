@@ -1,0 +1,1 @@
+//! cursor-connect-frame: work in progress.

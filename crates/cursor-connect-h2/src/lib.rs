@@ -1,0 +1,1 @@
+//! cursor-connect-h2: work in progress.

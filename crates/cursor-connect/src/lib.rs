@@ -1,0 +1,1 @@
+//! cursor-connect: work in progress.

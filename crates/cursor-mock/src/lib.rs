@@ -1,0 +1,1 @@
+//! cursor-mock: work in progress.

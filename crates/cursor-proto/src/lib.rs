@@ -1,0 +1,1 @@
+//! cursor-proto: work in progress.

@@ -1,0 +1,3 @@
+//! cursor-proxy: work in progress.
+
+fn main() {}
