@@ -1,0 +1,269 @@
+//! Cursor's `aiserver.v1.ErrorDetails`, read from whichever form the error carries.
+
+use cursor_connect_frame::ConnectError;
+use cursor_proto::aiserver::v1::{CustomErrorDetails, ErrorDetails};
+use cursor_proto::error_details::is_error_details_type;
+use prost::Message as _;
+use serde_json::Value;
+
+use crate::cursor_table::{CursorError, cursor_error_by_name};
+
+/// Metadata key Cursor uses for a machine-readable inference failure (E07, E08).
+pub const INFERENCE_ERROR_TYPE: &str = "x-cursor-inference-request-error-type";
+
+/// `additionalInfo` keys that name a model to switch to, in order of preference.
+const FALLBACK_KEYS: [&str; 4] = [
+    "autoSwitchToModel",
+    "fallbackModel",
+    "auto_switch_to_model",
+    "fallback_model",
+];
+
+/// Where the [`CursorDetails`] were read from.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DetailsSource {
+    /// The protobuf `value` of an `aiserver.v1.ErrorDetails` detail (authoritative).
+    Value,
+    /// The human-readable `debug` JSON of a detail (used when the value is missing or broken).
+    Debug,
+    /// Only the `x-cursor-inference-request-error-type` metadata (no title or advice fields).
+    Metadata,
+}
+
+/// The parts of Cursor's `ErrorDetails` that classification uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CursorDetails {
+    error: CursorError,
+    title: String,
+    detail: String,
+    is_retryable: Option<bool>,
+    additional_info: Vec<(String, String)>,
+    suggested_models: Vec<String>,
+    action_required: Option<String>,
+    source: DetailsSource,
+}
+
+impl CursorDetails {
+    /// Reads the details of `err`: the first `aiserver.v1.ErrorDetails` detail whose value
+    /// decodes, else the inference error-type metadata. `None` when neither is present.
+    ///
+    /// The frame crate drops each detail's `debug` JSON, so a detail whose `value` is missing
+    /// or truncated (several real captures) is not readable here; a caller holding the raw
+    /// error JSON can use [`CursorDetails::from_error_json`] and
+    /// [`classify_with_details`](crate::classify_with_details).
+    pub fn from_error(err: &ConnectError) -> Option<Self> {
+        err.details()
+            .iter()
+            .filter(|d| is_error_details_type(d.type_name()) && !d.value().is_empty())
+            .find_map(|d| ErrorDetails::decode(d.value().as_ref()).ok())
+            .map(|decoded| Self::from_proto(&decoded))
+            .or_else(|| {
+                let name = err.metadata().get(INFERENCE_ERROR_TYPE)?;
+                let row = cursor_error_by_name(name)?;
+                Some(Self::bare(CursorError(row.value), DetailsSource::Metadata))
+            })
+    }
+
+    /// Reads the details from raw error JSON: a unary error body (`{code, message, details}`)
+    /// or an end-stream (`{"error": {…}}`). The first detail whose `value` decodes wins, else
+    /// the first whose `debug` JSON names an error. `None` for anything else.
+    pub fn from_error_json(body: &[u8]) -> Option<Self> {
+        let value: Value = serde_json::from_slice(body).ok()?;
+        let error = value
+            .get("error")
+            .filter(|e| e.is_object())
+            .unwrap_or(&value);
+        let details = error.get("details")?.as_array()?;
+        let from_value = details.iter().find_map(|d| {
+            let type_ok = d
+                .get("type")
+                .and_then(Value::as_str)
+                .is_none_or(is_error_details_type);
+            let bytes = decode_b64(d.get("value")?.as_str()?)?;
+            type_ok
+                .then(|| ErrorDetails::decode(bytes.as_slice()).ok())
+                .flatten()
+        });
+        from_value.map(|m| Self::from_proto(&m)).or_else(|| {
+            details
+                .iter()
+                .filter_map(|d| d.get("debug"))
+                .find_map(Self::from_debug_value)
+        })
+    }
+
+    fn bare(error: CursorError, source: DetailsSource) -> Self {
+        Self {
+            error,
+            title: String::new(),
+            detail: String::new(),
+            is_retryable: None,
+            additional_info: Vec::new(),
+            suggested_models: Vec::new(),
+            action_required: None,
+            source,
+        }
+    }
+
+    /// Builds the view from a decoded `ErrorDetails` message.
+    pub fn from_proto(msg: &ErrorDetails) -> Self {
+        let mut out = Self::bare(CursorError(msg.error), DetailsSource::Value);
+        if let Some(custom) = &msg.details {
+            out.fill_from_custom(custom);
+        }
+        out
+    }
+
+    fn fill_from_custom(&mut self, custom: &CustomErrorDetails) {
+        self.title.clone_from(&custom.title);
+        self.detail.clone_from(&custom.detail);
+        self.is_retryable = custom.is_retryable;
+        let mut info: Vec<(String, String)> = custom
+            .additional_info
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // The proto map has no order; sort so the advice is deterministic.
+        info.sort();
+        self.additional_info = info;
+        self.suggested_models = custom
+            .buttons
+            .iter()
+            .filter_map(|b| b.switch_model.as_ref())
+            .map(|s| s.suggested_model.clone())
+            .filter(|m| !m.is_empty())
+            .collect();
+        self.action_required = custom
+            .analytics_metadata
+            .as_ref()
+            .map(|a| a.action_required.clone())
+            .filter(|a| !a.is_empty());
+    }
+
+    /// Builds the view from the protobuf-JSON `debug` rendering of `ErrorDetails`
+    /// (`{"error":"ERROR_…","details":{"title":…,"isRetryable":…,"additionalInfo":{…},
+    /// "buttons":[{"switchModel":{"suggestedModel":…}}]}}`). Both camelCase and snake_case
+    /// keys are accepted. `None` when the text is not such an object or names no known error.
+    pub fn from_debug_json(text: &str) -> Option<Self> {
+        let value: Value = serde_json::from_str(text).ok()?;
+        Self::from_debug_value(&value)
+    }
+
+    fn from_debug_value(value: &Value) -> Option<Self> {
+        let obj = value.as_object()?;
+        let error = match obj.get("error")? {
+            Value::String(name) => CursorError(cursor_error_by_name(name)?.value),
+            Value::Number(n) => CursorError(i32::try_from(n.as_i64()?).ok()?),
+            _ => return None,
+        };
+        let mut out = Self::bare(error, DetailsSource::Debug);
+        let Some(details) = obj.get("details").and_then(Value::as_object) else {
+            return Some(out);
+        };
+        let text = |key: &str| {
+            details
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let pick = |camel: &str, snake: &str| details.get(camel).or_else(|| details.get(snake));
+        out.title = text("title");
+        out.detail = text("detail");
+        out.is_retryable = pick("isRetryable", "is_retryable").and_then(Value::as_bool);
+        if let Some(info) = pick("additionalInfo", "additional_info").and_then(Value::as_object) {
+            let mut pairs: Vec<(String, String)> = info
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                    )
+                })
+                .collect();
+            pairs.sort();
+            out.additional_info = pairs;
+        }
+        if let Some(buttons) = details.get("buttons").and_then(Value::as_array) {
+            out.suggested_models = buttons
+                .iter()
+                .filter_map(|b| b.get("switchModel").or_else(|| b.get("switch_model")))
+                .filter_map(|s| s.get("suggestedModel").or_else(|| s.get("suggested_model")))
+                .filter_map(Value::as_str)
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        out.action_required = pick("analyticsMetadata", "analytics_metadata")
+            .and_then(|a| a.get("actionRequired").or_else(|| a.get("action_required")))
+            .and_then(Value::as_str)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned);
+        Some(out)
+    }
+
+    /// The `Error` enum value.
+    pub fn error(&self) -> CursorError {
+        self.error
+    }
+
+    /// Cursor's user-facing title (may be empty).
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// Cursor's user-facing detail text (may be empty).
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// `CustomErrorDetails.is_retryable` when the server sent it.
+    pub fn is_retryable(&self) -> Option<bool> {
+        self.is_retryable
+    }
+
+    /// One `additionalInfo` entry.
+    pub fn additional_info(&self, key: &str) -> Option<&str> {
+        self.additional_info
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The analytics `actionRequired` value (e.g. `"login"`).
+    pub fn action_required(&self) -> Option<&str> {
+        self.action_required.as_deref()
+    }
+
+    /// Where these details came from.
+    pub fn source(&self) -> DetailsSource {
+        self.source
+    }
+
+    /// The model Cursor suggests instead: `additionalInfo.autoSwitchToModel` or `fallbackModel`,
+    /// else the first "switch model" button.
+    pub fn fallback_model(&self) -> Option<&str> {
+        FALLBACK_KEYS
+            .iter()
+            .find_map(|key| self.additional_info(key).filter(|m| !m.is_empty()))
+            .or_else(|| self.suggested_models.first().map(String::as_str))
+    }
+
+    /// `additionalInfo.retryAfter` in whole seconds (E09 sends `"60"`).
+    pub(crate) fn retry_after_secs(&self) -> Option<u64> {
+        self.additional_info("retryAfter")
+            .or_else(|| self.additional_info("retry_after"))
+            .and_then(|v| v.trim().parse().ok())
+    }
+}
+
+/// Standard base64, padded or not (Connect emits it unpadded).
+fn decode_b64(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    STANDARD_NO_PAD
+        .decode(text.trim_end_matches('='))
+        .ok()
+        .or_else(|| STANDARD.decode(text).ok())
+}

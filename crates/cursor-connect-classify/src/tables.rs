@@ -1,0 +1,63 @@
+//! The decision tables, rendered as the markdown that the crate docs show.
+//!
+//! `doc/decision-tables.md` is included in the crate docs; a test renders the tables in code
+//! with [`render_markdown`] and fails when the file differs, so code and docs cannot drift.
+
+pub use crate::code_table::{
+    CODES, CodeRow, HTTP_STATUSES, HttpRow, UNLISTED_CODE, code_rule, http_rule,
+};
+pub use crate::cursor_table::{
+    CURSOR_ERRORS, CursorErrorRow, Decision, cursor_error_by_name, cursor_error_row,
+};
+pub use crate::rule::Rule;
+pub use crate::text_table::{TEXT_PATTERNS, TextRow, text_rule};
+pub use crate::transport_table::{
+    H2_REASONS, H2ReasonRow, KindRow, LOCAL_CANCEL, TRANSPORT_KINDS, UNKNOWN_REASON_GO_AWAY,
+    UNKNOWN_REASON_RESET, h2_reason_row, transport_rule,
+};
+
+/// Renders every decision table as markdown, exactly as `doc/decision-tables.md` holds it.
+pub fn render_markdown() -> String {
+    let mut out = String::new();
+    out.push_str("## Decision tables\n\n");
+    out.push_str(
+        "Generated from the tables in code by `tables::render_markdown()`; a test keeps this \
+         section identical to the code.\n\
+         Columns: *same/other acct* = retry on the same / another account is advised; \
+         *cooldown* = base cooldown class (short = 60 s, long = 1 h; the tracker escalates); \
+         *refresh* = refresh credentials first; *reconnect* = drop the connection or handle; \
+         *disable* = out of rotation until a person fixes the account.\n\n",
+    );
+    out.push_str("### Layer 1: Cursor `ErrorDetails.Error`\n\n");
+    out.push_str(
+        "Applies when Cursor's details are known: an `aiserver.v1.ErrorDetails` detail whose \
+         `value` decodes, else the `x-cursor-inference-request-error-type` metadata (or details \
+         the caller read from the `debug` JSON, see `classify_with_details`). In every layer, \
+         `CustomErrorDetails.is_retryable = false` clears the same-account retry unless \
+         credentials are refreshed first, keeps the other-account retry only for \
+         account-specific categories, and turns a short cooldown long; `true` allows both \
+         retries. A suggested model (`additionalInfo.autoSwitchToModel` / `fallbackModel`, or a \
+         \"switch model\" button) becomes the fallback model.\n\n",
+    );
+    crate::cursor_table::render_cursor_table(&mut out);
+    out.push_str("\nValues above 65 (newer than this table) fall through to the Connect code.\n\n");
+    out.push_str("### Layer 2: Connect code, and upstream HTTP status without a code\n\n");
+    out.push_str(
+        "The code decides when the peer sent it; otherwise a transport cause decides first, \
+         then the upstream HTTP status (non-2xx rows below), then the code of a local error.\n\n",
+    );
+    crate::code_table::render_code_tables(&mut out);
+    out.push_str("\n### Layer 3: transport cause (HTTP/2 reason, else kind)\n\n");
+    out.push_str(
+        "A cause marked retry-safe (REFUSED_STREAM, a GOAWAY whose last-stream-id is below ours) \
+         always allows both retries and a transparent retry.\n\n",
+    );
+    crate::transport_table::render_transport_tables(&mut out);
+    out.push_str("\n### Layer 4: text fallback (local `unknown` errors only)\n\n");
+    out.push_str(
+        "Case-insensitive substring match on the message, first match wins, first 4 KiB only. \
+         Never applied to text the peer sent.\n\n",
+    );
+    crate::text_table::render_text_table(&mut out);
+    out
+}

@@ -1,0 +1,291 @@
+//! Layer 3: transport failures, by their typed HTTP/2 reason and kind (never by message text).
+
+use cursor_connect_frame::{TransportCause, TransportKind};
+
+use crate::advice::Category::{
+    Canceled, DeadlineExceeded, RateLimited, Transport, UpstreamUnavailable,
+};
+use crate::advice::CooldownClass::Short;
+use crate::rule::{RULE_HEADER, RULE_SEPARATOR, Rule};
+
+/// One HTTP/2 error code (RFC 9113 §7) in its two forms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct H2ReasonRow {
+    /// The error code on the wire.
+    pub reason: u32,
+    /// Its RFC name.
+    pub name: &'static str,
+    /// Decision when it arrives in `RST_STREAM` (one stream failed, the connection lives).
+    pub reset: Rule,
+    /// Decision when it arrives in `GOAWAY` (the connection is going away).
+    pub go_away: Rule,
+    /// Why, in a few words.
+    pub why: &'static str,
+}
+
+const fn t(category: crate::Category, status: u16) -> Rule {
+    Rule::new(category, status)
+}
+
+const fn h2(
+    reason: u32,
+    name: &'static str,
+    reset: Rule,
+    go_away: Rule,
+    why: &'static str,
+) -> H2ReasonRow {
+    H2ReasonRow {
+        reason,
+        name,
+        reset,
+        go_away,
+        why,
+    }
+}
+
+/// `CANCEL`: when we sent it, the call was canceled by us.
+const CANCEL: u32 = 0x8;
+
+/// Every HTTP/2 error code defined by RFC 9113 §7. A GOAWAY always means "reconnect".
+pub const H2_REASONS: [H2ReasonRow; 14] = [
+    h2(
+        0x0,
+        "NO_ERROR",
+        t(UpstreamUnavailable, 503).any(),
+        t(UpstreamUnavailable, 503).any().reconnect(),
+        "stream/connection ended early but gracefully: unavailable, not a protocol error",
+    ),
+    h2(
+        0x1,
+        "PROTOCOL_ERROR",
+        t(Transport, 502).any(),
+        t(Transport, 502).any().reconnect(),
+        "protocol violation",
+    ),
+    h2(
+        0x2,
+        "INTERNAL_ERROR",
+        t(Transport, 502).any(),
+        t(Transport, 502).any().reconnect(),
+        "peer's HTTP/2 layer failed",
+    ),
+    h2(
+        0x3,
+        "FLOW_CONTROL_ERROR",
+        t(Transport, 502).any(),
+        t(Transport, 502).any().reconnect(),
+        "flow-control violation",
+    ),
+    h2(
+        0x4,
+        "SETTINGS_TIMEOUT",
+        t(Transport, 502).any().reconnect(),
+        t(Transport, 502).any().reconnect(),
+        "connection-level by nature",
+    ),
+    h2(
+        0x5,
+        "STREAM_CLOSED",
+        t(Transport, 502).any(),
+        t(Transport, 502).any().reconnect(),
+        "frame on a closed stream",
+    ),
+    h2(
+        0x6,
+        "FRAME_SIZE_ERROR",
+        t(Transport, 502).any(),
+        t(Transport, 502).any().reconnect(),
+        "bad frame size",
+    ),
+    h2(
+        0x7,
+        "REFUSED_STREAM",
+        t(UpstreamUnavailable, 503).any(),
+        t(UpstreamUnavailable, 503).any().reconnect(),
+        "not processed: always safe to retry",
+    ),
+    h2(
+        0x8,
+        "CANCEL",
+        t(Transport, 502).any(),
+        t(Transport, 502).any().reconnect(),
+        "peer canceled (ours: `canceled`, 499)",
+    ),
+    h2(
+        0x9,
+        "COMPRESSION_ERROR",
+        t(Transport, 502).any().reconnect(),
+        t(Transport, 502).any().reconnect(),
+        "HPACK state is connection-wide: reconnect",
+    ),
+    h2(
+        0xa,
+        "CONNECT_ERROR",
+        t(Transport, 502).any(),
+        t(Transport, 502).any().reconnect(),
+        "tunnel failed",
+    ),
+    h2(
+        0xb,
+        "ENHANCE_YOUR_CALM",
+        t(RateLimited, 429).other().cool(Short),
+        t(RateLimited, 429).other().cool(Short).reconnect(),
+        "peer throttles us: back off",
+    ),
+    h2(
+        0xc,
+        "INADEQUATE_SECURITY",
+        t(Transport, 502).reconnect(),
+        t(Transport, 502).reconnect(),
+        "TLS setup refused; retrying repeats it",
+    ),
+    h2(
+        0xd,
+        "HTTP_1_1_REQUIRED",
+        t(Transport, 502).reconnect(),
+        t(Transport, 502).reconnect(),
+        "peer wants HTTP/1.1; retrying repeats it",
+    ),
+];
+
+/// Decision for an HTTP/2 error code this table does not know, in reset form.
+pub const UNKNOWN_REASON_RESET: Rule = t(Transport, 502).any();
+/// Decision for an HTTP/2 error code this table does not know, in GOAWAY form.
+pub const UNKNOWN_REASON_GO_AWAY: Rule = t(Transport, 502).any().reconnect();
+/// Decision for a `CANCEL` we sent ourselves: the caller canceled.
+pub const LOCAL_CANCEL: Rule = t(Canceled, 499);
+
+/// One failure kind without (or before) an HTTP/2 reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KindRow {
+    /// The kind's name as rendered.
+    pub name: &'static str,
+    /// The decision.
+    pub rule: Rule,
+    /// Why, in a few words.
+    pub why: &'static str,
+}
+
+/// Decisions by [`TransportKind`] when no HTTP/2 reason is known.
+pub const TRANSPORT_KINDS: [KindRow; 7] = [
+    KindRow {
+        name: "Reset",
+        rule: t(Transport, 502).any(),
+        why: "stream reset, reason unknown",
+    },
+    KindRow {
+        name: "GoAway",
+        rule: t(Transport, 502).any().reconnect(),
+        why: "connection going away, reason unknown",
+    },
+    KindRow {
+        name: "Io",
+        rule: t(Transport, 502).any().reconnect(),
+        why: "socket failed: the connection is dead",
+    },
+    KindRow {
+        name: "Timeout",
+        rule: t(DeadlineExceeded, 504).any().reconnect(),
+        why: "connect/keepalive/idle timeout: connection suspect",
+    },
+    KindRow {
+        name: "Protocol",
+        rule: t(Transport, 502).any().reconnect(),
+        why: "peer broke HTTP/2 or Connect framing",
+    },
+    KindRow {
+        name: "Closed",
+        rule: t(Transport, 502).any().reconnect(),
+        why: "connection closed under the call",
+    },
+    KindRow {
+        name: "(other)",
+        rule: t(Transport, 502).any().reconnect(),
+        why: "a kind newer than this table",
+    },
+];
+
+/// Looks up an HTTP/2 error code.
+pub fn h2_reason_row(reason: u32) -> Option<&'static H2ReasonRow> {
+    usize::try_from(reason).ok().and_then(|i| H2_REASONS.get(i))
+}
+
+fn kind_index(kind: TransportKind) -> usize {
+    match kind {
+        TransportKind::Reset => 0,
+        TransportKind::GoAway => 1,
+        TransportKind::Io => 2,
+        TransportKind::Timeout => 3,
+        TransportKind::Protocol => 4,
+        TransportKind::Closed => 5,
+        _ => 6,
+    }
+}
+
+/// The decision for a typed transport cause.
+///
+/// An HTTP/2 reason decides when present (in the form the kind says; kinds other than reset and
+/// GOAWAY that carry a reason use the reset form, except that a dead connection still means
+/// reconnect); otherwise the kind decides. A `CANCEL` we sent ourselves is a cancellation.
+pub fn transport_rule(cause: &TransportCause) -> Rule {
+    let kind_rule = TRANSPORT_KINDS[kind_index(cause.kind)].rule;
+    let Some(reason) = cause.reason else {
+        return kind_rule;
+    };
+    if reason == CANCEL && !cause.remote_initiated {
+        return LOCAL_CANCEL;
+    }
+    let go_away = matches!(cause.kind, TransportKind::GoAway);
+    let rule = match (h2_reason_row(reason), go_away) {
+        (Some(row), true) => row.go_away,
+        (Some(row), false) => row.reset,
+        (None, true) => UNKNOWN_REASON_GO_AWAY,
+        (None, false) => UNKNOWN_REASON_RESET,
+    };
+    if kind_rule.advice().reconnect() && !matches!(cause.kind, TransportKind::Reset) {
+        rule.reconnect()
+    } else {
+        rule
+    }
+}
+
+/// Renders [`H2_REASONS`] and [`TRANSPORT_KINDS`] as markdown.
+pub(crate) fn render_transport_tables(out: &mut String) {
+    out.push_str(&format!("| code | name | form | {RULE_HEADER} | why |\n"));
+    out.push_str(&format!("|---|---|---|{RULE_SEPARATOR}|---|\n"));
+    for row in &H2_REASONS {
+        for (form, rule) in [("RST_STREAM", row.reset), ("GOAWAY", row.go_away)] {
+            out.push_str(&format!(
+                "| {:#x} | `{}` | {form} | {} | {} |\n",
+                row.reason,
+                row.name,
+                rule.markdown_cells(),
+                row.why
+            ));
+        }
+    }
+    for (form, rule) in [
+        ("RST_STREAM", UNKNOWN_REASON_RESET),
+        ("GOAWAY", UNKNOWN_REASON_GO_AWAY),
+    ] {
+        out.push_str(&format!(
+            "| other | | {form} | {} | code newer than RFC 9113 |\n",
+            rule.markdown_cells()
+        ));
+    }
+    out.push_str(&format!(
+        "| 0x8 | `CANCEL` | sent by us | {} | the caller canceled |\n",
+        LOCAL_CANCEL.markdown_cells()
+    ));
+    out.push('\n');
+    out.push_str(&format!("| kind (no reason) | {RULE_HEADER} | why |\n"));
+    out.push_str(&format!("|---|{RULE_SEPARATOR}|---|\n"));
+    for row in &TRANSPORT_KINDS {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            row.name,
+            row.rule.markdown_cells(),
+            row.why
+        ));
+    }
+}
