@@ -98,3 +98,8 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/cursor_descriptor_set.bin"));
 
 pub use prost;
+
+/// Runs the README's Rust example as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
