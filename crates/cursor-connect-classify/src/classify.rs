@@ -124,7 +124,8 @@ impl Classification {
 ///
 /// Then, whatever decided: `CustomErrorDetails.is_retryable` adjusts the retries, the server's
 /// retry-after and Cursor's suggested model are attached, and a retry-safe transport cause
-/// (REFUSED_STREAM, an unprocessed GOAWAY) allows a retry.
+/// (REFUSED_STREAM, an unprocessed GOAWAY) allows a retry on another account, and on the same
+/// one unless the decision carries a cooldown.
 pub fn classify(err: &ConnectError, ctx: Context) -> Classification {
     classify_with_details(err, ctx, CursorDetails::from_error(err))
 }
@@ -154,9 +155,13 @@ pub fn classify_with_details(
                 .map(str::to_owned),
         );
     if retry_safe {
-        advice = advice
-            .with_retry_same_account(true)
-            .with_retry_other_account(true);
+        // The request was never processed, so replaying it is safe anywhere; only a peer that
+        // asked us to back off (a cooldown) keeps the same account out.
+        let same = advice.cooldown().is_none();
+        advice = advice.with_retry_other_account(true);
+        if same {
+            advice = advice.with_retry_same_account(true);
+        }
     }
     let transparent_retry_allowed = advice.is_retryable() && (!ctx.response_started || retry_safe);
     Classification {

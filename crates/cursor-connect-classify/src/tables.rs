@@ -50,7 +50,8 @@ pub fn render_markdown() -> String {
     out.push_str("\n### Layer 3: transport cause (HTTP/2 reason, else kind)\n\n");
     out.push_str(
         "A cause marked retry-safe (REFUSED_STREAM, a GOAWAY whose last-stream-id is below ours) \
-         always allows both retries and a transparent retry.\n\n",
+         always allows a retry on another account and a transparent retry, and a retry on the \
+         same account unless the row has a cooldown.\n\n",
     );
     crate::transport_table::render_transport_tables(&mut out);
     out.push_str("\n### Layer 4: text fallback (local `unknown` errors only)\n\n");

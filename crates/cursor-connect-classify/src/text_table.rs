@@ -30,6 +30,7 @@ const fn r(category: crate::Category, status: u16) -> Rule {
 }
 
 /// The patterns, most specific first.
+#[rustfmt::skip] // one row per line: this is the table the docs render
 pub const TEXT_PATTERNS: [TextRow; 14] = [
     m("refused stream", r(UpstreamUnavailable, 503).any()),
     m("enhance your calm", r(RateLimited, 429).other().cool(Short)),
@@ -43,10 +44,7 @@ pub const TEXT_PATTERNS: [TextRow; 14] = [
     m("quota", r(QuotaExhausted, 429).other().cool(Long)),
     m("rate limit", r(RateLimited, 429).other().cool(Short)),
     m("too many requests", r(RateLimited, 429).other().cool(Short)),
-    m(
-        "unauthenticated",
-        r(Unauthenticated, 401).same().other().refresh().reconnect(),
-    ),
+    m("unauthenticated", r(Unauthenticated, 401).same().other().refresh().reconnect()),
     m("canceled", r(Canceled, 499)),
 ];
 
