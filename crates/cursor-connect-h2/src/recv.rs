@@ -1,0 +1,290 @@
+//! The response half of a streaming call: validates the response head, releases flow-control
+//! capacity as bytes enter the envelope decoder, and ends in exactly one clean end or one
+//! sticky error.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use cursor_connect_frame::{
+    Code, ConnectError, Decoder, Direction, EndStream, Metadata, compression_for,
+};
+use h2::RecvStream;
+use h2::client::ResponseFuture;
+use http::{HeaderMap, StatusCode};
+use tokio::time::Instant;
+
+use crate::call::Call;
+use crate::error::{Error, ErrorKind};
+use crate::options::CallOptions;
+
+/// Most body bytes read from a non-200 streaming response to look for a Connect error.
+const ERROR_BODY_LIMIT: usize = 64 << 10;
+
+enum State {
+    Waiting(ResponseFuture),
+    Body(RecvStream),
+    Done,
+}
+
+/// Receives response messages of a streaming call.
+///
+/// [`message`](RecvHalf::message) yields every message, then `Ok(None)` only after a clean
+/// end-stream. An error (in the end-stream, from the transport, a timeout) is returned after
+/// the messages that preceded it, and again on every later call. Dropping a `RecvHalf`
+/// before the end resets the stream with CANCEL.
+pub struct RecvHalf {
+    call: Arc<Call>,
+    state: State,
+    decoder: Option<Decoder>,
+    buf: BytesMut,
+    idle: Option<Duration>,
+    max_message_size: usize,
+    content_type: String,
+    headers: Option<HeaderMap>,
+    end_metadata: Option<Metadata>,
+    sticky: Option<ConnectError>,
+    eof: bool,
+    clean_end: bool,
+}
+
+impl std::fmt::Debug for RecvHalf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvHalf")
+            .field("buffered", &self.buf.len())
+            .field("headers", &self.headers)
+            .field("end_metadata", &self.end_metadata)
+            .field("sticky", &self.sticky)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecvHalf {
+    pub(crate) fn new(call: Arc<Call>, response: ResponseFuture, opts: &CallOptions) -> Self {
+        Self {
+            call,
+            state: State::Waiting(response),
+            decoder: None,
+            buf: BytesMut::new(),
+            idle: opts.idle_timeout,
+            max_message_size: opts.max_message_size,
+            content_type: opts.stream_content_type(),
+            headers: None,
+            end_metadata: None,
+            sticky: None,
+            eof: false,
+            clean_end: false,
+        }
+    }
+
+    /// The next message; `Ok(None)` after a clean end-stream. Errors are sticky.
+    pub async fn message(&mut self) -> Result<Option<Bytes>, ConnectError> {
+        if let Some(e) = &self.sticky {
+            return Err(e.clone());
+        }
+        match self.next().await {
+            Ok(Some(m)) => Ok(Some(m)),
+            Ok(None) => {
+                self.state = State::Done;
+                self.call.finish();
+                Ok(None)
+            }
+            Err(e) => {
+                // Abandon the stream so the peer stops sending and the window is returned.
+                self.call.reset(h2::Reason::CANCEL);
+                self.call.finish();
+                self.state = State::Done;
+                self.sticky = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// The response headers, once they arrived.
+    pub fn response_headers(&self) -> Option<&HeaderMap> {
+        self.headers.as_ref()
+    }
+
+    /// The end-stream metadata (trailers), once the end-stream arrived (clean or not).
+    pub fn end_metadata(&self) -> Option<&Metadata> {
+        self.end_metadata.as_ref()
+    }
+
+    async fn next(&mut self) -> Result<Option<Bytes>, ConnectError> {
+        if self.clean_end {
+            return Ok(None);
+        }
+        if matches!(self.state, State::Waiting(_)) {
+            self.await_head().await?;
+        }
+        loop {
+            let Some(decoder) = self.decoder.as_mut() else {
+                return Ok(None);
+            };
+            let frame = if self.eof {
+                decoder.decode_eof(&mut self.buf)?
+            } else {
+                decoder.decode(&mut self.buf)?
+            };
+            if let Some(frame) = frame {
+                if !frame.flags.is_end_stream() {
+                    return Ok(Some(frame.payload));
+                }
+                return self.end_stream(&frame.payload);
+            }
+            let State::Body(body) = &mut self.state else {
+                // EOF with nothing decodable left and no end-stream: never a clean end.
+                return Err(ConnectError::new(
+                    Code::Internal,
+                    "response stream ended without an end-stream message",
+                ));
+            };
+            let chunk = wait(&self.call, self.idle, body.data()).await?;
+            match chunk {
+                Some(Ok(chunk)) => {
+                    self.call.mark_started();
+                    // Release as bytes enter the decoder, not per message: a message larger
+                    // than the window would otherwise deadlock. The decoder bounds the buffer.
+                    let _ = body.flow_control().release_capacity(chunk.len());
+                    self.buf.extend_from_slice(&chunk);
+                }
+                Some(Err(e)) => return Err(self.call.stream_error(e).await.into()),
+                None => {
+                    self.state = State::Done;
+                    self.eof = true;
+                }
+            }
+        }
+    }
+
+    fn end_stream(&mut self, payload: &[u8]) -> Result<Option<Bytes>, ConnectError> {
+        let end = EndStream::parse(payload)?;
+        self.end_metadata = Some(end.metadata.clone());
+        if !self.buf.is_empty() {
+            return Err(ConnectError::new(
+                Code::Internal,
+                format!("{} bytes after the end-stream message", self.buf.len()),
+            ));
+        }
+        self.state = State::Done;
+        let res = end.into_result().map(|_| None);
+        self.clean_end = res.is_ok();
+        res
+    }
+
+    async fn await_head(&mut self) -> Result<(), ConnectError> {
+        let State::Waiting(fut) = std::mem::replace(&mut self.state, State::Done) else {
+            return Ok(());
+        };
+        let resp = match wait(&self.call, self.idle, fut).await? {
+            Ok(r) => r,
+            Err(e) => return Err(self.call.stream_error(e).await.into()),
+        };
+        self.call.mark_started();
+        let (parts, body) = resp.into_parts();
+        self.headers = Some(parts.headers.clone());
+        if parts.status != StatusCode::OK {
+            let bytes = read_limited(&self.call, self.idle, body, ERROR_BODY_LIMIT).await;
+            return Err(
+                ConnectError::from_unary_response(parts.status, &parts.headers, &bytes)
+                    .with_http_status(parts.status),
+            );
+        }
+        let ct = header_str(&parts.headers, "content-type");
+        if !ct.starts_with("application/connect+") {
+            return Err(ConnectError::new(
+                Code::Internal,
+                format!(
+                    "unexpected response content-type {ct:?} (wanted {})",
+                    self.content_type
+                ),
+            )
+            .with_http_status(parts.status));
+        }
+        let encoding = header_str(&parts.headers, "connect-content-encoding");
+        let compression = match encoding {
+            "" | "identity" => None,
+            name => Some(compression_for(name).ok_or_else(|| {
+                ConnectError::new(
+                    Code::Internal,
+                    format!("unsupported response encoding {name:?}"),
+                )
+            })?),
+        };
+        self.decoder = Some(
+            Decoder::new(Direction::Response)
+                .max_message_size(self.max_message_size)
+                .compression(compression),
+        );
+        self.state = State::Body(body);
+        Ok(())
+    }
+}
+
+impl Drop for RecvHalf {
+    fn drop(&mut self) {
+        self.call.reset(h2::Reason::CANCEL);
+    }
+}
+
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Awaits `fut` bounded by the call deadline and the idle timeout.
+pub(crate) async fn wait<F: Future>(
+    call: &Call,
+    idle: Option<Duration>,
+    fut: F,
+) -> Result<F::Output, Error> {
+    let idle_at = idle.map(|d| Instant::now() + d);
+    let at = match (idle_at, call.deadline) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let Some(at) = at else {
+        return Ok(fut.await);
+    };
+    match tokio::time::timeout_at(at, fut).await {
+        Ok(v) => Ok(v),
+        Err(_) => {
+            call.reset(h2::Reason::CANCEL);
+            if call.deadline.is_some_and(|d| d <= Instant::now()) {
+                Err(call.deadline_error())
+            } else {
+                Err(Error::new(ErrorKind::Idle)
+                    .detail(format!(
+                        "no response bytes for {:?}",
+                        idle.unwrap_or_default()
+                    ))
+                    .set_response_started(call.started()))
+            }
+        }
+    }
+}
+
+/// Reads up to `limit` bytes of a body (for error details); stops quietly at the limit, at
+/// a timeout or on an error, since the status code alone already decides the outcome.
+pub(crate) async fn read_limited(
+    call: &Call,
+    idle: Option<Duration>,
+    mut body: RecvStream,
+    limit: usize,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < limit {
+        match wait(call, idle, body.data()).await {
+            Ok(Some(Ok(chunk))) => {
+                let _ = body.flow_control().release_capacity(chunk.len());
+                let take = chunk.len().min(limit - out.len());
+                out.extend_from_slice(&chunk[..take]);
+            }
+            _ => break,
+        }
+    }
+    out
+}

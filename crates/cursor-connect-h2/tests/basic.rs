@@ -1,0 +1,388 @@
+//! Calls over real loopback sockets: shapes, Connect headers, end-stream handling, sticky
+//! errors, unary errors, deadlines and idle timeouts.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cursor_connect_frame::{Code, Origin};
+use cursor_connect_h2::{CallOptions, Channel, Endpoint, ErrorKind};
+use http::{HeaderMap, HeaderValue, Response};
+use support::*;
+
+const T: Duration = Duration::from_secs(10);
+
+async fn channel(s: &Server) -> Channel {
+    Channel::connect(Endpoint::h2c(&s.authority()).unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bidi_echo_and_clean_end() {
+    let s = Server::start(Opts::default(), echo()).await;
+    let ch = channel(&s).await;
+    let mut extra = HeaderMap::new();
+    extra.insert("authorization", HeaderValue::from_static("Bearer t"));
+    let opts = CallOptions::default().deadline(Duration::from_secs(5));
+    let (mut tx, mut rx) = ch.bidi("/e.v1.E/Bidi", extra, opts).await.unwrap();
+    tokio::time::timeout(T, async {
+        for i in 0..10u8 {
+            tx.send(Bytes::from(vec![i; 3])).await.unwrap();
+            let m = rx.message().await.unwrap().unwrap();
+            assert_eq!(m, Bytes::from(vec![i; 3]));
+        }
+        tx.close_send().await.unwrap();
+        assert_eq!(rx.message().await.unwrap(), None);
+        assert_eq!(rx.message().await.unwrap(), None);
+        assert!(rx.end_metadata().unwrap().is_empty());
+        assert_eq!(
+            rx.response_headers().unwrap()["content-type"],
+            "application/connect+proto"
+        );
+    })
+    .await
+    .unwrap();
+    let seen = s.seen.lock().unwrap()[0].clone();
+    assert_eq!(seen["content-type"], "application/connect+proto");
+    assert_eq!(seen["connect-protocol-version"], "1");
+    assert_eq!(seen["te"], "trailers");
+    assert_eq!(seen["authorization"], "Bearer t");
+    assert_eq!(seen["connect-accept-encoding"], "gzip");
+    let ms: u64 = seen["connect-timeout-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((4000..=5000).contains(&ms), "{ms}");
+}
+
+#[tokio::test]
+async fn data_then_error_is_sticky() {
+    let s = Server::start(
+        Opts::default(),
+        handler(|req, mut respond, _| async move {
+            let _ = read_body(&mut req.into_body()).await;
+            let mut tx = respond_stream(&mut respond);
+            tx.send_data(env(b"one"), false).unwrap();
+            tx.send_data(env(b"two"), false).unwrap();
+            tx.send_data(end_err("resource_exhausted", "quota"), true)
+                .unwrap();
+        }),
+    )
+    .await;
+    let ch = channel(&s).await;
+    let mut rx = ch
+        .server_stream(
+            "/e.v1.E/S",
+            HeaderMap::new(),
+            Bytes::from_static(b"q"),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(T, async {
+        assert_eq!(rx.message().await.unwrap().unwrap(), "one");
+        assert_eq!(rx.message().await.unwrap().unwrap(), "two");
+        for _ in 0..3 {
+            let e = rx.message().await.unwrap_err();
+            assert_eq!(e.code(), Code::ResourceExhausted);
+            assert_eq!(e.message(), "quota");
+            assert_eq!(e.origin(), Origin::Remote);
+        }
+        assert_eq!(rx.end_metadata().unwrap().get("x-m"), Some("v"));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn missing_end_stream_is_an_error() {
+    let s = Server::start(
+        Opts::default(),
+        handler(|_req, mut respond, _| async move {
+            let mut tx = respond_stream(&mut respond);
+            tx.send_data(env(b"one"), false).unwrap();
+            tx.send_data(Bytes::new(), true).unwrap();
+        }),
+    )
+    .await;
+    let ch = channel(&s).await;
+    let mut rx = ch
+        .server_stream(
+            "/e.v1.E/S",
+            HeaderMap::new(),
+            Bytes::new(),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(T, async {
+        assert_eq!(rx.message().await.unwrap().unwrap(), "one");
+        let e = rx.message().await.unwrap_err();
+        assert_eq!(e.code(), Code::Internal, "{e}");
+        assert_eq!(rx.message().await.unwrap_err().code(), Code::Internal);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn truncated_envelope_is_an_error() {
+    let s = Server::start(
+        Opts::default(),
+        handler(|_req, mut respond, _| async move {
+            let mut tx = respond_stream(&mut respond);
+            tx.send_data(env(b"hello")[..4].to_vec().into(), true)
+                .unwrap();
+        }),
+    )
+    .await;
+    let ch = channel(&s).await;
+    let mut rx = ch
+        .server_stream(
+            "/e.v1.E/S",
+            HeaderMap::new(),
+            Bytes::new(),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    let e = tokio::time::timeout(T, rx.message())
+        .await
+        .unwrap()
+        .unwrap_err();
+    // The frame crate decides the exact code; it must never be a clean end.
+    assert!(
+        matches!(e.code(), Code::InvalidArgument | Code::Internal),
+        "{e}"
+    );
+    assert!(rx.message().await.is_err());
+}
+
+#[tokio::test]
+async fn non_200_stream_and_wrong_content_type() {
+    let s = Server::start(
+        Opts::default(),
+        handler(|req, mut respond, _| async move {
+            let (status, ct) = if req.uri().path().ends_with("/A") {
+                (429, "application/json")
+            } else {
+                (200, "text/html")
+            };
+            let resp = Response::builder()
+                .status(status)
+                .header("content-type", ct)
+                .body(())
+                .unwrap();
+            let mut tx = respond.send_response(resp, false).unwrap();
+            let body = if status == 429 {
+                Bytes::from_static(br#"{"code":"resource_exhausted","message":"slow down"}"#)
+            } else {
+                Bytes::from_static(b"<html>")
+            };
+            tx.send_data(body, true).unwrap();
+        }),
+    )
+    .await;
+    let ch = channel(&s).await;
+    let mut rx = ch
+        .server_stream(
+            "/e.v1.E/A",
+            HeaderMap::new(),
+            Bytes::new(),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    let e = tokio::time::timeout(T, rx.message())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    assert_eq!(e.http_status_seen().map(|s| s.as_u16()), Some(429));
+    let mut rx = ch
+        .server_stream(
+            "/e.v1.E/B",
+            HeaderMap::new(),
+            Bytes::new(),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    let e = tokio::time::timeout(T, rx.message())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Internal, "{e}");
+}
+
+fn unary_handler() -> Handler {
+    handler(|req, mut respond, _| async move {
+        let path = req.uri().path().to_owned();
+        let gz = req.headers().get("content-encoding").is_some();
+        let body = read_body(&mut req.into_body()).await.unwrap();
+        if path.ends_with("/Fail") {
+            let resp = Response::builder()
+                .status(503)
+                .header("content-type", "application/json")
+                .body(())
+                .unwrap();
+            let mut tx = respond.send_response(resp, false).unwrap();
+            tx.send_data(
+                Bytes::from_static(br#"{"code":"unavailable","message":"boom"}"#),
+                true,
+            )
+            .unwrap();
+            return;
+        }
+        let resp = Response::builder()
+            .header("content-type", "application/proto")
+            .header("x-gz", if gz { "1" } else { "0" })
+            .body(())
+            .unwrap();
+        let mut tx = respond.send_response(resp, false).unwrap();
+        tx.send_data(body, true).unwrap();
+    })
+}
+
+#[tokio::test]
+async fn unary_ok_error_and_gzip() {
+    let s = Server::start(Opts::default(), unary_handler()).await;
+    let ch = channel(&s).await;
+    let r = tokio::time::timeout(
+        T,
+        ch.unary(
+            "/e.v1.E/U",
+            HeaderMap::new(),
+            Bytes::from_static(b"ping"),
+            CallOptions::default(),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(r.message, "ping");
+    assert_eq!(r.headers["x-gz"], "0");
+
+    let e = ch
+        .unary(
+            "/e.v1.E/Fail",
+            HeaderMap::new(),
+            Bytes::new(),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable);
+    assert_eq!(e.message(), "boom");
+    assert_eq!(e.origin(), Origin::Remote);
+    assert_eq!(e.http_status_seen().map(|s| s.as_u16()), Some(503));
+
+    // The server echoes the gzip body bytes; without content-encoding on the response the
+    // client must hand them back untouched (still compressed).
+    let opts = CallOptions::default().send_compression(Some("gzip"));
+    let r = ch
+        .unary(
+            "/e.v1.E/U",
+            HeaderMap::new(),
+            Bytes::from(vec![7u8; 4000]),
+            opts,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.headers["x-gz"], "1");
+    assert_eq!(&r.message[..2], &[0x1f, 0x8b]);
+    assert!(r.message.len() < 4000);
+    assert_eq!(s.seen.lock().unwrap()[2]["content-encoding"], "gzip");
+}
+
+#[tokio::test]
+async fn deadline_on_a_server_that_never_answers() {
+    let s = Server::start(
+        Opts::default(),
+        handler(|req, _respond, _| async move {
+            let _keep = req;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }),
+    )
+    .await;
+    let ch = channel(&s).await;
+    let started = Instant::now();
+    let opts = CallOptions::default().deadline(Duration::from_millis(300));
+    let e = tokio::time::timeout(
+        T,
+        ch.unary("/e.v1.E/U", HeaderMap::new(), Bytes::new(), opts),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e}");
+    let cause = e.transport_cause().unwrap();
+    assert!(!cause.retry_safe && !cause.response_started);
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    let opts = CallOptions::default().deadline(Duration::from_millis(300));
+    let (_tx, mut rx) = ch.bidi("/e.v1.E/B", HeaderMap::new(), opts).await.unwrap();
+    let e = tokio::time::timeout(T, rx.message())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded);
+    assert_eq!(
+        rx.message().await.unwrap_err().code(),
+        Code::DeadlineExceeded
+    );
+}
+
+#[tokio::test]
+async fn idle_timeout_mid_stream() {
+    let s = Server::start(
+        Opts::default(),
+        handler(|_req, mut respond, _| async move {
+            let mut tx = respond_stream(&mut respond);
+            tx.send_data(env(b"first"), false).unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }),
+    )
+    .await;
+    let ch = Channel::connect(
+        Endpoint::h2c(&s.authority())
+            .unwrap()
+            .keepalive(Duration::from_millis(50), Duration::from_secs(1)),
+    )
+    .await
+    .unwrap();
+    let opts = CallOptions::default().idle_timeout(Duration::from_millis(400));
+    let mut rx = ch
+        .server_stream("/e.v1.E/S", HeaderMap::new(), Bytes::new(), opts)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(rx.message().await.unwrap().unwrap(), "first");
+    let e = tokio::time::timeout(T, rx.message())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(350));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(e.code(), Code::Unavailable);
+    assert!(e.transport_cause().unwrap().response_started);
+    let src = std::error::Error::source(&e).unwrap();
+    let h2e = src.downcast_ref::<cursor_connect_h2::Error>().unwrap();
+    assert_eq!(h2e.kind(), ErrorKind::Idle);
+}
+
+#[tokio::test]
+async fn connection_refused_is_retry_safe() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let e = Channel::connect(Endpoint::h2c(&addr.to_string()).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connect);
+    assert!(e.is_retry_safe());
+    assert!(std::error::Error::source(&e).is_some());
+}
