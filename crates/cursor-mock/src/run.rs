@@ -1,0 +1,673 @@
+//! `agent.v1.AgentService/Run`: checks the first message, picks the scenario and plays it,
+//! answering and checking the client's replies as a real backend would.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cursor_connect_frame::Code;
+use h2::RecvStream;
+use h2::server::SendResponse;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::error_spec::{ErrorSpec, FIRST_MESSAGE_END_STREAM};
+use crate::io::{Gone, Inbound, Out, ReaderConfig, read_client};
+use crate::scenario::{
+    DECLARED_TOOL_ARGUMENTS, Step, TOKEN_DELTA, TOOL_ECHO_PREFIX, ToolCalls, Usage, small_pieces,
+};
+use crate::server::{ConnCommand, Shared};
+use crate::wire::{self, ClientMsg, DeclaredTool, ExecAnswer, RunInfo};
+
+/// Lets buffered DATA reach the socket before a reset or GOAWAY discards the stream's queue.
+const FLUSH_PAUSE: Duration = Duration::from_millis(30);
+
+/// Why a turn stopped early.
+#[derive(Debug)]
+enum Abort {
+    /// The client or the connection went away; nothing more can be sent.
+    Gone,
+    /// The client broke the protocol: end with `invalid_argument`.
+    Violation(String),
+    /// The client sent a cancel action.
+    Canceled,
+}
+
+impl From<Gone> for Abort {
+    fn from(_: Gone) -> Self {
+        Self::Gone
+    }
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    call: usize,
+    headers: &http::HeaderMap,
+    scenario_header: Option<String>,
+    body: RecvStream,
+    respond: SendResponse<Bytes>,
+    ctl: mpsc::Sender<ConnCommand>,
+) {
+    let settings = shared.settings.clone();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let content_type = header("content-type");
+    if !content_type.starts_with("application/connect+proto") {
+        let error = ErrorSpec::new(
+            Code::Unknown,
+            format!("Run needs application/connect+proto, got {content_type:?}"),
+        );
+        let status = Some(http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        return crate::unary::respond_error(respond, &error, status).await;
+    }
+    let compression = match header("connect-content-encoding") {
+        "" | "identity" => None,
+        "gzip" => Some("gzip"),
+        other => {
+            let error = ErrorSpec::new(
+                Code::Unimplemented,
+                format!(
+                    "unsupported connect-content-encoding {other:?}; cursor-mock accepts gzip, identity"
+                ),
+            );
+            return crate::unary::respond_error(respond, &error, None).await;
+        }
+    };
+
+    let (tx, rx) = mpsc::channel(1024);
+    let config = ReaderConfig {
+        max_message_size: settings.max_message_size,
+        compression,
+    };
+    let _reader = AbortOnDrop(tokio::spawn(read_client(
+        body,
+        shared.recorder.clone(),
+        call,
+        config,
+        tx,
+    )));
+    let mut out = Out::new(respond, settings.write_timeout);
+    let mut rx = rx;
+
+    // Headers go out at once (clients may wait for them before sending), unless the scenario
+    // chosen by header starts with a reset, which then comes before any header.
+    let early = scenario_header
+        .as_deref()
+        .and_then(|name| shared.pick(Some(name), None).ok());
+    if let Some((_, scenario)) = &early
+        && let Some(Step::Reset(code)) = scenario.steps().first()
+    {
+        out.reset(*code);
+        return;
+    }
+    if out.ensure_headers().is_err() {
+        return;
+    }
+
+    let first = tokio::time::timeout(settings.reply_timeout, rx.recv()).await;
+    let info = match first {
+        Ok(Some(Inbound::Msg(ClientMsg::Run(info)))) => info,
+        Ok(Some(Inbound::Msg(ClientMsg::Prewarm))) => {
+            // Accepted by Cursor; the mock has nothing to warm.
+            let _ = out.message(&wire::heartbeat()).await;
+            let _ = out.end_stream(b"{}").await;
+            return;
+        }
+        Ok(Some(Inbound::Reset)) | Ok(None) => return,
+        Ok(Some(other)) => {
+            shared.recorder.violation(
+                call,
+                format!("first message was not a run request: {other:?}"),
+            );
+            // Exactly what Cursor sends (vector F02): a heartbeat, then the error.
+            let _ = out.message(&wire::heartbeat()).await;
+            let _ = out.end_stream(FIRST_MESSAGE_END_STREAM.as_bytes()).await;
+            return;
+        }
+        Err(_) => {
+            let _ = out.message(&wire::heartbeat()).await;
+            let error = ErrorSpec::new(Code::DeadlineExceeded, "no run request arrived");
+            let _ = out.end_stream(&error.end_stream_json()).await;
+            return;
+        }
+    };
+
+    let (name, scenario) = match shared.pick(scenario_header.as_deref(), Some(&info.model)) {
+        Ok(picked) => picked,
+        Err(message) => {
+            let error = ErrorSpec::new(Code::InvalidArgument, message);
+            let _ = out.end_stream(&error.end_stream_json()).await;
+            return;
+        }
+    };
+    let model = info.model.clone();
+    shared.recorder.update(call, |c| {
+        c.scenario = name;
+        c.model = Some(model);
+    });
+
+    let mut turn = Turn {
+        shared: shared.clone(),
+        out,
+        rx,
+        ctl,
+        run: *info,
+        pending: HashMap::new(),
+        issued_execs: HashSet::new(),
+        next_kv_id: 1,
+        next_exec_id: 1,
+        root_blobs: Vec::new(),
+        previous_turns: Vec::new(),
+        text: String::new(),
+        tokens: 0,
+        tool_results: Vec::new(),
+        client_closed: false,
+    };
+    let outcome = match turn.adopt_checkpoint() {
+        Ok(()) => turn.play(scenario.steps()).await,
+        Err(abort) => Err(abort),
+    };
+    match outcome {
+        Ok(()) | Err(Abort::Gone) => {}
+        Err(Abort::Violation(message)) => {
+            shared.recorder.violation(call, message.clone());
+            let error = ErrorSpec::new(Code::InvalidArgument, format!("cursor-mock: {message}"));
+            let _ = turn.out.end_stream(&error.end_stream_json()).await;
+        }
+        Err(Abort::Canceled) => {
+            let usage = Usage {
+                output_tokens: turn.tokens,
+                ..Usage::default()
+            };
+            let _ = turn.out.message(&wire::turn_ended(usage)).await;
+            let _ = turn.out.end_stream(b"{}").await;
+        }
+    }
+}
+
+/// What the mock waits for, by request id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Kv(u32),
+    Exec(u32),
+}
+
+#[derive(Debug, Clone)]
+enum Expect {
+    /// A get: `Some(data)` must come back exactly; `None` (unknown blob) must come back empty.
+    KvGet(Option<Bytes>),
+    KvSet,
+    RequestContext {
+        exec_id: String,
+    },
+    Mcp {
+        exec_id: String,
+        name: String,
+    },
+}
+
+struct Turn {
+    shared: Arc<Shared>,
+    out: Out,
+    rx: mpsc::Receiver<Inbound>,
+    ctl: mpsc::Sender<ConnCommand>,
+    run: RunInfo,
+    pending: HashMap<Key, Expect>,
+    issued_execs: HashSet<u32>,
+    next_kv_id: u32,
+    next_exec_id: u32,
+    root_blobs: Vec<Bytes>,
+    previous_turns: Vec<Bytes>,
+    text: String,
+    tokens: i64,
+    /// (exec id, tool name, result text), in call order once sorted.
+    tool_results: Vec<(u32, String, String)>,
+    client_closed: bool,
+}
+
+impl Turn {
+    /// Checks an echoed checkpoint and takes its root blobs and turns.
+    fn adopt_checkpoint(&mut self) -> Result<(), Abort> {
+        let Some(state) = self.run.conversation_state.clone() else {
+            return Ok(());
+        };
+        let known = self
+            .shared
+            .recorder
+            .lock()
+            .checkpoints
+            .get(&self.run.conversation_id)
+            .cloned();
+        if let Some(sent) = known
+            && !sent.contains(&state)
+        {
+            return Err(Abort::Violation(format!(
+                "conversation_state ({} bytes) is not a checkpoint this mock sent for conversation {:?}",
+                state.len(),
+                self.run.conversation_id
+            )));
+        }
+        if let Some((roots, turns)) = wire::parse_checkpoint(&state) {
+            self.root_blobs = roots;
+            self.previous_turns = turns;
+        }
+        Ok(())
+    }
+
+    async fn play(&mut self, steps: &[Step]) -> Result<(), Abort> {
+        for step in steps {
+            self.drain()?;
+            match step {
+                Step::Heartbeat => self.send(wire::heartbeat()).await?,
+                Step::KvGetRootPrompt => self.kv_get_root().await?,
+                Step::KvSet(data) => self.kv_set(data.clone()).await?,
+                Step::RequestContext => {
+                    let id = 0;
+                    let exec_id = "mock-exec-0".to_owned();
+                    self.issued_execs.insert(id);
+                    self.pending.insert(
+                        Key::Exec(id),
+                        Expect::RequestContext {
+                            exec_id: exec_id.clone(),
+                        },
+                    );
+                    self.send(wire::exec_request_context(id, &exec_id)).await?;
+                    let limit = self.shared.settings.reply_timeout;
+                    self.wait_pending(limit, "the request-context exec").await?;
+                }
+                Step::ThinkingDelta(text) => self.send(wire::thinking_delta(text)).await?,
+                Step::ThinkingCompleted(ms) => self.send(wire::thinking_completed(*ms)).await?,
+                Step::TextDelta(text) => {
+                    self.text.push_str(text);
+                    self.send(wire::text_delta(text, false)).await?;
+                }
+                Step::Notice(text) => self.send(wire::text_delta(text, true)).await?,
+                Step::TokenDelta(n) => {
+                    self.tokens += i64::from(*n);
+                    self.send(wire::token_delta(*n)).await?;
+                }
+                Step::Text(text) => self.text_pieces(text).await?,
+                Step::CallTools(calls) => self.call_tools(calls).await?,
+                Step::EchoToolResults => {
+                    let mut results = std::mem::take(&mut self.tool_results);
+                    results.sort_by_key(|(id, ..)| *id);
+                    for (_, name, result) in &results {
+                        self.text_pieces(&format!("{TOOL_ECHO_PREFIX}{name}: {result}"))
+                            .await?;
+                    }
+                }
+                Step::Checkpoint => {
+                    let bytes = wire::checkpoint_state(
+                        &self.root_blobs,
+                        &self.previous_turns,
+                        &self.run.user_text,
+                        &self.text,
+                        u32::try_from(self.tokens).unwrap_or(u32::MAX),
+                    );
+                    self.send_checkpoint(bytes).await?;
+                }
+                Step::CheckpointBytes(bytes) => self.send_checkpoint(bytes.clone()).await?,
+                Step::TurnEnded(usage) => {
+                    self.settle().await?;
+                    self.send(wire::turn_ended(*usage)).await?;
+                }
+                Step::EndOk => {
+                    self.settle().await?;
+                    self.out.end_stream(b"{}").await?;
+                    return Ok(());
+                }
+                Step::EndError(error) => {
+                    self.out.end_stream(&error.end_stream_json()).await?;
+                    return Ok(());
+                }
+                Step::RawMessage(payload) => self.send(payload.clone()).await?,
+                Step::RawBytes(bytes) => self.out.write(bytes.clone(), false).await?,
+                Step::Sleep(duration) => self.pause(*duration, true).await?,
+                Step::Stall(duration) => self.pause(*duration, false).await?,
+                Step::Reset(code) => {
+                    if self.out.headers_sent() {
+                        tokio::time::sleep(FLUSH_PAUSE).await;
+                    }
+                    self.out.reset(*code);
+                    return Ok(());
+                }
+                Step::GoAway(code) => {
+                    self.out.ensure_headers()?;
+                    tokio::time::sleep(FLUSH_PAUSE).await;
+                    let _ = self.ctl.send(ConnCommand::GoAway(*code)).await;
+                    return Ok(());
+                }
+                Step::DropConnection => {
+                    tokio::time::sleep(FLUSH_PAUSE).await;
+                    let _ = self.ctl.send(ConnCommand::Drop).await;
+                    return Ok(());
+                }
+                Step::SplitWrites(n) => self.out.split_writes(*n),
+                Step::FinishWithoutEndStream => {
+                    self.out.finish().await?;
+                    return Ok(());
+                }
+            }
+        }
+        // A script without a terminal step ends the stream without an end-stream envelope.
+        self.out.finish().await?;
+        Ok(())
+    }
+
+    async fn send(&mut self, payload: Bytes) -> Result<(), Abort> {
+        self.out.message(&payload).await.map_err(Abort::from)
+    }
+
+    async fn text_pieces(&mut self, text: &str) -> Result<(), Abort> {
+        for piece in small_pieces(text) {
+            self.text.push_str(&piece);
+            self.send(wire::text_delta(&piece, false)).await?;
+            self.tokens += i64::from(TOKEN_DELTA);
+            self.send(wire::token_delta(TOKEN_DELTA)).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_checkpoint(&mut self, bytes: Bytes) -> Result<(), Abort> {
+        self.shared
+            .recorder
+            .lock()
+            .checkpoints
+            .entry(self.run.conversation_id.clone())
+            .or_default()
+            .push(bytes.clone());
+        self.send(wire::checkpoint(bytes)).await
+    }
+
+    async fn kv_get_root(&mut self) -> Result<(), Abort> {
+        let id = self.take_kv_id();
+        let (blob_id, expect) = match self.root_blobs.first() {
+            Some(blob_id) => {
+                let data = self.shared.recorder.lock().blobs.get(blob_id).cloned();
+                (blob_id.clone(), data)
+            }
+            None => {
+                let seed = format!("cursor-mock root prompt {}", self.run.conversation_id);
+                (Bytes::from(Sha256::digest(seed.as_bytes()).to_vec()), None)
+            }
+        };
+        self.pending.insert(Key::Kv(id), Expect::KvGet(expect));
+        self.send(wire::kv_get(id, blob_id)).await?;
+        let limit = self.shared.settings.reply_timeout;
+        self.wait_pending(limit, "the KV get").await
+    }
+
+    async fn kv_set(&mut self, data: Bytes) -> Result<(), Abort> {
+        let id = self.take_kv_id();
+        let blob_id = Bytes::from(Sha256::digest(&data).to_vec());
+        self.shared
+            .recorder
+            .lock()
+            .blobs
+            .insert(blob_id.clone(), data.clone());
+        if self.root_blobs.is_empty() {
+            self.root_blobs.push(blob_id.clone());
+        }
+        // Cursor does not wait for set acknowledgements; they are collected before turn end.
+        self.pending.insert(Key::Kv(id), Expect::KvSet);
+        self.send(wire::kv_set(id, blob_id, data)).await
+    }
+
+    fn take_kv_id(&mut self) -> u32 {
+        let id = self.next_kv_id;
+        self.next_kv_id += 1;
+        id
+    }
+
+    async fn call_tools(&mut self, calls: &ToolCalls) -> Result<(), Abort> {
+        let tools: Vec<(DeclaredTool, String)> = match calls {
+            ToolCalls::Declared(max) => self
+                .run
+                .tools
+                .iter()
+                .take(*max)
+                .map(|t| (t.clone(), DECLARED_TOOL_ARGUMENTS.to_owned()))
+                .collect(),
+            ToolCalls::Named(specs) => specs
+                .iter()
+                .map(|spec| {
+                    let declared = self.run.tools.iter().find(|t| t.name == spec.name).cloned();
+                    let tool = declared.unwrap_or_else(|| DeclaredTool {
+                        name: spec.name.clone(),
+                        provider: "cursor-mock".to_owned(),
+                        tool_name: spec.name.clone(),
+                    });
+                    (tool, spec.arguments_json.clone())
+                })
+                .collect(),
+        };
+        if tools.is_empty() {
+            return Ok(());
+        }
+        // All requests go out before any result, as Cursor does with parallel tool calls.
+        for (tool, args) in tools {
+            let id = self.next_exec_id;
+            self.next_exec_id += 1;
+            let exec_id = format!("mock-exec-{id}");
+            let call_id = format!("mock-call-{id}");
+            self.issued_execs.insert(id);
+            self.pending.insert(
+                Key::Exec(id),
+                Expect::Mcp {
+                    exec_id: exec_id.clone(),
+                    name: tool.name.clone(),
+                },
+            );
+            let message = wire::exec_mcp(id, &exec_id, &tool, &call_id, wire::args_map(&args));
+            self.send(message).await?;
+        }
+        let limit = self.shared.settings.tool_timeout;
+        self.wait_pending(limit, "MCP tool results").await
+    }
+
+    /// Waits for every outstanding answer (KV set acknowledgements included).
+    async fn settle(&mut self) -> Result<(), Abort> {
+        let limit = self.shared.settings.reply_timeout;
+        self.wait_pending(limit, "KV acknowledgements").await
+    }
+
+    /// Handles what has already arrived, without waiting.
+    fn drain(&mut self) -> Result<(), Abort> {
+        while let Ok(inbound) = self.rx.try_recv() {
+            self.handle(inbound)?;
+        }
+        Ok(())
+    }
+
+    async fn wait_pending(&mut self, limit: Duration, what: &str) -> Result<(), Abort> {
+        let deadline = Instant::now() + limit;
+        let every = self.shared.settings.heartbeat_interval;
+        let mut beat = tokio::time::interval_at(Instant::now() + every, every);
+        while !self.pending.is_empty() {
+            if self.client_closed {
+                return Err(Abort::Violation(format!(
+                    "the client closed its side while the mock waited for {what}"
+                )));
+            }
+            tokio::select! {
+                inbound = self.rx.recv() => match inbound {
+                    Some(inbound) => self.handle(inbound)?,
+                    None => return Err(Abort::Gone),
+                },
+                _ = beat.tick() => self.send(wire::heartbeat()).await?,
+                () = tokio::time::sleep_until(deadline) => {
+                    let mut ids: Vec<String> = self.pending.keys().map(|k| format!("{k:?}")).collect();
+                    ids.sort();
+                    return Err(Abort::Violation(format!(
+                        "no answer to {what} within {limit:?} (waiting for {})",
+                        ids.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits `duration`, reading client messages; with `heartbeats`, also sends heartbeats.
+    async fn pause(&mut self, duration: Duration, heartbeats: bool) -> Result<(), Abort> {
+        let deadline = Instant::now() + duration;
+        let every = self.shared.settings.heartbeat_interval;
+        let mut beat = tokio::time::interval_at(Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                inbound = self.rx.recv() => match inbound {
+                    Some(inbound) => self.handle(inbound)?,
+                    // The reader finished (half-close seen): only the timer matters now.
+                    None => {
+                        tokio::select! {
+                            () = tokio::time::sleep_until(deadline) => return Ok(()),
+                            _ = self.out.reset_by_peer() => return Err(Abort::Gone),
+                        }
+                    }
+                },
+                _ = beat.tick(), if heartbeats => self.send(wire::heartbeat()).await?,
+                () = tokio::time::sleep_until(deadline) => return Ok(()),
+            }
+        }
+    }
+
+    fn handle(&mut self, inbound: Inbound) -> Result<(), Abort> {
+        match inbound {
+            Inbound::Msg(msg) => self.handle_msg(msg),
+            Inbound::Undecodable(e) => Err(Abort::Violation(format!(
+                "undecodable AgentClientMessage: {e}"
+            ))),
+            Inbound::BadFrame(e) => Err(Abort::Violation(format!("bad request envelope: {e}"))),
+            Inbound::Closed => {
+                self.client_closed = true;
+                Ok(())
+            }
+            Inbound::Reset => Err(Abort::Gone),
+        }
+    }
+
+    fn handle_msg(&mut self, msg: ClientMsg) -> Result<(), Abort> {
+        let violation = |m: String| Err(Abort::Violation(m));
+        match msg {
+            ClientMsg::Heartbeat | ClientMsg::Empty | ClientMsg::OtherAction => Ok(()),
+            ClientMsg::ExecHeartbeat => Ok(()),
+            ClientMsg::Cancel => Err(Abort::Canceled),
+            ClientMsg::Run(_) | ClientMsg::Prewarm => {
+                violation("a second run request on the same stream".to_owned())
+            }
+            ClientMsg::InteractionResponse { id } => violation(format!(
+                "interaction_response {id} but the mock sent no interaction query"
+            )),
+            ClientMsg::KvGetResult { id, data, error } => match self.pending.remove(&Key::Kv(id)) {
+                Some(Expect::KvGet(Some(expected))) => match data {
+                    Some(data) if data == expected => Ok(()),
+                    Some(data) => violation(format!(
+                        "KV get {id}: returned {} bytes that differ from the {} bytes stored",
+                        data.len(),
+                        expected.len()
+                    )),
+                    None if error => {
+                        violation(format!("KV get {id}: error for a blob the mock stored"))
+                    }
+                    None => violation(format!("KV get {id}: no data for a blob the mock stored")),
+                },
+                Some(Expect::KvGet(None)) => match data {
+                    Some(data) if !data.is_empty() => violation(format!(
+                        "KV get {id}: {} bytes for a blob that was never stored",
+                        data.len()
+                    )),
+                    _ => Ok(()),
+                },
+                Some(other) => violation(format!("KV get result for id {id}, which was {other:?}")),
+                None => violation(format!(
+                    "KV get result with id {id}, which matches no pending KV request"
+                )),
+            },
+            ClientMsg::KvSetResult { id, error } => match self.pending.remove(&Key::Kv(id)) {
+                Some(Expect::KvSet) if !error => Ok(()),
+                Some(Expect::KvSet) => {
+                    violation(format!("KV set {id}: the client reported an error"))
+                }
+                Some(other) => violation(format!("KV set result for id {id}, which was {other:?}")),
+                None => violation(format!(
+                    "KV set result with id {id}, which matches no pending KV request"
+                )),
+            },
+            ClientMsg::Exec {
+                id,
+                exec_id,
+                answer,
+            } => {
+                let Some(expect) = self.pending.remove(&Key::Exec(id)) else {
+                    return violation(format!(
+                        "exec result for id {id}, which matches no pending exec"
+                    ));
+                };
+                match (expect, answer) {
+                    (
+                        Expect::RequestContext { exec_id: want },
+                        ExecAnswer::RequestContext { .. },
+                    ) => check_exec_id(id, &want, &exec_id),
+                    (
+                        Expect::Mcp {
+                            exec_id: want,
+                            name,
+                        },
+                        ExecAnswer::Mcp { text, .. },
+                    ) => {
+                        check_exec_id(id, &want, &exec_id)?;
+                        self.tool_results.push((id, name, text));
+                        Ok(())
+                    }
+                    (expect, answer) => violation(format!(
+                        "exec {id}: answer {answer:?} does not fit the request {expect:?}"
+                    )),
+                }
+            }
+            ClientMsg::ExecThrow { id, error } => match self.pending.remove(&Key::Exec(id)) {
+                Some(Expect::Mcp { name, .. }) => {
+                    self.tool_results.push((id, name, error));
+                    Ok(())
+                }
+                Some(Expect::RequestContext { .. }) => Ok(()),
+                _ => violation(format!(
+                    "exec throw for id {id}, which matches no pending exec"
+                )),
+            },
+            ClientMsg::ExecStreamClose { id } => {
+                if self.issued_execs.contains(&id) {
+                    Ok(())
+                } else {
+                    violation(format!(
+                        "exec stream_close for id {id}, which the mock never issued"
+                    ))
+                }
+            }
+        }
+    }
+}
+
+fn check_exec_id(id: u32, want: &str, got: &str) -> Result<(), Abort> {
+    if want == got {
+        Ok(())
+    } else {
+        Err(Abort::Violation(format!(
+            "exec {id}: exec_id {got:?} does not echo {want:?}"
+        )))
+    }
+}
