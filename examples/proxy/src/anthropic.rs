@@ -1,0 +1,477 @@
+//! Anthropic `messages`: request parsing and the full SSE event sequence.
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use crate::chat::{ChatRequest, Message, Part, Role, ToolChoice};
+use crate::engine::{Stop, TurnItem};
+use crate::errors::{Api, ApiError};
+use crate::session::claude_code_session;
+use crate::sse::{self, Render};
+use crate::upstream::{Image, TokenUsage, ToolCall, ToolOutput, ToolSpec};
+
+/// Parses a `POST /v1/messages` body; `session_header` is Claude Code's session header, if sent.
+pub fn parse_request(body: &Value, session_header: Option<&str>) -> Result<ChatRequest, ApiError> {
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request("model: field required"))?;
+    let msgs = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad_request("messages: field required"))?;
+    let mut req = ChatRequest {
+        model: model.to_owned(),
+        ..ChatRequest::default()
+    };
+    req.system = match body.get("system") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Array(blocks)) => Some(
+            blocks
+                .iter()
+                .filter_map(|b| b.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        _ => None,
+    }
+    .filter(|s| !s.is_empty());
+    for (i, m) in msgs.iter().enumerate() {
+        let role = match m.get("role").and_then(Value::as_str) {
+            Some("user") => Role::User,
+            Some("assistant") => Role::Assistant,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "messages.{i}.role: unsupported {other:?}"
+                )));
+            }
+        };
+        req.messages.push(Message {
+            role,
+            parts: blocks(m.get("content").unwrap_or(&Value::Null), i)?,
+        });
+    }
+    for t in body
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        // Server tools (web search and the like) have no schema and cannot run through Cursor.
+        let Some(schema) = t.get("input_schema") else {
+            continue;
+        };
+        req.tools.push(ToolSpec {
+            name: t
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            description: t
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            input_schema: schema.clone(),
+        });
+    }
+    req.tool_choice = match body.pointer("/tool_choice/type").and_then(Value::as_str) {
+        Some("none") => ToolChoice::None,
+        Some("any") => ToolChoice::Required,
+        Some("tool") => body
+            .pointer("/tool_choice/name")
+            .and_then(Value::as_str)
+            .map_or(ToolChoice::Required, |n| ToolChoice::Named(n.to_owned())),
+        _ => ToolChoice::Auto,
+    };
+    req.stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    req.thinking = body
+        .pointer("/thinking/type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t != "disabled");
+    req.client_session = session_header.map(str::to_owned).or_else(|| {
+        body.pointer("/metadata/user_id")
+            .and_then(Value::as_str)
+            .and_then(claude_code_session)
+    });
+    Ok(req)
+}
+
+fn blocks(content: &Value, i: usize) -> Result<Vec<Part>, ApiError> {
+    let items = match content {
+        Value::String(s) => return Ok(vec![Part::Text(s.clone())]),
+        Value::Array(items) => items,
+        _ => return Ok(Vec::new()),
+    };
+    let mut parts = Vec::new();
+    for b in items {
+        let s = |k: &str| b.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        match b.get("type").and_then(Value::as_str) {
+            Some("text") => parts.push(Part::Text(s("text"))),
+            Some("thinking") => parts.push(Part::Thinking(s("thinking"))),
+            Some("image") => {
+                let src = b.get("source").unwrap_or(&Value::Null);
+                let data = src.get("data").and_then(Value::as_str);
+                let decoded = data.and_then(|d| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(d.trim())
+                        .ok()
+                });
+                let Some(decoded) =
+                    decoded.filter(|_| src.get("type").and_then(Value::as_str) == Some("base64"))
+                else {
+                    return Err(ApiError::bad_request(format!(
+                        "messages.{i}: images must be base64 sources"
+                    )));
+                };
+                let mime = src
+                    .get("media_type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("image/png")
+                    .to_owned();
+                parts.push(Part::Image(Image {
+                    mime,
+                    data: Bytes::from(decoded),
+                }));
+            }
+            Some("tool_use") => parts.push(Part::ToolCall(ToolCall {
+                id: s("id"),
+                name: s("name"),
+                arguments: b
+                    .get("input")
+                    .map_or_else(|| "{}".to_owned(), Value::to_string),
+            })),
+            Some("tool_result") => {
+                let content = match b.get("content") {
+                    Some(Value::String(t)) => t.clone(),
+                    Some(Value::Array(inner)) => inner
+                        .iter()
+                        .filter_map(|x| x.get("text").and_then(Value::as_str))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    _ => String::new(),
+                };
+                parts.push(Part::ToolResult(ToolOutput {
+                    call_id: s("tool_use_id"),
+                    content,
+                    is_error: b.get("is_error").and_then(Value::as_bool).unwrap_or(false),
+                }));
+            }
+            _ => {}
+        }
+    }
+    Ok(parts)
+}
+
+/// Anthropic's `usage` object from upstream counters.
+pub fn usage_json(u: &TokenUsage) -> Value {
+    json!({
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cache_read_input_tokens": u.cache_read_tokens,
+        "cache_creation_input_tokens": u.cache_write_tokens,
+    })
+}
+
+fn stop_reason(stop: Stop) -> &'static str {
+    match stop {
+        Stop::EndTurn => "end_turn",
+        Stop::ToolUse => "tool_use",
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Text,
+    Thinking,
+}
+
+/// Streaming renderer: `message_start`, content blocks, `message_delta`, `message_stop`.
+#[derive(Debug)]
+pub struct StreamRender {
+    id: String,
+    model: String,
+    next_index: usize,
+    open: Option<Open>,
+}
+
+impl StreamRender {
+    /// A renderer for message `id` from `model`.
+    pub fn new(id: String, model: String) -> Self {
+        Self {
+            id,
+            model,
+            next_index: 0,
+            open: None,
+        }
+    }
+
+    fn close(&mut self, out: &mut Vec<u8>) {
+        if let Some(kind) = self.open.take() {
+            let index = self.next_index - 1;
+            if kind == Open::Thinking {
+                // The SDKs expect a signature on thinking blocks; Cursor's reasoning has none.
+                sse::push_event(
+                    out,
+                    "content_block_delta",
+                    &json!({"type": "content_block_delta", "index": index,
+                    "delta": {"type": "signature_delta", "signature": ""}}),
+                );
+            }
+            sse::push_event(
+                out,
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": index}),
+            );
+        }
+    }
+
+    fn ensure(&mut self, kind: Open, out: &mut Vec<u8>) -> usize {
+        if self.open != Some(kind) {
+            self.close(out);
+            let block = match kind {
+                Open::Text => json!({"type": "text", "text": ""}),
+                Open::Thinking => json!({"type": "thinking", "thinking": "", "signature": ""}),
+            };
+            sse::push_event(
+                out,
+                "content_block_start",
+                &json!({"type": "content_block_start", "index": self.next_index, "content_block": block}),
+            );
+            self.next_index += 1;
+            self.open = Some(kind);
+        }
+        self.next_index - 1
+    }
+}
+
+impl Render for StreamRender {
+    fn start(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        sse::push_event(
+            &mut out,
+            "message_start",
+            &json!({"type": "message_start", "message": {
+                "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
+                "stop_reason": null, "stop_sequence": null, "usage": usage_json(&TokenUsage::default()),
+            }}),
+        );
+        out
+    }
+
+    fn item(&mut self, item: TurnItem, out: &mut Vec<u8>) -> bool {
+        match item {
+            TurnItem::Text(t) => {
+                let index = self.ensure(Open::Text, out);
+                sse::push_event(
+                    out,
+                    "content_block_delta",
+                    &json!({"type": "content_block_delta", "index": index,
+                    "delta": {"type": "text_delta", "text": t}}),
+                );
+            }
+            TurnItem::Thinking(t) => {
+                let index = self.ensure(Open::Thinking, out);
+                sse::push_event(
+                    out,
+                    "content_block_delta",
+                    &json!({"type": "content_block_delta", "index": index,
+                    "delta": {"type": "thinking_delta", "thinking": t}}),
+                );
+            }
+            TurnItem::ThinkingDone => {
+                if self.open == Some(Open::Thinking) {
+                    self.close(out);
+                }
+            }
+            TurnItem::ToolCall(c) => {
+                self.close(out);
+                let index = self.next_index;
+                self.next_index += 1;
+                sse::push_event(
+                    out,
+                    "content_block_start",
+                    &json!({"type": "content_block_start", "index": index,
+                    "content_block": {"type": "tool_use", "id": c.id, "name": c.name, "input": {}}}),
+                );
+                if !c.arguments.is_empty() {
+                    sse::push_event(
+                        out,
+                        "content_block_delta",
+                        &json!({"type": "content_block_delta", "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": c.arguments}}),
+                    );
+                }
+                sse::push_event(
+                    out,
+                    "content_block_stop",
+                    &json!({"type": "content_block_stop", "index": index}),
+                );
+            }
+            TurnItem::Done { stop, usage } => {
+                self.close(out);
+                sse::push_event(
+                    out,
+                    "message_delta",
+                    &json!({"type": "message_delta",
+                    "delta": {"stop_reason": stop_reason(stop), "stop_sequence": null}, "usage": usage_json(&usage)}),
+                );
+                sse::push_event(out, "message_stop", &json!({"type": "message_stop"}));
+                return true;
+            }
+            TurnItem::Failed(e) => {
+                out.extend_from_slice(&e.sse_event(Api::Anthropic));
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Collects a whole turn into a `message` object (or the error it ended with).
+pub async fn collect(
+    id: &str,
+    model: &str,
+    mut rx: tokio::sync::mpsc::Receiver<TurnItem>,
+) -> Result<Value, ApiError> {
+    let mut content: Vec<Value> = Vec::new();
+    let mut append = |kind: &str, field: &str, t: &str| match content.last_mut() {
+        Some(last) if last["type"] == kind => {
+            let joined = format!("{}{t}", last[field].as_str().unwrap_or(""));
+            last[field] = json!(joined);
+        }
+        _ => {
+            let mut block = json!({"type": kind});
+            block[field] = json!(t);
+            if kind == "thinking" {
+                block["signature"] = json!("");
+            }
+            content.push(block);
+        }
+    };
+    let mut calls = Vec::new();
+    while let Some(item) = rx.recv().await {
+        match item {
+            TurnItem::Text(t) => append("text", "text", &t),
+            TurnItem::Thinking(t) => append("thinking", "thinking", &t),
+            TurnItem::ThinkingDone => {}
+            TurnItem::ToolCall(c) => calls.push(c),
+            TurnItem::Failed(e) => return Err(e),
+            TurnItem::Done { stop, usage } => {
+                for c in calls {
+                    let input: Value =
+                        serde_json::from_str(&c.arguments).unwrap_or_else(|_| json!({}));
+                    content.push(
+                        json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input}),
+                    );
+                }
+                return Ok(json!({
+                    "id": id, "type": "message", "role": "assistant", "model": model, "content": content,
+                    "stop_reason": stop_reason(stop), "stop_sequence": null, "usage": usage_json(&usage),
+                }));
+            }
+        }
+    }
+    Err(ApiError::new(
+        http::StatusCode::BAD_GATEWAY,
+        "internal",
+        "the upstream turn ended without a result",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_blocks_tools_thinking_and_session() {
+        let body = json!({
+            "model": "m", "max_tokens": 100, "stream": true,
+            "system": [{"type": "text", "text": "sys"}],
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "metadata": {"user_id": "user_x_account_y_session_abc"},
+            "tools": [{"name": "get", "description": "d", "input_schema": {"type": "object"}}, {"type": "web_search_20250305", "name": "web"}],
+            "tool_choice": {"type": "any"},
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "get", "input": {"a": 1}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "ok"}], "is_error": true}]},
+            ]
+        });
+        let r = parse_request(&body, None).unwrap();
+        assert_eq!(r.system.as_deref(), Some("sys"));
+        assert!(r.thinking && r.stream);
+        assert_eq!(r.tools.len(), 1);
+        assert_eq!(r.tool_choice, ToolChoice::Required);
+        assert_eq!(r.client_session.as_deref(), Some("abc"));
+        let res = r.trailing_tool_results();
+        assert_eq!(
+            (
+                res[0].call_id.as_str(),
+                res[0].content.as_str(),
+                res[0].is_error
+            ),
+            ("t1", "ok", true)
+        );
+        assert!(
+            matches!(&r.messages[1].parts[0], Part::ToolCall(c) if c.arguments == r#"{"a":1}"#)
+        );
+    }
+
+    #[test]
+    fn event_sequence_has_every_block_and_the_end() {
+        let mut r = StreamRender::new("msg_1".into(), "m".into());
+        let mut out = r.start();
+        for item in [
+            TurnItem::Thinking("hmm".into()),
+            TurnItem::ThinkingDone,
+            TurnItem::Text("a".into()),
+            TurnItem::Text("b".into()),
+            TurnItem::ToolCall(ToolCall {
+                id: "t".into(),
+                name: "f".into(),
+                arguments: "{\"x\":1}".into(),
+            }),
+        ] {
+            assert!(!r.item(item, &mut out));
+        }
+        assert!(r.item(
+            TurnItem::Done {
+                stop: Stop::ToolUse,
+                usage: TokenUsage {
+                    output_tokens: 7,
+                    ..TokenUsage::default()
+                }
+            },
+            &mut out
+        ));
+        let text = String::from_utf8(out).unwrap();
+        let events: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("event: "))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop",
+            ]
+        );
+        assert!(
+            text.contains("\"stop_reason\":\"tool_use\"") && text.contains("\"output_tokens\":7")
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! The API-neutral chat request both front ends translate into, and the text renderings of it
+//! that go upstream (latest turn, or the whole history flattened when no checkpoint applies).
+
+use std::fmt::Write as _;
+
+use crate::upstream::{Image, ToolCall, ToolOutput, ToolSpec};
+
+/// Who said a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The user (tool results in Anthropic's API are user messages too).
+    User,
+    /// The model.
+    Assistant,
+    /// An OpenAI `tool` message.
+    Tool,
+}
+
+/// One piece of a message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    /// Text.
+    Text(String),
+    /// An image.
+    Image(Image),
+    /// Reasoning the model showed earlier.
+    Thinking(String),
+    /// A call the model made.
+    ToolCall(ToolCall),
+    /// A result the caller sends back.
+    ToolResult(ToolOutput),
+}
+
+/// One message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Author.
+    pub role: Role,
+    /// Content.
+    pub parts: Vec<Part>,
+}
+
+/// How the caller constrains tool use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ToolChoice {
+    /// Model decides.
+    #[default]
+    Auto,
+    /// No tools this turn.
+    None,
+    /// Some tool must be called.
+    Required,
+    /// This tool must be called.
+    Named(String),
+}
+
+/// A chat request, whichever API it came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatRequest {
+    /// Model requested.
+    pub model: String,
+    /// System prompt (all system/developer parts joined).
+    pub system: Option<String>,
+    /// The conversation.
+    pub messages: Vec<Message>,
+    /// Tools offered.
+    pub tools: Vec<ToolSpec>,
+    /// Tool choice.
+    pub tool_choice: ToolChoice,
+    /// Stream the answer.
+    pub stream: bool,
+    /// Add usage to the stream's last chunk (OpenAI `stream_options.include_usage`).
+    pub include_usage: bool,
+    /// Visible reasoning requested.
+    pub thinking: bool,
+    /// A client-provided stable session id (Claude Code).
+    pub client_session: Option<String>,
+}
+
+impl ChatRequest {
+    /// Text of the first user message (for the session key).
+    pub fn first_user_text(&self) -> String {
+        self.messages
+            .iter()
+            .find(|m| m.role == Role::User && m.parts.iter().any(|p| matches!(p, Part::Text(_))))
+            .map(|m| text_of(&m.parts))
+            .unwrap_or_default()
+    }
+
+    /// Index of the first message after the last assistant message.
+    fn latest_turn_start(&self) -> usize {
+        self.messages
+            .iter()
+            .rposition(|m| m.role == Role::Assistant)
+            .map_or(0, |i| i + 1)
+    }
+
+    /// Tool results the request ends with (they answer the last assistant message's calls).
+    pub fn trailing_tool_results(&self) -> Vec<ToolOutput> {
+        let start = self.latest_turn_start();
+        if start == 0 {
+            return Vec::new();
+        }
+        self.messages[start..]
+            .iter()
+            .flat_map(|m| &m.parts)
+            .filter_map(|p| match p {
+                Part::ToolResult(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Text the caller added after the tool results, if any.
+    pub fn trailing_user_text(&self) -> String {
+        let start = self.latest_turn_start();
+        text_of(self.messages[start..].iter().flat_map(|m| &m.parts))
+    }
+
+    /// Images in the latest turn.
+    pub fn latest_images(&self) -> Vec<Image> {
+        let start = self.latest_turn_start();
+        self.messages[start..]
+            .iter()
+            .flat_map(|m| &m.parts)
+            .filter_map(|p| match p {
+                Part::Image(i) => Some(i.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The user text for a turn that resumes a saved checkpoint: only what is new.
+    pub fn latest_turn_text(&self) -> String {
+        render(&self.messages[self.latest_turn_start()..])
+    }
+
+    /// The user text for a turn with no usable checkpoint: earlier messages flattened into a
+    /// transcript, then the latest turn. A single plain user message goes through unchanged.
+    pub fn flattened_text(&self) -> String {
+        let start = self.latest_turn_start();
+        if start == 0
+            && self.messages.iter().all(|m| m.role == Role::User)
+            && self.messages.len() <= 1
+        {
+            return self.latest_turn_text();
+        }
+        let mut out = String::from("<conversation_history>\n");
+        out.push_str(&render(&self.messages[..start]));
+        out.push_str("</conversation_history>\n\n");
+        out.push_str(&render(&self.messages[start..]));
+        out
+    }
+
+    /// The system prompt with the tool-choice constraint spelled out (Cursor has no such field).
+    pub fn effective_system(&self) -> Option<String> {
+        let hint = match &self.tool_choice {
+            ToolChoice::Required if !self.tools.is_empty() => {
+                Some("You must call one of the provided tools in this turn.".to_owned())
+            }
+            ToolChoice::Named(n) => Some(format!("You must call the tool `{n}` in this turn.")),
+            _ => None,
+        };
+        match (&self.system, hint) {
+            (s, None) => s.clone(),
+            (None, Some(h)) => Some(h),
+            (Some(s), Some(h)) => Some(format!("{s}\n\n{h}")),
+        }
+    }
+
+    /// Tools after applying the tool choice.
+    pub fn effective_tools(&self) -> Vec<ToolSpec> {
+        match &self.tool_choice {
+            ToolChoice::None => Vec::new(),
+            ToolChoice::Named(n) => self
+                .tools
+                .iter()
+                .filter(|t| &t.name == n)
+                .cloned()
+                .collect(),
+            _ => self.tools.clone(),
+        }
+    }
+}
+
+fn text_of<'a>(parts: impl IntoIterator<Item = &'a Part>) -> String {
+    let mut out = String::new();
+    for p in parts {
+        if let Part::Text(t) = p {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(t);
+        }
+    }
+    out
+}
+
+/// Renders messages as a readable transcript; a lone user text renders as itself.
+fn render(messages: &[Message]) -> String {
+    if let [m] = messages
+        && m.role == Role::User
+        && m.parts
+            .iter()
+            .all(|p| matches!(p, Part::Text(_) | Part::Image(_)))
+    {
+        return text_of(&m.parts);
+    }
+    let mut out = String::new();
+    for m in messages {
+        let who = match m.role {
+            Role::User => "User",
+            Role::Assistant => "Assistant",
+            Role::Tool => "Tool",
+        };
+        for p in &m.parts {
+            // Writing into a String cannot fail.
+            let _ = match p {
+                Part::Text(t) => writeln!(out, "{who}: {t}"),
+                Part::Image(i) => writeln!(out, "{who}: [image {}]", i.mime),
+                Part::Thinking(_) => Ok(()),
+                Part::ToolCall(c) => writeln!(
+                    out,
+                    "Assistant called tool {} (id {}) with {}",
+                    c.name, c.id, c.arguments
+                ),
+                Part::ToolResult(r) => {
+                    let status = if r.is_error { "error" } else { "result" };
+                    writeln!(out, "Tool {status} for call {}: {}", r.call_id, r.content)
+                }
+            };
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(role: Role, t: &str) -> Message {
+        Message {
+            role,
+            parts: vec![Part::Text(t.into())],
+        }
+    }
+
+    fn tool_round() -> ChatRequest {
+        ChatRequest {
+            model: "m".into(),
+            messages: vec![
+                text(Role::User, "weather?"),
+                Message {
+                    role: Role::Assistant,
+                    parts: vec![Part::ToolCall(ToolCall {
+                        id: "c1".into(),
+                        name: "get".into(),
+                        arguments: "{}".into(),
+                    })],
+                },
+                Message {
+                    role: Role::Tool,
+                    parts: vec![Part::ToolResult(ToolOutput {
+                        call_id: "c1".into(),
+                        content: "sunny".into(),
+                        is_error: false,
+                    })],
+                },
+            ],
+            ..ChatRequest::default()
+        }
+    }
+
+    #[test]
+    fn single_message_passes_through() {
+        let r = ChatRequest {
+            messages: vec![text(Role::User, "hi")],
+            ..ChatRequest::default()
+        };
+        assert_eq!(r.flattened_text(), "hi");
+        assert_eq!(r.latest_turn_text(), "hi");
+        assert!(r.trailing_tool_results().is_empty());
+        assert_eq!(r.first_user_text(), "hi");
+    }
+
+    #[test]
+    fn tool_results_are_found_and_flattened() {
+        let r = tool_round();
+        assert_eq!(r.trailing_tool_results()[0].content, "sunny");
+        let flat = r.flattened_text();
+        assert!(
+            flat.contains("User: weather?")
+                && flat.contains("called tool get")
+                && flat.contains("sunny"),
+            "{flat}"
+        );
+        assert!(
+            r.latest_turn_text()
+                .contains("Tool result for call c1: sunny")
+        );
+    }
+
+    #[test]
+    fn tool_choice_shapes_tools_and_system() {
+        let spec = |n: &str| ToolSpec {
+            name: n.into(),
+            description: String::new(),
+            input_schema: serde_json::json!({}),
+        };
+        let mut r = ChatRequest {
+            tools: vec![spec("a"), spec("b")],
+            ..ChatRequest::default()
+        };
+        r.tool_choice = ToolChoice::None;
+        assert!(r.effective_tools().is_empty());
+        r.tool_choice = ToolChoice::Named("b".into());
+        assert_eq!(r.effective_tools().len(), 1);
+        assert!(r.effective_system().unwrap().contains("`b`"));
+    }
+}

@@ -1,0 +1,365 @@
+//! Engine tests against the scripted upstream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+use crate::chat::{ChatRequest, Message, Part, Role};
+use crate::config::{AccountConfig, Secret};
+use crate::engine::{Engine, EngineConfig, Stop, TurnItem};
+use crate::pool::{Account, Pool};
+use crate::upstream::fake::{FakeUpstream, Step, quota};
+use crate::upstream::{FailureAdvice, TokenUsage, ToolCall, ToolOutput, UpEvent};
+
+fn engine(
+    n: usize,
+    fake: FakeUpstream,
+    cfg: EngineConfig,
+) -> (
+    Arc<Engine>,
+    Arc<std::sync::Mutex<crate::upstream::fake::Seen>>,
+) {
+    let seen = Arc::clone(&fake.seen);
+    let accounts = (0..n)
+        .map(|i| {
+            Account::new(
+                AccountConfig::named(&format!("a{i}")),
+                Secret::new(format!("t{i}")),
+                "http://127.0.0.1:1",
+            )
+        })
+        .collect();
+    (
+        Engine::new(Arc::new(fake), Arc::new(Pool::new(accounts)), cfg),
+        seen,
+    )
+}
+
+fn user(text: &str) -> ChatRequest {
+    ChatRequest {
+        model: "m".into(),
+        messages: vec![Message {
+            role: Role::User,
+            parts: vec![Part::Text(text.into())],
+        }],
+        ..ChatRequest::default()
+    }
+}
+
+fn text_turn(text: &str) -> Vec<Step> {
+    vec![
+        Step::Ev(UpEvent::Thinking("hmm".into())),
+        Step::Ev(UpEvent::ThinkingDone),
+        Step::Ev(UpEvent::Text(text.into())),
+        Step::Ev(UpEvent::Checkpoint(Bytes::from_static(b"cp1"))),
+        Step::Ev(UpEvent::TurnEnded(TokenUsage {
+            input_tokens: 10,
+            output_tokens: 4,
+            ..TokenUsage::default()
+        })),
+    ]
+}
+
+async fn drain(mut rx: mpsc::Receiver<TurnItem>) -> Vec<TurnItem> {
+    let mut out = Vec::new();
+    while let Some(i) = timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("turn stalled")
+    {
+        out.push(i);
+    }
+    out
+}
+
+#[tokio::test]
+async fn text_turn_streams_and_saves_checkpoint() {
+    let (e, seen) = engine(
+        1,
+        FakeUpstream::new(|_, _| text_turn("hello")),
+        EngineConfig::default(),
+    );
+    let items = drain(e.start("key", &user("hi")).await.unwrap()).await;
+    assert_eq!(items[0], TurnItem::Thinking("hmm".into()));
+    assert_eq!(items[2], TurnItem::Text("hello".into()));
+    assert!(
+        matches!(items[3], TurnItem::Done { stop: Stop::EndTurn, usage } if usage.input_tokens == 10 && usage.output_tokens == 4)
+    );
+    // The second turn of the conversation resumes the checkpoint with only the new text.
+    let mut second = user("hi");
+    second.messages.push(Message {
+        role: Role::Assistant,
+        parts: vec![Part::Text("hello".into())],
+    });
+    second.messages.push(Message {
+        role: Role::User,
+        parts: vec![Part::Text("more".into())],
+    });
+    drain(e.start("key", &second).await.unwrap()).await;
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.runs[1].1.checkpoint.as_deref(), Some(&b"cp1"[..]));
+    assert_eq!(seen.runs[1].1.user_text, "more");
+    assert_eq!(
+        seen.runs[0].1.conversation_id,
+        seen.runs[1].1.conversation_id
+    );
+}
+
+#[tokio::test]
+async fn failure_before_first_byte_is_retried_on_another_account() {
+    let fake = FakeUpstream::new(|acct, _| {
+        if acct == "a0" {
+            vec![quota()]
+        } else {
+            text_turn("ok")
+        }
+    });
+    let (e, seen) = engine(2, fake, EngineConfig::default());
+    for _ in 0..4 {
+        let items = drain(e.start("key", &user("x")).await.unwrap()).await;
+        assert!(matches!(items.last(), Some(TurnItem::Done { .. })));
+    }
+    let status = e.pool().status(std::time::Instant::now());
+    assert_eq!((status[0].state, status[1].state), ("cooldown", "healthy"));
+    // a0 was tried once, then skipped while cooling.
+    assert_eq!(
+        seen.lock()
+            .unwrap()
+            .runs
+            .iter()
+            .filter(|(a, _)| a == "a0")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn non_retryable_error_and_exhausted_attempts_reach_the_caller() {
+    let bad = FailureAdvice::default();
+    let fake = FakeUpstream::new(move |_, _| {
+        vec![Step::Fail(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            bad.clone(),
+        )]
+    });
+    let (e, _) = engine(2, fake, EngineConfig::default());
+    let err = e.start("key", &user("x")).await.unwrap_err();
+    assert_eq!(
+        (err.status, err.category.as_str()),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+
+    let (e, seen) = engine(
+        2,
+        FakeUpstream::new(|_, _| vec![quota()]),
+        EngineConfig::default(),
+    );
+    let err = e.start("key", &user("x")).await.unwrap_err();
+    assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(err.retry_after.is_some());
+    assert_eq!(seen.lock().unwrap().runs.len(), 2);
+}
+
+#[tokio::test]
+async fn failure_after_output_becomes_a_failed_item() {
+    let fake = FakeUpstream::new(|_, _| {
+        vec![
+            Step::Ev(UpEvent::Text("partial".into())),
+            Step::Fail(
+                StatusCode::BAD_GATEWAY,
+                "transport",
+                FailureAdvice::default(),
+            ),
+        ]
+    });
+    let (e, _) = engine(1, fake, EngineConfig::default());
+    let items = drain(e.start("key", &user("x")).await.unwrap()).await;
+    assert_eq!(items[0], TurnItem::Text("partial".into()));
+    assert!(matches!(&items[1], TurnItem::Failed(err) if err.status == StatusCode::BAD_GATEWAY));
+}
+
+fn tool_turn() -> Vec<Step> {
+    let call = |id: &str| {
+        UpEvent::ToolCall(ToolCall {
+            id: id.into(),
+            name: "get".into(),
+            arguments: "{}".into(),
+        })
+    };
+    vec![
+        Step::Ev(UpEvent::Text("let me check".into())),
+        Step::Ev(call("c1")),
+        Step::Ev(call("c2")),
+        Step::AwaitResult,
+        Step::AwaitResult,
+        Step::Ev(UpEvent::Text("it is sunny".into())),
+        Step::Ev(UpEvent::TurnEnded(TokenUsage::default())),
+    ]
+}
+
+fn with_results(mut req: ChatRequest, ids: &[&str]) -> ChatRequest {
+    let calls = ids.iter().map(|id| {
+        Part::ToolCall(ToolCall {
+            id: (*id).into(),
+            name: "get".into(),
+            arguments: "{}".into(),
+        })
+    });
+    req.messages.push(Message {
+        role: Role::Assistant,
+        parts: calls.collect(),
+    });
+    for id in ids {
+        let r = ToolOutput {
+            call_id: (*id).into(),
+            content: format!("result {id}"),
+            is_error: false,
+        };
+        req.messages.push(Message {
+            role: Role::Tool,
+            parts: vec![Part::ToolResult(r)],
+        });
+    }
+    req
+}
+
+#[tokio::test]
+async fn tool_calls_wait_inline_and_resume_the_same_upstream_turn() {
+    let (e, seen) = engine(
+        1,
+        FakeUpstream::new(|_, _| tool_turn()),
+        EngineConfig::default(),
+    );
+    let first = drain(e.start("key", &user("weather?")).await.unwrap()).await;
+    let calls: Vec<_> = first
+        .iter()
+        .filter(|i| matches!(i, TurnItem::ToolCall(_)))
+        .collect();
+    assert_eq!(
+        calls.len(),
+        2,
+        "both parallel calls end up in the first response: {first:?}"
+    );
+    assert!(matches!(
+        first.last(),
+        Some(TurnItem::Done {
+            stop: Stop::ToolUse,
+            ..
+        })
+    ));
+    assert_eq!(e.parked_count(), 1);
+
+    let second = drain(
+        e.start("key", &with_results(user("weather?"), &["c1", "c2"]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(second[0], TurnItem::Text("it is sunny".into()));
+    assert!(matches!(
+        second.last(),
+        Some(TurnItem::Done {
+            stop: Stop::EndTurn,
+            ..
+        })
+    ));
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.runs.len(),
+        1,
+        "the resumed request continued the open upstream turn"
+    );
+    assert_eq!(
+        seen.results
+            .iter()
+            .map(|r| r.call_id.as_str())
+            .collect::<Vec<_>>(),
+        ["c1", "c2"]
+    );
+    assert_eq!(e.parked_count(), 0);
+}
+
+#[tokio::test]
+async fn abandoned_tool_waits_time_out() {
+    let cfg = EngineConfig {
+        tool_wait_timeout: Duration::from_millis(100),
+        ..EngineConfig::default()
+    };
+    let (e, seen) = engine(1, FakeUpstream::new(|_, _| tool_turn()), cfg);
+    drain(e.start("key", &user("weather?")).await.unwrap()).await;
+    assert_eq!(e.parked_count(), 1);
+    timeout(Duration::from_secs(5), async {
+        while e.parked_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("reaper never ran");
+    assert_eq!(seen.lock().unwrap().cancelled, 1);
+    // A late answer starts a fresh turn with the history flattened.
+    drain(
+        e.start("key", &with_results(user("weather?"), &["c1", "c2"]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.runs.len(), 2);
+    assert!(seen.runs[1].1.user_text.contains("result c1"));
+}
+
+#[tokio::test]
+async fn checkpoint_from_another_account_is_discarded_and_history_flattened() {
+    let fake = FakeUpstream::new(|_, _| text_turn("ok"));
+    let (e, seen) = engine(2, fake, EngineConfig::default());
+    drain(e.start("key", &user("hi")).await.unwrap()).await;
+    let first_account = seen.lock().unwrap().runs[0].0.clone();
+    let acct = e.pool().get(&first_account).unwrap();
+    e.pool().record_failure(
+        acct,
+        "quota_exhausted",
+        &FailureAdvice {
+            cooldown: Some(Duration::from_secs(60)),
+            ..FailureAdvice::default()
+        },
+        std::time::Instant::now(),
+    );
+    let mut second = user("hi");
+    second.messages.push(Message {
+        role: Role::Assistant,
+        parts: vec![Part::Text("ok".into())],
+    });
+    second.messages.push(Message {
+        role: Role::User,
+        parts: vec![Part::Text("again".into())],
+    });
+    drain(e.start("key", &second).await.unwrap()).await;
+    let seen = seen.lock().unwrap();
+    let (acct2, req2) = &seen.runs[1];
+    assert_ne!(acct2, &first_account);
+    assert!(req2.checkpoint.is_none());
+    assert!(req2.user_text.contains("User: hi") && req2.user_text.contains("again"));
+}
+
+#[tokio::test]
+async fn caller_going_away_cancels_the_upstream_turn() {
+    let fake = FakeUpstream::new(|_, _| {
+        let mut v = vec![Step::Ev(UpEvent::Text("a".into()))];
+        v.extend((0..200).map(|i| Step::Ev(UpEvent::Text(format!("{i}")))));
+        v
+    });
+    let (e, seen) = engine(1, fake, EngineConfig::default());
+    let rx = e.start("key", &user("x")).await.unwrap();
+    drop(rx);
+    timeout(Duration::from_secs(5), async {
+        while seen.lock().unwrap().cancelled == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("run not cancelled");
+}
