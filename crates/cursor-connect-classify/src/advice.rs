@@ -263,3 +263,41 @@ impl Advice {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn category_names_are_unique_snake_case() {
+        let mut names: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
+        for (c, n) in Category::ALL.iter().zip(&names) {
+            assert_eq!(c.to_string(), *n);
+            assert!(
+                n.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'),
+                "{n}"
+            );
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Category::ALL.len());
+    }
+
+    #[test]
+    fn account_specific_categories() {
+        let specific: Vec<Category> = Category::ALL
+            .into_iter()
+            .filter(|c| c.is_account_specific())
+            .collect();
+        assert_eq!(
+            specific,
+            [
+                Category::RateLimited,
+                Category::QuotaExhausted,
+                Category::Unauthenticated,
+                Category::TokenExpired,
+                Category::PermissionDenied
+            ]
+        );
+    }
+}

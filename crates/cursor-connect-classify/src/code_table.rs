@@ -10,6 +10,7 @@ use crate::advice::CooldownClass::Short;
 use crate::rule::{RULE_HEADER, RULE_SEPARATOR, Rule};
 
 /// One row of the Connect code table.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CodeRow {
     /// The code.
@@ -62,6 +63,7 @@ pub const UNLISTED_CODE: Rule = r(Unknown, 500);
 
 /// One row of the HTTP status table, used for errors that carry no code from the peer
 /// (a non-200 response without a usable Connect error body).
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HttpRow {
     /// The HTTP status received from upstream.

@@ -21,6 +21,7 @@ pub enum Decision {
 }
 
 /// One row of the `Error` enum table.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CursorErrorRow {
     /// The wire number.

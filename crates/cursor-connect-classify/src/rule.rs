@@ -114,7 +114,8 @@ impl Rule {
     /// `Some(false)`: the same request with the same credentials will not succeed, so no
     /// retry on this account unless the credentials change first; another account is only
     /// tried when the failure is account-specific; a short cooldown becomes long (the server
-    /// says waiting briefly will not help). `Some(true)`: both retries are allowed.
+    /// says waiting briefly will not help). `Some(true)`: both retries are allowed (the same
+    /// account only if it is not disabled).
     pub(crate) const fn with_server_retryable(mut self, retryable: Option<bool>) -> Self {
         match retryable {
             Some(false) => {
@@ -125,7 +126,8 @@ impl Rule {
                 }
             }
             Some(true) => {
-                self.retry_same = true;
+                // A disabled account stays out whatever the request's own retryability.
+                self.retry_same = !self.disable;
                 self.retry_other = true;
             }
             None => {}

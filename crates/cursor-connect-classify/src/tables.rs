@@ -36,8 +36,9 @@ pub fn render_markdown() -> String {
          `CustomErrorDetails.is_retryable = false` clears the same-account retry unless \
          credentials are refreshed first, keeps the other-account retry only for \
          account-specific categories, and turns a short cooldown long; `true` allows both \
-         retries. A suggested model (`additionalInfo.autoSwitchToModel` / `fallbackModel`, or a \
-         \"switch model\" button) becomes the fallback model.\n\n",
+         retries (the same account only if the row does not disable it). A suggested model \
+         (`additionalInfo.autoSwitchToModel` / `fallbackModel`, or a \"switch model\" \
+         button) becomes the fallback model.\n\n",
     );
     crate::cursor_table::render_cursor_table(&mut out);
     out.push_str("\nValues above 65 (newer than this table) fall through to the Connect code.\n\n");
@@ -61,4 +62,66 @@ pub fn render_markdown() -> String {
     );
     crate::text_table::render_text_table(&mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_rule() -> Vec<Rule> {
+        let mut rules: Vec<Rule> = CURSOR_ERRORS
+            .iter()
+            .filter_map(|r| match r.decision {
+                Decision::Rule(rule) => Some(rule),
+                Decision::Defer => None,
+            })
+            .collect();
+        rules.extend(CODES.iter().map(|r| r.rule));
+        rules.extend(HTTP_STATUSES.iter().map(|r| r.rule));
+        rules.extend(H2_REASONS.iter().flat_map(|r| [r.reset, r.go_away]));
+        rules.extend(TRANSPORT_KINDS.iter().map(|r| r.rule));
+        rules.extend(TEXT_PATTERNS.iter().map(|r| r.rule));
+        rules.extend([
+            UNLISTED_CODE,
+            UNKNOWN_REASON_RESET,
+            UNKNOWN_REASON_GO_AWAY,
+            LOCAL_CANCEL,
+        ]);
+        rules
+    }
+
+    #[test]
+    fn every_status_is_a_real_error_status() {
+        for rule in every_rule() {
+            let status = http::StatusCode::from_u16(rule.status_u16()).expect("valid status");
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{rule:?}"
+            );
+            assert_eq!(rule.status(), status);
+        }
+    }
+
+    #[test]
+    fn disabling_rows_never_retry_the_same_account() {
+        for rule in every_rule() {
+            let advice = rule.advice();
+            if advice.disable_account() {
+                assert!(!advice.retry_same_account(), "{rule:?}");
+            }
+            if advice.refresh_credentials() {
+                assert!(rule.category().is_auth(), "{rule:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn h2_rows_are_in_code_order() {
+        for (i, row) in H2_REASONS.iter().enumerate() {
+            assert_eq!(row.reason as usize, i, "{}", row.name);
+            assert_eq!(h2_reason_row(row.reason).map(|r| r.name), Some(row.name));
+        }
+        assert!(h2_reason_row(0xe).is_none());
+        assert!(h2_reason_row(u32::MAX).is_none());
+    }
 }

@@ -13,6 +13,7 @@ use crate::advice::CooldownClass::{Long, Short};
 use crate::rule::{RULE_HEADER, RULE_SEPARATOR, Rule};
 
 /// One substring pattern.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TextRow {
     /// Lowercase substring to look for.

@@ -9,6 +9,7 @@ use crate::advice::CooldownClass::Short;
 use crate::rule::{RULE_HEADER, RULE_SEPARATOR, Rule};
 
 /// One HTTP/2 error code (RFC 9113 §7) in its two forms.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct H2ReasonRow {
     /// The error code on the wire.
@@ -73,6 +74,7 @@ pub const UNKNOWN_REASON_GO_AWAY: Rule = t(Transport, 502).any().reconnect();
 pub const LOCAL_CANCEL: Rule = t(Canceled, 499);
 
 /// One failure kind without (or before) an HTTP/2 reason.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KindRow {
     /// The kind's name as rendered.

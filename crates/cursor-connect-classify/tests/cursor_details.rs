@@ -122,7 +122,8 @@ fn every_error_value_with_custom_details() {
             match retryable {
                 None => assert_eq!(a, p, "{name}: no flag, no change"),
                 Some(true) => {
-                    assert!(a.retry_same_account() && a.retry_other_account(), "{name}");
+                    assert!(a.retry_other_account(), "{name}");
+                    assert_eq!(a.retry_same_account(), !p.disable_account(), "{name}");
                     assert!(c.transparent_retry_allowed(), "{name}");
                 }
                 Some(false) => {
