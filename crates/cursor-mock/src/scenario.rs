@@ -56,6 +56,8 @@ pub const LONG_THINKING: &str =
     "First, consider the question. Then weigh two options. The second one is simpler, so pick it.";
 /// The text the [`names::ERROR_AFTER_DATA`] scenario sends before its error.
 pub const PARTIAL_TEXT: &str = "Partial answer";
+/// How many copies of [`DEFAULT_TEXT`] the [`names::FLOOD`] scenario sends, one character per frame.
+pub const FLOOD_REPEAT: usize = 40;
 /// Duration reported by the default turn's `thinking_completed`.
 pub const THINKING_DURATION_MS: i32 = 420;
 
@@ -87,12 +89,16 @@ pub mod names {
     pub const RESET_REFUSED: &str = "mock-reset-refused";
     /// Some text, then RST_STREAM(INTERNAL_ERROR).
     pub const RESET_AFTER_DATA: &str = "mock-reset-after-data";
-    /// Some text, then GOAWAY(NO_ERROR... abrupt) on the whole connection.
+    /// Some text, then GOAWAY(NO_ERROR) and the connection closes (in-flight streams fail).
     pub const GOAWAY: &str = "mock-goaway";
     /// Heartbeat and some text, then silence for a minute (to trip the client's stall detector).
     pub const STALL: &str = "mock-stall";
-    /// The default text as a flood of one-character deltas, each envelope cut into 1-byte DATA frames.
+    /// [`super::FLOOD_REPEAT`] copies of the default text as one-character deltas, each envelope in
+    /// its own small DATA frame (like Cursor's thousands of tiny frames), then `turn_ended` and `{}`.
     pub const FLOOD: &str = "mock-flood";
+    /// The default text as one-character deltas with every envelope cut into 1-byte DATA frames
+    /// (about 600 frames; trips h2's small-frame budget on a client with a 64 KiB window).
+    pub const FLOOD_SPLIT: &str = "mock-flood-split";
     /// The default turn without `turn_ended` (clean end-stream `{}` nonetheless).
     pub const NO_TURN_ENDED: &str = "mock-no-turn-ended";
     /// The default turn's text, then the HTTP/2 stream ends without an end-stream frame.
@@ -117,6 +123,7 @@ pub mod names {
         GOAWAY,
         STALL,
         FLOOD,
+        FLOOD_SPLIT,
         NO_TURN_ENDED,
         NO_END_STREAM,
         DROP_CONNECTION,
@@ -296,6 +303,13 @@ impl Scenario {
                 Step::EndOk,
             ]),
             FLOOD => {
+                let mut steps = vec![Step::Heartbeat];
+                let text = DEFAULT_TEXT.repeat(FLOOD_REPEAT);
+                steps.extend(text.chars().map(|c| Step::TextDelta(c.to_string())));
+                steps.extend([Step::TurnEnded(DEFAULT_USAGE), Step::EndOk]);
+                Self::new(steps)
+            }
+            FLOOD_SPLIT => {
                 let mut steps = vec![Step::SplitWrites(1), Step::Heartbeat];
                 steps.extend(DEFAULT_TEXT.chars().map(|c| Step::TextDelta(c.to_string())));
                 steps.extend([Step::TurnEnded(DEFAULT_USAGE), Step::EndOk]);

@@ -15,12 +15,20 @@ use sha2::{Digest, Sha256};
 pub const STEP: Duration = Duration::from_secs(10);
 
 pub async fn connect(addr: std::net::SocketAddr) -> SendRequest<Bytes> {
+    connect_with(addr, h2::client::Builder::new()).await.0
+}
+
+/// Connects with `builder`; the handle yields the connection's final result.
+pub async fn connect_with(
+    addr: std::net::SocketAddr,
+    builder: h2::client::Builder,
+) -> (
+    SendRequest<Bytes>,
+    tokio::task::JoinHandle<Result<(), h2::Error>>,
+) {
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
+    let (client, connection) = builder.handshake(tcp).await.expect("h2 handshake");
+    (client, tokio::spawn(connection))
 }
 
 pub fn run_request(model: &str, text: &str) -> pb::AgentRunRequest {
