@@ -1,0 +1,442 @@
+//! The task that drives one Run stream: it answers everything the server expects from a
+//! client (heartbeats, KV, request context, declined execs, interaction queries) on its own,
+//! and hands the caller events through a bounded queue.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cursor_connect_frame::{Code, ConnectError, TransportCause, TransportKind};
+use cursor_connect_h2::SendHalf;
+use cursor_proto::agent::v1 as pb;
+use prost::Message as _;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::event::{Event, ToolCall, ToolResult, Usage};
+use super::exec;
+use crate::blob::BlobStore;
+use crate::error::{Error, ErrorKind};
+
+/// At most this many tool calls may wait for the caller at once; more are declined.
+const MAX_PENDING_CALLS: usize = 256;
+
+/// How the client answers the server's interaction queries (web search, mode switch, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum InteractionPolicy {
+    /// Reject every query (the default: a library has no user to ask).
+    #[default]
+    RejectAll,
+    /// Approve every query.
+    ApproveAll,
+}
+
+/// Settings the driver needs, fixed for the run.
+#[derive(Debug, Clone)]
+pub(crate) struct DriverConfig {
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) stall_timeout: Duration,
+    pub(crate) blob_store: Arc<dyn BlobStore>,
+    pub(crate) interaction_policy: InteractionPolicy,
+    pub(crate) request_context: pb::RequestContext,
+    pub(crate) tool_names: Vec<String>,
+}
+
+/// What the driver hands the caller.
+#[derive(Debug)]
+pub(crate) enum Item {
+    Event(Event),
+    /// `turn_ended` was seen and the stream ended cleanly.
+    End,
+    Failed(Error),
+}
+
+/// What the caller asks the driver to do.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Respond {
+        call_id: String,
+        result: ToolResult,
+        ack: oneshot::Sender<Result<(), Error>>,
+    },
+    Cancel {
+        reason: String,
+        ack: oneshot::Sender<Result<(), Error>>,
+    },
+}
+
+/// What the reader task forwards: one inbound message, a clean end, or the stream's error.
+pub(crate) type Inbound = Result<Option<Bytes>, ConnectError>;
+
+/// Why the driver loop woke up.
+enum Wake {
+    Command(Option<Command>),
+    Heartbeat,
+    Delivered,
+    Inbound(Option<Inbound>),
+    Stalled,
+}
+
+#[derive(Debug, Clone)]
+struct PendingCall {
+    id: u32,
+    exec_id: String,
+}
+
+pub(crate) struct Driver {
+    cfg: DriverConfig,
+    send: Option<SendHalf>,
+    inbound: mpsc::Receiver<Inbound>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Item>,
+    pending: VecDeque<Event>,
+    calls: HashMap<String, PendingCall>,
+    aborted: HashSet<String>,
+    last_checkpoint: Option<Bytes>,
+    turn_ended: bool,
+    canceled: bool,
+    output_started: bool,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        cfg: DriverConfig,
+        send: SendHalf,
+        inbound: mpsc::Receiver<Inbound>,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<Item>,
+    ) -> Self {
+        Self {
+            cfg,
+            send: Some(send),
+            inbound,
+            commands,
+            events,
+            pending: VecDeque::new(),
+            calls: HashMap::new(),
+            aborted: HashSet::new(),
+            last_checkpoint: None,
+            turn_ended: false,
+            canceled: false,
+            output_started: false,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let outcome = self.run_loop().await;
+        // A failed stream is reset right away (dropping the send half sends RST_STREAM CANCEL)
+        // instead of waiting until the caller has read the queued events.
+        if outcome.is_err() {
+            self.send = None;
+        }
+        self.commands.close();
+        while let Some(event) = self.pending.pop_front() {
+            if self.events.send(Item::Event(event)).await.is_err() {
+                return;
+            }
+        }
+        let last = match outcome {
+            Ok(()) => Item::End,
+            Err(e) => {
+                tracing::debug!(error = %e, "agent run failed");
+                Item::Failed(e)
+            }
+        };
+        let _ = self.events.send(last).await;
+    }
+
+    async fn run_loop(&mut self) -> Result<(), Error> {
+        let hb = self.cfg.heartbeat_interval;
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + hb, hb);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_inbound = Instant::now();
+        let mut commands_open = true;
+        loop {
+            let stall_at = last_inbound + self.cfg.stall_timeout;
+            let wake = tokio::select! {
+                biased;
+                cmd = self.commands.recv(), if commands_open => Wake::Command(cmd),
+                _ = heartbeat.tick(), if !self.turn_ended => Wake::Heartbeat,
+                permit = self.events.reserve(), if !self.pending.is_empty() => match permit {
+                    Ok(permit) => {
+                        if let Some(event) = self.pending.pop_front() {
+                            permit.send(Item::Event(event));
+                        }
+                        Wake::Delivered
+                    }
+                    // The caller dropped the run; nothing left to do.
+                    Err(_) => return Err(Error::usage("run dropped")),
+                },
+                msg = self.inbound.recv(), if self.pending.is_empty() => Wake::Inbound(msg),
+                () = tokio::time::sleep_until(stall_at), if self.pending.is_empty() => Wake::Stalled,
+            };
+            match wake {
+                Wake::Command(Some(cmd)) => self.command(cmd).await?,
+                Wake::Command(None) => commands_open = false,
+                Wake::Heartbeat => {
+                    let beat =
+                        pb::agent_client_message::Message::ClientHeartbeat(pb::ClientHeartbeat {});
+                    self.send(client_message(beat)).await?;
+                }
+                Wake::Delivered => {
+                    if self.pending.is_empty() {
+                        // Time spent waiting for the caller is not the server's silence.
+                        last_inbound = Instant::now();
+                    }
+                }
+                Wake::Inbound(msg) => {
+                    last_inbound = Instant::now();
+                    match msg {
+                        Some(Ok(Some(bytes))) => self.on_message(bytes).await?,
+                        Some(Ok(None)) => return self.on_clean_end(),
+                        Some(Err(e)) => {
+                            return Err(Error::call(ErrorKind::Call, e, !self.output_started));
+                        }
+                        None => {
+                            return Err(Error::new(ErrorKind::Protocol, "stream reader stopped"));
+                        }
+                    }
+                }
+                Wake::Stalled => return Err(self.stalled()),
+            }
+        }
+    }
+
+    fn on_clean_end(&mut self) -> Result<(), Error> {
+        if self.turn_ended {
+            return Ok(());
+        }
+        let (code, msg) = if self.canceled {
+            (Code::Canceled, "run canceled before turn_ended")
+        } else {
+            (Code::Internal, "stream ended cleanly without turn_ended")
+        };
+        let err = ConnectError::new(code, msg);
+        Err(Error::call(
+            ErrorKind::MissingTurnEnded,
+            err,
+            !self.output_started,
+        ))
+    }
+
+    fn stalled(&self) -> Error {
+        let secs = self.cfg.stall_timeout.as_secs_f64();
+        let cause = TransportCause::new(TransportKind::Timeout).response_started(true);
+        let err = ConnectError::transport(
+            Code::DeadlineExceeded,
+            format!("no inbound frame for {secs:.1}s"),
+            cause,
+        );
+        Error::call(ErrorKind::Stalled, err, !self.output_started)
+    }
+
+    async fn send(&mut self, msg: pb::AgentClientMessage) -> Result<(), Error> {
+        let Some(send) = self.send.as_mut() else {
+            return Ok(());
+        };
+        let bytes = Bytes::from(msg.encode_to_vec());
+        match tokio::time::timeout(self.cfg.stall_timeout, send.send(bytes)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::call(ErrorKind::Call, e.into(), !self.output_started)),
+            Err(_) => Err(self.stalled()),
+        }
+    }
+
+    fn emit(&mut self, event: Event) {
+        if matches!(
+            event,
+            Event::TextDelta(_) | Event::ThinkingDelta(_) | Event::ToolCall(_)
+        ) {
+            self.output_started = true;
+        }
+        self.pending.push_back(event);
+    }
+
+    async fn command(&mut self, cmd: Command) -> Result<(), Error> {
+        match cmd {
+            Command::Respond {
+                call_id,
+                result,
+                ack,
+            } => {
+                let Some(call) = self.calls.remove(&call_id) else {
+                    let r = if self.aborted.remove(&call_id) {
+                        tracing::debug!(call_id, "result for a call the server aborted dropped");
+                        Ok(())
+                    } else {
+                        Err(Error::usage(format!(
+                            "no outstanding tool call with id {call_id:?}"
+                        )))
+                    };
+                    let _ = ack.send(r);
+                    return Ok(());
+                };
+                let msg = exec::mcp_result(call.id, call.exec_id, &result);
+                let r = self.send(msg).await;
+                let _ = ack.send(r.clone());
+                r
+            }
+            Command::Cancel { reason, ack } => {
+                self.canceled = true;
+                let action = pb::ConversationAction {
+                    action: Some(pb::conversation_action::Action::CancelAction(
+                        pb::CancelAction { reason },
+                    )),
+                    ..Default::default()
+                };
+                let r = self
+                    .send(client_message(
+                        pb::agent_client_message::Message::ConversationAction(action),
+                    ))
+                    .await;
+                let _ = ack.send(r.clone());
+                r
+            }
+        }
+    }
+
+    async fn on_message(&mut self, bytes: Bytes) -> Result<(), Error> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let msg = pb::AgentServerMessage::decode(bytes)
+            .map_err(|e| Error::protocol("undecodable AgentServerMessage", e))?;
+        use pb::agent_server_message::Message as M;
+        match msg.message {
+            Some(M::InteractionUpdate(u)) => self.on_update(u).await,
+            Some(M::ExecServerMessage(e)) => self.on_exec(e).await,
+            Some(M::ConversationCheckpointUpdate(cp)) => {
+                self.on_checkpoint(cp);
+                Ok(())
+            }
+            Some(M::KvServerMessage(kv)) => {
+                let reply = exec::kv_reply(&*self.cfg.blob_store, kv);
+                self.send(reply).await
+            }
+            Some(M::ExecServerControlMessage(c)) => {
+                if let Some(pb::exec_server_control_message::Message::Abort(a)) = c.message {
+                    let aborted: Vec<String> = self
+                        .calls
+                        .iter()
+                        .filter(|(_, c)| c.id == a.id)
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for k in aborted {
+                        tracing::debug!(call_id = k, "server aborted a tool call");
+                        self.calls.remove(&k);
+                        self.aborted.insert(k);
+                    }
+                }
+                Ok(())
+            }
+            Some(M::InteractionQuery(q)) => {
+                let reply = exec::interaction_reply(q, self.cfg.interaction_policy);
+                self.send(reply).await
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn on_update(&mut self, u: pb::InteractionUpdate) -> Result<(), Error> {
+        use pb::interaction_update::Message as U;
+        match u.message {
+            Some(U::TextDelta(t)) if t.is_server_notice => self.emit(Event::Notice(t.text)),
+            Some(U::TextDelta(t)) if !t.text.is_empty() => self.emit(Event::TextDelta(t.text)),
+            Some(U::ThinkingDelta(t)) if !t.text.is_empty() => {
+                self.emit(Event::ThinkingDelta(t.text))
+            }
+            Some(U::ThinkingCompleted(_)) => self.emit(Event::ThinkingCompleted),
+            Some(U::TokenDelta(t)) => {
+                self.emit(Event::TokenDelta(u64::try_from(t.tokens).unwrap_or(0)))
+            }
+            Some(U::TurnEnded(t)) if !self.turn_ended => {
+                self.turn_ended = true;
+                self.emit(Event::TurnEnded(Usage::from_proto(&t)));
+                // Nothing more to say: half-close so the server can end the stream.
+                if let Some(send) = self.send.as_mut() {
+                    let _ = tokio::time::timeout(self.cfg.stall_timeout, send.close_send()).await;
+                }
+            }
+            // Heartbeats only reset the stall timer (done by the caller of this function);
+            // the other updates are display-only for IDEs.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_checkpoint(&mut self, cp: Bytes) {
+        if self.turn_ended {
+            // A checkpoint after turn_ended is not resume-eligible (reference §5 quirks).
+            tracing::debug!(len = cp.len(), "checkpoint after turn_ended ignored");
+            return;
+        }
+        if self.last_checkpoint.as_ref() == Some(&cp) {
+            return;
+        }
+        self.last_checkpoint = Some(cp.clone());
+        self.emit(Event::Checkpoint(cp));
+    }
+
+    async fn on_exec(&mut self, e: pb::ExecServerMessage) -> Result<(), Error> {
+        use pb::exec_server_message::Message as X;
+        let (id, exec_id) = (e.id, e.exec_id);
+        match e.message {
+            Some(X::RequestContextArgs(_)) => {
+                let reply =
+                    exec::request_context_result(id, exec_id, self.cfg.request_context.clone());
+                self.send(reply).await
+            }
+            Some(X::McpArgs(args)) => {
+                let name = if args.tool_name.is_empty() {
+                    args.name.clone()
+                } else {
+                    args.tool_name.clone()
+                };
+                let known = self
+                    .cfg
+                    .tool_names
+                    .iter()
+                    .any(|t| *t == name || *t == args.name);
+                if !known {
+                    let reply = exec::mcp_tool_not_found(id, exec_id, &name, &self.cfg.tool_names);
+                    return self.send(reply).await;
+                }
+                if self.calls.len() >= MAX_PENDING_CALLS {
+                    let reply = exec::mcp_result(
+                        id,
+                        exec_id,
+                        &ToolResult::error("too many outstanding tool calls"),
+                    );
+                    return self.send(reply).await;
+                }
+                let mut call_id = if args.tool_call_id.is_empty() {
+                    format!("exec-{id}")
+                } else {
+                    args.tool_call_id.clone()
+                };
+                while self.calls.contains_key(&call_id) {
+                    call_id.push('+');
+                }
+                let arguments = exec::args_json(&args.args);
+                self.calls
+                    .insert(call_id.clone(), PendingCall { id, exec_id });
+                self.emit(Event::ToolCall(ToolCall {
+                    id: call_id,
+                    name,
+                    arguments,
+                }));
+                Ok(())
+            }
+            other => {
+                let reply = exec::decline(id, exec_id, other);
+                self.send(reply).await
+            }
+        }
+    }
+}
+
+pub(crate) fn client_message(m: pb::agent_client_message::Message) -> pb::AgentClientMessage {
+    pb::AgentClientMessage { message: Some(m) }
+}

@@ -1,0 +1,265 @@
+//! Agent runs: `agent.v1.AgentService/Run` over one HTTP/2 bidi stream.
+
+mod driver;
+mod event;
+mod exec;
+mod request;
+mod value;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cursor_connect_h2::{CallOptions, RecvHalf};
+use cursor_proto::agent::v1 as pb;
+use prost::Message as _;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+pub use driver::InteractionPolicy;
+pub use event::{Event, ToolCall, ToolResult, Usage};
+pub use request::{
+    HistoryMessage, HistoryMode, ImageInput, RunRequest, ToolDefinition, flatten_history,
+};
+
+use crate::client::ClientInner;
+use crate::error::{Error, ErrorKind};
+use crate::ids::{RequestIds, uuid_v4};
+use driver::{Command, Driver, DriverConfig, Inbound, Item};
+
+/// How many events may wait for the caller before the client stops reading the stream
+/// (HTTP/2 flow control then holds the server back; heartbeats and answers continue).
+const EVENT_QUEUE: usize = 256;
+/// Inbound messages buffered between the reader and the driver.
+const INBOUND_QUEUE: usize = 16;
+/// Attempts to open the stream when the failure is provably retry-safe (REFUSED_STREAM,
+/// GOAWAY before our stream): the request was not processed, so a fresh attempt is invisible.
+const OPEN_ATTEMPTS: u32 = 3;
+
+/// Starts agent runs; get one from [`CursorClient::agent`](crate::CursorClient::agent).
+#[derive(Clone)]
+pub struct AgentClient {
+    pub(crate) inner: Arc<ClientInner>,
+}
+
+impl fmt::Debug for AgentClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentClient").finish_non_exhaustive()
+    }
+}
+
+impl AgentClient {
+    /// Opens a Run stream, sends the run request and starts the background work (heartbeats,
+    /// KV, execs). Events come from [`Run::next_event`].
+    pub async fn run(&self, request: RunRequest) -> Result<Run, Error> {
+        let inner = &self.inner;
+        let conversation_id = request.conversation_id.clone().unwrap_or_else(uuid_v4);
+        let tools: Vec<pb::McpToolDefinition> =
+            request.tools.iter().map(ToolDefinition::to_proto).collect();
+        let mut ctx = inner.request_context.clone();
+        ctx.tools = tools;
+        let run_request = request.to_proto(&conversation_id, ctx.clone());
+        let first =
+            driver::client_message(pb::agent_client_message::Message::RunRequest(run_request));
+        let first = Bytes::from(first.encode_to_vec());
+
+        let mut ids = RequestIds::new();
+        let mut attempt = 0;
+        let (mut send, recv) = loop {
+            attempt += 1;
+            let token = inner.credentials.current().await?;
+            let headers = inner.header_config.headers(&token, &ids)?;
+            let opts = CallOptions::default().accept_compression(&["gzip"]);
+            let opened = inner
+                .agent_channel
+                .bidi(cursor_proto::paths::AGENT_RUN.path, headers, opts)
+                .await;
+            match opened {
+                Ok(halves) => break halves,
+                Err(e) if e.is_retry_safe() && attempt < OPEN_ATTEMPTS => {
+                    tracing::debug!(attempt, error = %e, "run stream refused; retrying with a new request id");
+                    ids.next_attempt();
+                }
+                Err(e) => return Err(Error::call(ErrorKind::Call, e.into(), true)),
+            }
+        };
+        tracing::debug!(
+            request_id = ids.request_id(),
+            conversation_id = conversation_id.as_str(),
+            model = request.model(),
+            "agent run opened"
+        );
+        if let Err(e) = send.send(first).await {
+            return Err(Error::call(ErrorKind::Call, e.into(), true));
+        }
+
+        let cfg = DriverConfig {
+            heartbeat_interval: inner.heartbeat_interval,
+            stall_timeout: inner.stall_timeout,
+            blob_store: inner.blob_store.clone(),
+            interaction_policy: inner.interaction_policy,
+            request_context: ctx,
+            tool_names: request.tools.iter().map(|t| t.name.clone()).collect(),
+        };
+        let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
+        let (cmd_tx, cmd_rx) = mpsc::channel(8);
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let reader = tokio::spawn(read_loop(recv, in_tx));
+        let driver = tokio::spawn(Driver::new(cfg, send, in_rx, cmd_rx, ev_tx).run());
+        Ok(Run {
+            events: ev_rx,
+            commands: cmd_tx,
+            terminal: None,
+            checkpoint: None,
+            conversation_id,
+            request_ids: ids,
+            ack_timeout: inner.stall_timeout + Duration::from_secs(5),
+            _tasks: [AbortOnDrop(reader), AbortOnDrop(driver)],
+        })
+    }
+}
+
+async fn read_loop(mut rx: RecvHalf, tx: mpsc::Sender<Inbound>) {
+    loop {
+        let item = rx.message().await;
+        let last = !matches!(item, Ok(Some(_)));
+        if tx.send(item).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Aborts a background task when its owner goes away, so no task outlives its run.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One running agent turn.
+///
+/// Read events with [`Run::next_event`] until it returns `Ok(None)` (the turn ended and the
+/// stream closed cleanly) or an error. Errors are sticky: every later call returns the same
+/// error. Dropping a `Run` cancels the stream.
+pub struct Run {
+    events: mpsc::Receiver<Item>,
+    commands: mpsc::Sender<Command>,
+    terminal: Option<Result<(), Error>>,
+    checkpoint: Option<Bytes>,
+    conversation_id: String,
+    request_ids: RequestIds,
+    ack_timeout: Duration,
+    _tasks: [AbortOnDrop; 2],
+}
+
+impl fmt::Debug for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Run")
+            .field("conversation_id", &self.conversation_id)
+            .field("request_id", &self.request_ids.request_id())
+            .field("finished", &self.terminal.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Run {
+    /// The next event; `Ok(None)` only after [`Event::TurnEnded`] and a clean end of stream.
+    ///
+    /// A stream that ends without `turn_ended`, ends with an error (even after data), or goes
+    /// silent for the stall timeout yields an error, never `Ok(None)`.
+    pub async fn next_event(&mut self) -> Result<Option<Event>, Error> {
+        if let Some(t) = &self.terminal {
+            return t.clone().map(|()| None);
+        }
+        let item = self.events.recv().await;
+        match item {
+            Some(Item::Event(event)) => {
+                if let Event::Checkpoint(cp) = &event {
+                    self.checkpoint = Some(cp.clone());
+                }
+                Ok(Some(event))
+            }
+            Some(Item::End) => {
+                self.terminal = Some(Ok(()));
+                Ok(None)
+            }
+            Some(Item::Failed(e)) => {
+                self.terminal = Some(Err(e.clone()));
+                Err(e)
+            }
+            None => {
+                let e = Error::new(ErrorKind::Protocol, "run driver stopped unexpectedly");
+                self.terminal = Some(Err(e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends the result of tool call `call_id` on the same stream; the turn continues.
+    pub async fn respond(&mut self, call_id: &str, result: ToolResult) -> Result<(), Error> {
+        let (ack, done) = oneshot::channel();
+        self.command(
+            Command::Respond {
+                call_id: call_id.to_owned(),
+                result,
+                ack,
+            },
+            done,
+        )
+        .await
+    }
+
+    /// Asks the server to cancel the turn (`conversation_action{cancel_action}`). Keep reading
+    /// events: the run ends with `TurnEnded` or a `canceled` error.
+    pub async fn cancel(&mut self) -> Result<(), Error> {
+        let (ack, done) = oneshot::channel();
+        self.command(
+            Command::Cancel {
+                reason: "canceled by client".to_owned(),
+                ack,
+            },
+            done,
+        )
+        .await
+    }
+
+    async fn command(
+        &mut self,
+        cmd: Command,
+        done: oneshot::Receiver<Result<(), Error>>,
+    ) -> Result<(), Error> {
+        if let Some(Err(e)) = &self.terminal {
+            return Err(e.clone());
+        }
+        if self.commands.send(cmd).await.is_err() {
+            return Err(Error::usage("the run has already finished"));
+        }
+        match tokio::time::timeout(self.ack_timeout, done).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Error::usage("the run has already finished")),
+            Err(_) => Err(Error::new(
+                ErrorKind::Stalled,
+                "the run did not take the command in time",
+            )),
+        }
+    }
+
+    /// The last checkpoint seen (before `turn_ended`): pass it to
+    /// [`RunRequest::checkpoint`] for the next turn.
+    pub fn checkpoint(&self) -> Option<Bytes> {
+        self.checkpoint.clone()
+    }
+
+    /// The conversation id (keep it for the next turn).
+    pub fn conversation_id(&self) -> &str {
+        &self.conversation_id
+    }
+
+    /// The request ids sent with this run.
+    pub fn request_ids(&self) -> &RequestIds {
+        &self.request_ids
+    }
+}

@@ -1,0 +1,233 @@
+//! Every failure the mock can script comes out of the client as a typed, classified error,
+//! never as a quiet end; plus stall detection and log redaction.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{TOKEN, client, expect_error, run_to_end};
+use cursor_connect::classify::Category;
+use cursor_connect::frame::{Code, Origin};
+use cursor_connect::{Credentials, CursorClient, ErrorKind, RunRequest};
+use cursor_mock::{MockServer, Scenario, names};
+
+async fn failed_run(model: &str) -> (common::Outcome, cursor_connect::Error) {
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let c = client(&mock.url());
+    let mut run = c.agent().run(RunRequest::new(model, "x")).await.unwrap();
+    let out = common::collect(&mut run).await;
+    let err = expect_error(&out);
+    // Sticky: the same error on every later poll.
+    for _ in 0..3 {
+        let again = run.next_event().await.unwrap_err();
+        assert_eq!(again.to_string(), err.to_string());
+    }
+    (out, err)
+}
+
+#[tokio::test]
+async fn unauthenticated_before_data() {
+    let (out, e) = failed_run(names::ERROR_UNAUTHENTICATED).await;
+    assert!(out.text.is_empty());
+    assert_eq!(e.kind(), ErrorKind::Call);
+    assert!(e.is_before_output());
+    let ce = e.connect_error().unwrap();
+    assert_eq!(ce.code(), Code::Unauthenticated);
+    assert_eq!(ce.origin(), Origin::Remote);
+    let details = e.error_details().expect("decoded ErrorDetails");
+    assert_eq!(details.error, 2); // ERROR_NOT_LOGGED_IN
+    let c = e.classification().unwrap();
+    assert_eq!(c.category(), Category::Unauthenticated);
+    assert_eq!(c.status(), 401);
+    assert!(c.advice().refresh_credentials());
+    assert!(std::error::Error::source(&e).is_some());
+}
+
+/// The SDK bug in the seeds: an unauthenticated end-stream after one data frame must be an
+/// error out of the event stream, not a quiet end.
+#[tokio::test]
+async fn unauthenticated_after_one_data_frame_is_an_error() {
+    let (out, e) = failed_run(names::ERROR_AFTER_DATA).await;
+    assert_eq!(out.text, cursor_mock::PARTIAL_TEXT);
+    assert!(out.usage.is_none());
+    assert_eq!(e.connect_error().unwrap().code(), Code::Unauthenticated);
+    assert!(!e.is_before_output());
+    assert_eq!(
+        e.classification().unwrap().category(),
+        Category::Unauthenticated
+    );
+    assert!(!e.classification().unwrap().transparent_retry_allowed());
+    assert_eq!(e.error_details().unwrap().error, 2);
+}
+
+#[tokio::test]
+async fn http_200_with_only_an_error_end_stream() {
+    let (out, e) = failed_run(names::ERROR_ONLY_END_STREAM).await;
+    assert_eq!(out.events, 0);
+    assert_eq!(e.connect_error().unwrap().code(), Code::Unauthenticated);
+    assert!(e.is_before_output());
+}
+
+#[tokio::test]
+async fn model_retired_is_classified_from_details() {
+    let (_, e) = failed_run(names::ERROR_MODEL_RETIRED).await;
+    assert_eq!(e.connect_error().unwrap().code(), Code::InvalidArgument);
+    let c = e.classification().unwrap();
+    assert_eq!(c.category(), Category::ModelUnavailable);
+    assert_eq!(c.advice().fallback_model(), Some("composer-2.5"));
+    assert_eq!(e.error_details().unwrap().error, 61);
+}
+
+#[tokio::test]
+async fn rate_limited() {
+    let (_, e) = failed_run(names::ERROR_RATE_LIMITED).await;
+    assert_eq!(e.connect_error().unwrap().code(), Code::ResourceExhausted);
+    let c = e.classification().unwrap();
+    assert_eq!(c.status(), 429);
+    assert!(matches!(
+        c.category(),
+        Category::RateLimited | Category::QuotaExhausted
+    ));
+}
+
+#[tokio::test]
+async fn provider_error() {
+    let (_, e) = failed_run(names::ERROR_PROVIDER).await;
+    assert_eq!(e.kind(), ErrorKind::Call);
+    assert!(e.classification().is_some());
+}
+
+#[tokio::test]
+async fn refused_stream_is_a_retry_safe_transport_error() {
+    let (_, e) = failed_run(names::RESET_REFUSED).await;
+    let ce = e.connect_error().unwrap();
+    assert_eq!(ce.origin(), Origin::Transport);
+    assert_eq!(ce.transport_cause().unwrap().reason, Some(0x7));
+    assert!(e.is_before_output());
+}
+
+#[tokio::test]
+async fn reset_after_data() {
+    let (out, e) = failed_run(names::RESET_AFTER_DATA).await;
+    assert_eq!(out.text, cursor_mock::PARTIAL_TEXT);
+    assert_eq!(e.connect_error().unwrap().origin(), Origin::Transport);
+    assert!(!e.is_before_output());
+    assert_eq!(e.classification().unwrap().category(), Category::Transport);
+}
+
+#[tokio::test]
+async fn goaway_after_data() {
+    let (out, e) = failed_run(names::GOAWAY).await;
+    assert_eq!(out.text, cursor_mock::PARTIAL_TEXT);
+    assert_eq!(e.connect_error().unwrap().origin(), Origin::Transport);
+}
+
+#[tokio::test]
+async fn dropped_connection() {
+    let (_, e) = failed_run(names::DROP_CONNECTION).await;
+    assert_eq!(e.connect_error().unwrap().origin(), Origin::Transport);
+}
+
+#[tokio::test]
+async fn missing_turn_ended_is_an_error() {
+    let (out, e) = failed_run(names::NO_TURN_ENDED).await;
+    assert_eq!(out.text, cursor_mock::DEFAULT_TEXT);
+    assert_eq!(e.kind(), ErrorKind::MissingTurnEnded);
+    assert!(e.classification().is_some());
+}
+
+#[tokio::test]
+async fn missing_end_stream_is_an_error() {
+    let (out, e) = failed_run(names::NO_END_STREAM).await;
+    assert_eq!(out.text, cursor_mock::DEFAULT_TEXT);
+    assert_eq!(e.kind(), ErrorKind::Call);
+    assert!(e.connect_error().is_some());
+}
+
+#[tokio::test]
+async fn unary_error_is_typed() {
+    let mock = MockServer::start(Scenario::named(names::UNARY_UNAUTHENTICATED).unwrap())
+        .await
+        .unwrap();
+    let e = client(&mock.url()).usable_models().await.unwrap_err();
+    assert_eq!(e.connect_error().unwrap().code(), Code::Unauthenticated);
+    assert_eq!(e.classification().unwrap().status(), 401);
+    assert_eq!(e.error_details().unwrap().error, 2);
+}
+
+#[tokio::test]
+async fn stall_is_detected_within_its_timeout() {
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let c = CursorClient::builder()
+        .base_url(mock.url())
+        .credentials(Credentials::access_token(TOKEN))
+        .stall_timeout(Duration::from_millis(400))
+        .heartbeat_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let out = run_to_end(&c, RunRequest::new(names::STALL, "x")).await;
+    let took = started.elapsed();
+    let e = expect_error(&out);
+    assert_eq!(out.text, cursor_mock::PARTIAL_TEXT);
+    assert_eq!(e.kind(), ErrorKind::Stalled);
+    assert_eq!(e.connect_error().unwrap().code(), Code::DeadlineExceeded);
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    // Client heartbeats kept flowing during the stall.
+    assert!(mock.received()[0].heartbeats() >= 2);
+}
+
+#[tokio::test]
+async fn run_on_unreachable_host_is_transport_error() {
+    // Port 9 on loopback: nothing listens.
+    let c = client("http://127.0.0.1:9");
+    let e = tokio::time::timeout(
+        Duration::from_secs(20),
+        c.agent().run(RunRequest::new("m", "x")),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Call);
+    assert_eq!(e.connect_error().unwrap().origin(), Origin::Transport);
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn secrets_never_reach_logs() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let c = client(&mock.url());
+    let out = run_to_end(&c, RunRequest::new("composer-2.5", "x")).await;
+    assert!(matches!(out.end, Some(Ok(()))));
+    let out = run_to_end(&c, RunRequest::new(names::ERROR_UNAUTHENTICATED, "x")).await;
+    let e = expect_error(&out);
+    tracing::error!(error = %e, debug = ?e, client = ?c, "logged by the application");
+    let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    assert!(
+        logs.contains("agent run opened"),
+        "logging was not captured"
+    );
+    assert!(!logs.contains(TOKEN), "token leaked into logs");
+    assert!(!format!("{e:?} {e} {c:?}").contains(TOKEN));
+}
