@@ -154,6 +154,9 @@ impl Error {
         };
         let retry_safe = remote && (refused || kind == ErrorKind::GoAway);
         let mut e = Self::new(kind).remote(remote).retry_safe(retry_safe);
+        if let Some(io) = err.get_io() {
+            e = e.detail(io.to_string());
+        }
         if let Some(r) = reason {
             e = e.with_reason(r);
         }
@@ -209,12 +212,25 @@ impl Error {
                 response_started: i.response_started,
                 retry_safe: i.retry_safe,
                 detail: i.detail.clone(),
-                source: i.source.as_ref().map(|s| {
-                    Box::new(SourceText(s.to_string())) as Box<dyn std::error::Error + Send + Sync>
-                }),
+                source: i.source.as_deref().map(clone_source),
             }),
         }
     }
+}
+
+/// Rebuilds a source for a copy: an `io::Error` in the chain keeps its kind (so callers can
+/// still tell a TCP reset from an EOF), anything else keeps its text.
+fn clone_source(
+    src: &(dyn std::error::Error + Send + Sync + 'static),
+) -> Box<dyn std::error::Error + Send + Sync> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(src);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            return Box::new(io::Error::new(io.kind(), io.to_string()));
+        }
+        cur = c.source();
+    }
+    Box::new(SourceText(src.to_string()))
 }
 
 /// Human-readable HTTP/2 error code names, for messages only.
