@@ -260,21 +260,28 @@ impl ConnectError {
                 body = &inflated;
             }
         }
-        let parsed = crate::end_stream::parse_unary_error(body);
-        let mut err = match parsed {
-            Some(e) => e,
+        let mut err = match crate::end_stream::parse_unary_error(body) {
+            Some((e, true)) => e,
+            Some((mut e, false)) => {
+                e.0.code = Code::from_http_status(status);
+                e.0.wire = false;
+                if e.0.message.is_empty() {
+                    e.0.message = status_message(status);
+                }
+                e
+            }
             None => {
-                let reason = status.canonical_reason().unwrap_or("unrecognized status");
                 let mut e = Self::build(
                     Code::from_http_status(status),
-                    format!("HTTP status {} {reason}", status.as_u16()),
+                    status_message(status),
                     Origin::Remote,
                     false,
                 );
                 // A short plain-text body (a proxy's error page) is worth keeping.
                 if let Ok(text) = std::str::from_utf8(body) {
                     let text = text.trim();
-                    if !text.is_empty() && text.len() <= 512 && text != "null" {
+                    let printable = !text.chars().any(|c| c.is_control() && c != '\n');
+                    if printable && !text.is_empty() && text.len() <= 512 && text != "null" {
                         e.0.message = format!("{}: {text}", e.0.message);
                     }
                 }
@@ -366,17 +373,16 @@ impl ConnectError {
         self
     }
 
-    /// Marks the error as parsed from peer JSON (used by the JSON readers).
-    pub(crate) fn set_wire(&mut self) {
-        self.0.wire = true;
-        self.0.origin = Origin::Remote;
-    }
-
     /// Serialises the error as Connect error JSON: `code`, `message` (if not empty) and
     /// `details` (if any) with unpadded standard base64 values.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(&crate::end_stream::error_to_value(self)).unwrap_or_default()
     }
+}
+
+fn status_message(status: StatusCode) -> String {
+    let reason = status.canonical_reason().unwrap_or("unrecognized status");
+    format!("HTTP status {} {reason}", status.as_u16())
 }
 
 impl From<FrameError> for ConnectError {

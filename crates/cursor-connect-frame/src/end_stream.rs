@@ -31,7 +31,8 @@ impl EndStream {
     /// Follows the conformance suite's client rules: `{"error": null}` is success; an error
     /// with a null, missing or unrecognised code is [`Code::Unknown`]; a missing message is
     /// empty; details keep `type` and the raw `value` (padded or unpadded base64) and ignore
-    /// `debug`; unknown keys are ignored. The error, when present, is a wire error
+    /// `debug`; unknown keys are ignored. A detail whose `value` is not base64, or that has
+    /// neither `type` nor `value`, is skipped rather than failing the whole error. The error, when present, is a wire error
     /// ([`ConnectError::is_wire`]) and carries the trailers as its metadata too.
     ///
     /// Errors: invalid JSON ([`FrameError::EndStreamJson`]), or a top level, `error` or
@@ -151,6 +152,10 @@ fn parse_error_object(e: &Map<String, Value>) -> ConnectError {
                 Some(Value::String(t)) => t.as_str(),
                 _ => "",
             };
+            // A detail with neither type nor value (only `debug`) carries nothing usable.
+            if type_name.is_empty() && d.get("value").is_none_or(Value::is_null) {
+                continue;
+            }
             // A detail whose value is not base64 is dropped rather than losing the error.
             let value = match d.get("value") {
                 Some(Value::String(v)) => match decode_b64(v) {
@@ -166,19 +171,15 @@ fn parse_error_object(e: &Map<String, Value>) -> ConnectError {
     err
 }
 
-/// Parses a unary error body strictly enough to know whether to fall back to the HTTP status:
-/// `None` unless it is a JSON object with a recognised `code` string.
-pub(crate) fn parse_unary_error(body: &[u8]) -> Option<ConnectError> {
+/// Parses a unary error body. `None` unless the body is a JSON object; otherwise the error and
+/// whether its `code` was one of the 16 names (if not, the caller substitutes the HTTP-status
+/// code but keeps the message and details, as conformance `error/null-code` requires).
+pub(crate) fn parse_unary_error(body: &[u8]) -> Option<(ConnectError, bool)> {
     let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(body) else {
         return None;
     };
-    match obj.get("code") {
-        Some(Value::String(s)) if s.parse::<Code>().is_ok() => {}
-        _ => return None,
-    }
-    let mut err = parse_error_object(&obj);
-    err.set_wire();
-    Some(err)
+    let valid = matches!(obj.get("code"), Some(Value::String(s)) if s.parse::<Code>().is_ok());
+    Some((parse_error_object(&obj), valid))
 }
 
 pub(crate) fn error_to_value(e: &ConnectError) -> Value {

@@ -65,7 +65,8 @@ pub enum FrameError {
         /// How many extra bytes were buffered when this was noticed.
         len: usize,
     },
-    /// The stream ended inside an envelope. Fail with `invalid_argument`.
+    /// The stream ended inside an envelope. A wire-level error: fail with `internal` (what the
+    /// conformance suite's `incomplete-message` cases expect).
     #[error("stream ended inside an envelope: {buffered} of {expected} bytes")]
     Truncated {
         /// Bytes of the envelope (header included) that had arrived.
@@ -113,8 +114,9 @@ impl FrameError {
             Self::MessageTooLarge { .. } | Self::DecompressedTooLarge { .. } => {
                 Code::ResourceExhausted
             }
-            Self::CorruptCompressed { .. } | Self::Truncated { .. } => Code::InvalidArgument,
-            Self::CompressedWithoutEncoding { .. }
+            Self::CorruptCompressed { .. } => Code::InvalidArgument,
+            Self::Truncated { .. }
+            | Self::CompressedWithoutEncoding { .. }
             | Self::ReservedFlags { .. }
             | Self::EndStreamInRequest { .. }
             | Self::DataAfterEndStream { .. }

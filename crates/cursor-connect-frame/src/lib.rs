@@ -35,6 +35,28 @@
 //! assert_eq!(dec.decode_eof(&mut wire)?, None);
 //! # Ok::<(), cursor_connect_frame::FrameError>(())
 //! ```
+//!
+//! # Policies
+//!
+//! * **Limits.** [`DEFAULT_MAX_MESSAGE_SIZE`] (4 MiB) applies to the declared length, checked at
+//!   the header before anything is buffered, and again to the decompressed size, where gzip
+//!   inflates at most `limit + 1` bytes. `0` means "empty messages only", never "unlimited".
+//! * **Flags.** Reserved bits are rejected ([`FrameError::ReservedFlags`], `internal`), like
+//!   tonic and connect-python; the end-stream bit is rejected on requests.
+//! * **Ends.** Bytes left at end of input are [`FrameError::Truncated`]; a response without its
+//!   end-stream is [`FrameError::MissingEndStream`]; bytes after it are
+//!   [`FrameError::DataAfterEndStream`] (all `internal`, as the conformance suite expects).
+//!   Errors are sticky.
+//! * **JSON.** [`EndStream::parse`] and [`ConnectError::from_unary_response`] follow the
+//!   conformance suite's client leniency (see their docs).
+//!
+//! # Conformance
+//!
+//! 36 client-parsing cases of the Connect conformance suite are mirrored as table tests in
+//! `tests/conformance.rs`: all 11 of `connect_client_error_endstream`, all 14 of
+//! `client_http_to_rpc_code`, both of `connect_client_compressed_error_endstream`, and the 9
+//! body-level cases of `connect_client_unexpected` (its 4 header-level cases belong to the
+//! transport). Real captured Cursor end-streams and frames are tested in `tests/vectors.rs`.
 #![forbid(unsafe_code)]
 
 mod chunk;
