@@ -14,6 +14,10 @@ use crate::text_table::text_rule;
 use crate::transport_table::transport_rule;
 
 /// What the caller knows about the call besides the error itself.
+///
+/// `#[non_exhaustive]` so more facts can be added: build it with [`Context::new`] and the
+/// `with_*` methods (or `Context::default()` and field assignment).
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Context {
     /// Whether any response data (model output) already reached *our* caller. Once it has, a

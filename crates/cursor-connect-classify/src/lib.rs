@@ -77,3 +77,8 @@ pub use cooldown::{
 pub use cursor_table::CursorError;
 pub use details::{CursorDetails, DetailsSource, INFERENCE_ERROR_TYPE};
 pub use retry::{MAX_RETRY_AFTER, RETRY_INFO_TYPE, decode_retry_info, parse_retry_after};
+
+/// The README's example, compiled and run as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

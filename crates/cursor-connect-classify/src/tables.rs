@@ -12,8 +12,8 @@ pub use crate::cursor_table::{
 pub use crate::rule::Rule;
 pub use crate::text_table::{TEXT_PATTERNS, TextRow, text_rule};
 pub use crate::transport_table::{
-    H2_REASONS, H2ReasonRow, KindRow, LOCAL_CANCEL, TRANSPORT_KINDS, UNKNOWN_REASON_GO_AWAY,
-    UNKNOWN_REASON_RESET, h2_reason_row, transport_rule,
+    H2_REASONS, H2ReasonRow, KindRow, LOCAL_CANCEL, LOCAL_ENHANCE_YOUR_CALM, TRANSPORT_KINDS,
+    UNKNOWN_REASON_GO_AWAY, UNKNOWN_REASON_RESET, h2_reason_row, transport_rule,
 };
 
 /// Renders every decision table as markdown, exactly as `doc/decision-tables.md` holds it.

@@ -46,6 +46,8 @@ const fn h2(
 
 /// `CANCEL`: when we sent it, the call was canceled by us.
 const CANCEL: u32 = 0x8;
+/// `ENHANCE_YOUR_CALM`: only a peer that sends it asks us to back off.
+const ENHANCE_YOUR_CALM: u32 = 0xb;
 
 /// Every HTTP/2 error code defined by RFC 9113 §7. A GOAWAY always means "reconnect".
 #[rustfmt::skip] // one row per line: this is the table the docs render
@@ -72,6 +74,9 @@ pub const UNKNOWN_REASON_RESET: Rule = t(Transport, 502).any();
 pub const UNKNOWN_REASON_GO_AWAY: Rule = t(Transport, 502).any().reconnect();
 /// Decision for a `CANCEL` we sent ourselves: the caller canceled.
 pub const LOCAL_CANCEL: Rule = t(Canceled, 499);
+/// Decision for an `ENHANCE_YOUR_CALM` *our* HTTP/2 library raised (the peer flooded us, e.g.
+/// with empty DATA frames): the peer misbehaved, nobody asked us to slow down.
+pub const LOCAL_ENHANCE_YOUR_CALM: Rule = t(Transport, 502).any().reconnect();
 
 /// One failure kind without (or before) an HTTP/2 reason.
 #[non_exhaustive]
@@ -145,14 +150,19 @@ fn kind_index(kind: TransportKind) -> usize {
 ///
 /// An HTTP/2 reason decides when present (in the form the kind says; kinds other than reset and
 /// GOAWAY that carry a reason use the reset form, except that a dead connection still means
-/// reconnect); otherwise the kind decides. A `CANCEL` we sent ourselves is a cancellation.
+/// reconnect); otherwise the kind decides. A `CANCEL` we sent ourselves is a cancellation, an
+/// `ENHANCE_YOUR_CALM` our library raised is a transport failure (not a rate limit).
 pub fn transport_rule(cause: &TransportCause) -> Rule {
     let kind_rule = TRANSPORT_KINDS[kind_index(cause.kind)].rule;
     let Some(reason) = cause.reason else {
         return kind_rule;
     };
-    if reason == CANCEL && !cause.remote_initiated {
-        return LOCAL_CANCEL;
+    if !cause.remote_initiated {
+        match reason {
+            CANCEL => return LOCAL_CANCEL,
+            ENHANCE_YOUR_CALM => return LOCAL_ENHANCE_YOUR_CALM,
+            _ => {}
+        }
     }
     let go_away = matches!(cause.kind, TransportKind::GoAway);
     let rule = match (h2_reason_row(reason), go_away) {
@@ -195,6 +205,10 @@ pub(crate) fn render_transport_tables(out: &mut String) {
     out.push_str(&format!(
         "| 0x8 | `CANCEL` | sent by us | {} | the caller canceled |\n",
         LOCAL_CANCEL.markdown_cells()
+    ));
+    out.push_str(&format!(
+        "| 0xb | `ENHANCE_YOUR_CALM` | raised by us | {} | the peer flooded us; nobody asked us to slow down |\n",
+        LOCAL_ENHANCE_YOUR_CALM.markdown_cells()
     ));
     out.push('\n');
     out.push_str(&format!("| kind (no reason) | {RULE_HEADER} | why |\n"));

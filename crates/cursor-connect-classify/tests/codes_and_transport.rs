@@ -310,6 +310,20 @@ fn retry_safe_causes_allow_transparent_retry_even_after_output() {
 }
 
 #[test]
+fn enhance_your_calm_raised_by_our_library_is_not_a_rate_limit() {
+    for kind in [TransportKind::Reset, TransportKind::GoAway] {
+        let c = classify(&transport_err(kind, Some(0xb), false), Context::new());
+        assert_eq!(
+            (c.status().as_u16(), c.category()),
+            (502, Transport),
+            "{kind:?}"
+        );
+        assert_eq!(c.advice().cooldown(), None);
+        assert!(c.advice().reconnect() && c.advice().is_retryable());
+    }
+}
+
+#[test]
 fn local_cancel_is_canceled_remote_cancel_is_transport() {
     let local = classify(
         &transport_err(TransportKind::Reset, Some(0x8), false),
