@@ -4,6 +4,9 @@
 
 use std::path::PathBuf;
 
+#[path = "build/comments.rs"]
+mod comments;
+
 use prost::Message as _;
 use protobuf::Message as _;
 
@@ -39,11 +42,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Re-read rust-protobuf descriptors as prost descriptors. The google/protobuf/* files stay
     // in the set: prost-build needs them to resolve types and maps them to prost-types itself.
+    let mut docs = comments::Comments::default();
+    for f in &inputs {
+        docs.scan(&std::fs::read_to_string(f)?);
+    }
     let mut set = prost_types::FileDescriptorSet::default();
     for fd in &parsed.file_descriptors {
         let bytes = fd.write_to_bytes()?;
-        set.file
-            .push(prost_types::FileDescriptorProto::decode(bytes.as_slice())?);
+        let mut file = prost_types::FileDescriptorProto::decode(bytes.as_slice())?;
+        let package = file.package();
+        if package.starts_with("agent.") || package.starts_with("aiserver.") {
+            docs.attach(&mut file);
+        }
+        set.file.push(file);
     }
 
     let out = PathBuf::from(std::env::var("OUT_DIR")?);

@@ -73,3 +73,48 @@ fn files_come_after_their_dependencies() {
         assert!(seen.contains(&expected), "{expected} missing");
     }
 }
+
+#[test]
+fn proto_comments_reach_the_descriptors() {
+    // build/comments.rs attaches the .proto comments as SourceCodeInfo (protobuf-parse's pure
+    // parser records none); prost-build turns them into the generated docs.
+    let set = set();
+    let exec = set
+        .file
+        .iter()
+        .find(|f| f.name() == "agent/v1/exec.proto")
+        .expect("exec.proto");
+    let message_index = exec
+        .message_type
+        .iter()
+        .position(|m| m.name() == "ExecServerMessage")
+        .expect("ExecServerMessage") as i32;
+    let field_index = exec.message_type[message_index as usize]
+        .field
+        .iter()
+        .position(|f| f.name() == "exec_id")
+        .expect("exec_id") as i32;
+    let info = exec.source_code_info.as_ref().expect("source info");
+    let comment = |path: &[i32]| {
+        info.location
+            .iter()
+            .find(|l| l.path == path)
+            .and_then(|l| l.leading_comments.clone())
+            .unwrap_or_default()
+    };
+    assert!(comment(&[4, message_index]).contains("run a tool"));
+    assert!(comment(&[4, message_index, 2, field_index]).contains("missing exec_id"));
+    // Trailing comments too: enum values marked retired.
+    let errors = set
+        .file
+        .iter()
+        .find(|f| f.name() == "aiserver/v1/errors.proto")
+        .expect("errors.proto");
+    let trailing: Vec<String> = errors
+        .source_code_info
+        .iter()
+        .flat_map(|i| &i.location)
+        .filter_map(|l| l.trailing_comments.clone())
+        .collect();
+    assert_eq!(trailing.iter().filter(|t| t.contains("retired")).count(), 8);
+}
