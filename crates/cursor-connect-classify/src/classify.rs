@@ -11,7 +11,7 @@ use crate::details::CursorDetails;
 use crate::retry::retry_after;
 use crate::rule::Rule;
 use crate::text_table::text_rule;
-use crate::transport_table::transport_rule;
+use crate::transport_table::transport_rule_with_code;
 
 /// What the caller knows about the call besides the error itself.
 ///
@@ -193,7 +193,7 @@ fn decide(
         return (code_rule(code), Layer::ConnectCode);
     }
     if let Some(cause) = err.transport_cause() {
-        return (transport_rule(cause), Layer::Transport);
+        return (transport_rule_with_code(cause, code), Layer::Transport);
     }
     // Past this point the peer sent no usable code.
     if let Some(rule) = http_status

@@ -6,7 +6,8 @@
 //!
 //! 1. Cursor's `aiserver.v1.ErrorDetails` (every `Error` enum value is mapped on purpose);
 //! 2. the Connect code the peer sent;
-//! 3. the typed transport cause (HTTP/2 reason in `RST_STREAM` or `GOAWAY` form, else kind);
+//! 3. the typed transport cause (HTTP/2 reason in `RST_STREAM` or `GOAWAY` form, else kind
+//!    refined by the code the transport chose);
 //! 4. the upstream HTTP status when no usable code was sent, then a local error's code;
 //! 5. a small substring table, only for local `unknown` errors that arrived as bare text.
 //!

@@ -12,8 +12,9 @@ pub use crate::cursor_table::{
 pub use crate::rule::Rule;
 pub use crate::text_table::{TEXT_PATTERNS, TextRow, text_rule};
 pub use crate::transport_table::{
-    H2_REASONS, H2ReasonRow, KindRow, LOCAL_CANCEL, LOCAL_ENHANCE_YOUR_CALM, TRANSPORT_KINDS,
-    UNKNOWN_REASON_GO_AWAY, UNKNOWN_REASON_RESET, h2_reason_row, transport_rule,
+    CodeRefinementRow, H2_REASONS, H2ReasonRow, KindRow, LOCAL_CANCEL, LOCAL_ENHANCE_YOUR_CALM,
+    TRANSPORT_CODE_REFINEMENTS, TRANSPORT_KINDS, UNKNOWN_REASON_GO_AWAY, UNKNOWN_REASON_RESET,
+    h2_reason_row, transport_rule, transport_rule_with_code,
 };
 
 /// Renders every decision table as markdown, exactly as `doc/decision-tables.md` holds it.
@@ -52,7 +53,9 @@ pub fn render_markdown() -> String {
     out.push_str(
         "A cause marked retry-safe (REFUSED_STREAM, a GOAWAY whose last-stream-id is below ours) \
          always allows a retry on another account and a transparent retry, and a retry on the \
-         same account unless the row has a cooldown.\n\n",
+         same account unless the row has a cooldown. Without a reason, the refinements by the \
+         transport's own code (which tells apart what its kinds lump together) come first, \
+         then the kind.\n\n",
     );
     crate::transport_table::render_transport_tables(&mut out);
     out.push_str("\n### Layer 4: text fallback (local `unknown` errors only)\n\n");
@@ -80,6 +83,7 @@ mod tests {
         rules.extend(HTTP_STATUSES.iter().map(|r| r.rule));
         rules.extend(H2_REASONS.iter().flat_map(|r| [r.reset, r.go_away]));
         rules.extend(TRANSPORT_KINDS.iter().map(|r| r.rule));
+        rules.extend(TRANSPORT_CODE_REFINEMENTS.iter().map(|r| r.rule));
         rules.extend(TEXT_PATTERNS.iter().map(|r| r.rule));
         rules.extend([
             UNLISTED_CODE,

@@ -1,9 +1,9 @@
 //! Layer 3: transport failures, by their typed HTTP/2 reason and kind (never by message text).
 
-use cursor_connect_frame::{TransportCause, TransportKind};
+use cursor_connect_frame::{Code, TransportCause, TransportKind};
 
 use crate::advice::Category::{
-    Canceled, DeadlineExceeded, RateLimited, Transport, UpstreamUnavailable,
+    BadRequest, Canceled, DeadlineExceeded, RateLimited, Transport, UpstreamUnavailable,
 };
 use crate::advice::CooldownClass::Short;
 use crate::rule::{RULE_HEADER, RULE_SEPARATOR, Rule};
@@ -129,6 +129,46 @@ pub const TRANSPORT_KINDS: [KindRow; 7] = [
     },
 ];
 
+/// One refinement for a cause *without* an HTTP/2 reason: the transport's kinds are coarse
+/// (a caller's cancel and a closed connection share `Closed`; a call deadline and a keepalive
+/// timeout share `Timeout`), and the code the transport chose from its own typed error
+/// tells them apart.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodeRefinementRow {
+    /// The kind it applies to, `None` for any kind.
+    pub kind: Option<TransportKind>,
+    /// The transport's code.
+    pub code: Code,
+    /// The decision.
+    pub rule: Rule,
+    /// Why, in a few words.
+    pub why: &'static str,
+}
+
+/// Refinements, tried in order before [`TRANSPORT_KINDS`] when the cause has no reason.
+#[rustfmt::skip] // one row per line: this is the table the docs render
+pub const TRANSPORT_CODE_REFINEMENTS: [CodeRefinementRow; 3] = [
+    CodeRefinementRow { kind: None, code: Code::Canceled, rule: t(Canceled, 499), why: "the caller canceled; the connection is fine" },
+    CodeRefinementRow { kind: None, code: Code::InvalidArgument, rule: t(BadRequest, 400), why: "our request could not be sent as given" },
+    CodeRefinementRow { kind: Some(TransportKind::Timeout), code: Code::Unavailable, rule: t(Transport, 502).any().reconnect(), why: "keepalive/idle timeout: transport loss, not a call deadline" },
+];
+
+/// The decision for a typed transport cause, given the code the transport chose.
+///
+/// Without an HTTP/2 reason, [`TRANSPORT_CODE_REFINEMENTS`] is tried first, then
+/// [`transport_rule`].
+pub fn transport_rule_with_code(cause: &TransportCause, code: Code) -> Rule {
+    if cause.reason.is_none()
+        && let Some(row) = TRANSPORT_CODE_REFINEMENTS
+            .iter()
+            .find(|row| row.code == code && row.kind.is_none_or(|k| k == cause.kind))
+    {
+        return row.rule;
+    }
+    transport_rule(cause)
+}
+
 /// Looks up an HTTP/2 error code.
 pub fn h2_reason_row(reason: u32) -> Option<&'static H2ReasonRow> {
     usize::try_from(reason).ok().and_then(|i| H2_REASONS.get(i))
@@ -210,6 +250,22 @@ pub(crate) fn render_transport_tables(out: &mut String) {
         "| 0xb | `ENHANCE_YOUR_CALM` | raised by us | {} | the peer flooded us; nobody asked us to slow down |\n",
         LOCAL_ENHANCE_YOUR_CALM.markdown_cells()
     ));
+    out.push('\n');
+    out.push_str(&format!(
+        "| no reason: kind + transport's code | {RULE_HEADER} | why |\n"
+    ));
+    out.push_str(&format!("|---|{RULE_SEPARATOR}|---|\n"));
+    for row in &TRANSPORT_CODE_REFINEMENTS {
+        let kind = row
+            .kind
+            .map_or_else(|| "any".to_owned(), |k| format!("`{k:?}`"));
+        out.push_str(&format!(
+            "| {kind} + `{}` | {} | {} |\n",
+            row.code.as_str(),
+            row.rule.markdown_cells(),
+            row.why
+        ));
+    }
     out.push('\n');
     out.push_str(&format!("| kind (no reason) | {RULE_HEADER} | why |\n"));
     out.push_str(&format!("|---|{RULE_SEPARATOR}|---|\n"));

@@ -352,7 +352,9 @@ fn transport_kinds_without_reason() {
         (TransportKind::Closed, 502, Transport, true),
     ];
     for (kind, status, category, reconnect) in want {
-        let c = classify(&transport_err(kind, None, false), Context::new());
+        // A code the refinements do not use, so the kind table alone decides.
+        let err = ConnectError::transport(Code::Internal, "x", TransportCause::new(kind));
+        let c = classify(&err, Context::new());
         assert_eq!(
             (c.status().as_u16(), c.category()),
             (status, category),
@@ -361,6 +363,62 @@ fn transport_kinds_without_reason() {
         assert_eq!(c.advice().reconnect(), reconnect, "{kind:?}");
         assert!(c.advice().is_retryable(), "{kind:?}");
     }
+    // The transport's own code tells apart what its kinds lump together (cursor-connect-h2
+    // maps a caller's cancel to Closed/canceled, bad input to Protocol/invalid_argument,
+    // keepalive and idle timeouts to Timeout/unavailable, the call deadline to
+    // Timeout/deadline_exceeded).
+    let refined = [
+        (TransportKind::Closed, Code::Canceled, 499, Canceled, false),
+        (
+            TransportKind::Protocol,
+            Code::InvalidArgument,
+            400,
+            BadRequest,
+            false,
+        ),
+        (
+            TransportKind::Timeout,
+            Code::Unavailable,
+            502,
+            Transport,
+            true,
+        ),
+        (
+            TransportKind::Timeout,
+            Code::DeadlineExceeded,
+            504,
+            DeadlineExceeded,
+            true,
+        ),
+        (
+            TransportKind::Closed,
+            Code::Unavailable,
+            502,
+            Transport,
+            true,
+        ),
+        (TransportKind::Io, Code::Unavailable, 502, Transport, true),
+    ];
+    for (kind, code, status, category, retry) in refined {
+        let err = ConnectError::transport(code, "x", TransportCause::new(kind));
+        let c = classify(&err, Context::new());
+        assert_eq!(
+            (c.status().as_u16(), c.category()),
+            (status, category),
+            "{kind:?} {code:?}"
+        );
+        assert_eq!(c.advice().is_retryable(), retry, "{kind:?} {code:?}");
+        assert_eq!(c.layer(), Layer::Transport);
+    }
+    // With a reason, the reason decides whatever the code.
+    let err = ConnectError::transport(
+        Code::Canceled,
+        "x",
+        TransportCause::new(TransportKind::Reset)
+            .with_reason(0x2)
+            .remote(true),
+    );
+    assert_eq!(classify(&err, Context::new()).category(), Transport);
     // A reason on a dead-connection kind still means reconnect.
     let io = classify(
         &transport_err(TransportKind::Io, Some(0x2), true),
