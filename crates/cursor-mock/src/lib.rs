@@ -93,6 +93,7 @@
 
 mod error_spec;
 mod io;
+mod ledger;
 mod record;
 mod run;
 mod scenario;
@@ -109,8 +110,9 @@ pub use record::{MessageKind, ReceivedCall, ReceivedMessage, Violation};
 pub use scenario::{
     DECLARED_TOOL_ARGUMENTS, DEFAULT_CACHE_READ_TOKENS, DEFAULT_CACHE_WRITE_TOKENS,
     DEFAULT_INPUT_TOKENS, DEFAULT_OUTPUT_TOKENS, DEFAULT_REASONING_TOKENS, DEFAULT_TEXT,
-    DEFAULT_THINKING, DEFAULT_USAGE, FLOOD_REPEAT, LONG_THINKING, PARTIAL_TEXT, Scenario, Step,
-    THINKING_DURATION_MS, TOKEN_DELTA, TOOL_ECHO_PREFIX, ToolCallSpec, ToolCalls, Usage, names,
+    DEFAULT_THINKING, DEFAULT_USAGE, ExecKind, FLOOD_REPEAT, LONG_THINKING, PARTIAL_TEXT, Scenario,
+    Step, THINKING_DURATION_MS, TOKEN_DELTA, TOOL_ECHO_PREFIX, ToolCallSpec, ToolCalls, Usage,
+    names,
 };
 pub use server::{MockBuilder, MockServer, RUN_PATH, SCENARIO_HEADER, UNARY_PATHS};
 

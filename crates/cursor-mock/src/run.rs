@@ -1,7 +1,6 @@
 //! `agent.v1.AgentService/Run`: checks the first message, picks the scenario and plays it,
 //! answering and checking the client's replies as a real backend would.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,11 +15,13 @@ use tokio::time::Instant;
 
 use crate::error_spec::{ErrorSpec, FIRST_MESSAGE_END_STREAM};
 use crate::io::{Gone, Inbound, Out, ReaderConfig, read_client};
+use crate::ledger::{Accepted, Expect, Key, Ledger};
 use crate::scenario::{
-    DECLARED_TOOL_ARGUMENTS, Step, TOKEN_DELTA, TOOL_ECHO_PREFIX, ToolCalls, Usage, small_pieces,
+    DECLARED_TOOL_ARGUMENTS, ExecKind, Step, TOKEN_DELTA, TOOL_ECHO_PREFIX, ToolCalls, Usage,
+    small_pieces,
 };
 use crate::server::{ConnCommand, Shared};
-use crate::wire::{self, ClientMsg, DeclaredTool, ExecAnswer, RunInfo};
+use crate::wire::{self, ClientMsg, DeclaredTool, RunInfo};
 
 /// Lets buffered DATA reach the socket before a reset or GOAWAY discards the stream's queue.
 const FLUSH_PAUSE: Duration = Duration::from_millis(30);
@@ -167,15 +168,14 @@ pub(crate) async fn serve(
         rx,
         ctl,
         run: *info,
-        pending: HashMap::new(),
-        issued_execs: HashSet::new(),
+        ledger: Ledger::default(),
         next_kv_id: 1,
         next_exec_id: 1,
+        next_query_id: 1,
         root_blobs: Vec::new(),
         previous_turns: Vec::new(),
         text: String::new(),
         tokens: 0,
-        tool_results: Vec::new(),
         client_closed: false,
     };
     let outcome = match turn.adopt_checkpoint() {
@@ -200,43 +200,20 @@ pub(crate) async fn serve(
     }
 }
 
-/// What the mock waits for, by request id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Kv(u32),
-    Exec(u32),
-}
-
-#[derive(Debug, Clone)]
-enum Expect {
-    /// A get: `Some(data)` must come back exactly; `None` (unknown blob) must come back empty.
-    KvGet(Option<Bytes>),
-    KvSet,
-    RequestContext {
-        exec_id: String,
-    },
-    Mcp {
-        exec_id: String,
-        name: String,
-    },
-}
-
 struct Turn {
     shared: Arc<Shared>,
     out: Out,
     rx: mpsc::Receiver<Inbound>,
     ctl: mpsc::Sender<ConnCommand>,
     run: RunInfo,
-    pending: HashMap<Key, Expect>,
-    issued_execs: HashSet<u32>,
+    ledger: Ledger,
     next_kv_id: u32,
     next_exec_id: u32,
+    next_query_id: u32,
     root_blobs: Vec<Bytes>,
     previous_turns: Vec<Bytes>,
     text: String,
     tokens: i64,
-    /// (exec id, tool name, result text), in call order once sorted.
-    tool_results: Vec<(u32, String, String)>,
     client_closed: bool,
 }
 
@@ -279,16 +256,41 @@ impl Turn {
                 Step::RequestContext => {
                     let id = 0;
                     let exec_id = "mock-exec-0".to_owned();
-                    self.issued_execs.insert(id);
-                    self.pending.insert(
-                        Key::Exec(id),
-                        Expect::RequestContext {
-                            exec_id: exec_id.clone(),
-                        },
-                    );
+                    let expect = Expect::RequestContext {
+                        exec_id: exec_id.clone(),
+                    };
+                    self.ledger.expect(Key::Exec(id), expect);
                     self.send(wire::exec_request_context(id, &exec_id)).await?;
                     let limit = self.shared.settings.reply_timeout;
                     self.wait_pending(limit, "the request-context exec").await?;
+                }
+                Step::UnsupportedExec(kind) => {
+                    let id = self.next_exec_id;
+                    self.next_exec_id += 1;
+                    // Captured MCP-state execs carry no exec_id at all (addenda §2).
+                    let exec_id = match kind {
+                        ExecKind::McpState => String::new(),
+                        _ => format!("mock-exec-{id}"),
+                    };
+                    let expect = Expect::Unsupported {
+                        exec_id: exec_id.clone(),
+                        kind: kind.name(),
+                    };
+                    self.ledger.expect(Key::Exec(id), expect);
+                    self.send(wire::exec_unsupported(id, &exec_id, *kind))
+                        .await?;
+                    let limit = self.shared.settings.reply_timeout;
+                    self.wait_pending(limit, "an exec the client should decline")
+                        .await?;
+                }
+                Step::InteractionQuery => {
+                    let id = self.next_query_id;
+                    self.next_query_id += 1;
+                    self.ledger
+                        .expect(Key::Interaction(id), Expect::Interaction);
+                    self.send(wire::interaction_query(id)).await?;
+                    let limit = self.shared.settings.reply_timeout;
+                    self.wait_pending(limit, "the interaction query").await?;
                 }
                 Step::ThinkingDelta(text) => self.send(wire::thinking_delta(text)).await?,
                 Step::ThinkingCompleted(ms) => self.send(wire::thinking_completed(*ms)).await?,
@@ -304,8 +306,7 @@ impl Turn {
                 Step::Text(text) => self.text_pieces(text).await?,
                 Step::CallTools(calls) => self.call_tools(calls).await?,
                 Step::EchoToolResults => {
-                    let mut results = std::mem::take(&mut self.tool_results);
-                    results.sort_by_key(|(id, ..)| *id);
+                    let results = self.ledger.take_tool_results();
                     for (_, name, result) in &results {
                         self.text_pieces(&format!("{TOOL_ECHO_PREFIX}{name}: {result}"))
                             .await?;
@@ -406,7 +407,7 @@ impl Turn {
                 (Bytes::from(Sha256::digest(seed.as_bytes()).to_vec()), None)
             }
         };
-        self.pending.insert(Key::Kv(id), Expect::KvGet(expect));
+        self.ledger.expect(Key::Kv(id), Expect::KvGet(expect));
         self.send(wire::kv_get(id, blob_id)).await?;
         let limit = self.shared.settings.reply_timeout;
         self.wait_pending(limit, "the KV get").await
@@ -424,7 +425,7 @@ impl Turn {
             self.root_blobs.push(blob_id.clone());
         }
         // Cursor does not wait for set acknowledgements; they are collected before turn end.
-        self.pending.insert(Key::Kv(id), Expect::KvSet);
+        self.ledger.expect(Key::Kv(id), Expect::KvSet);
         self.send(wire::kv_set(id, blob_id, data)).await
     }
 
@@ -465,8 +466,7 @@ impl Turn {
             self.next_exec_id += 1;
             let exec_id = format!("mock-exec-{id}");
             let call_id = format!("mock-call-{id}");
-            self.issued_execs.insert(id);
-            self.pending.insert(
+            self.ledger.expect(
                 Key::Exec(id),
                 Expect::Mcp {
                     exec_id: exec_id.clone(),
@@ -498,7 +498,7 @@ impl Turn {
         let deadline = Instant::now() + limit;
         let every = self.shared.settings.heartbeat_interval;
         let mut beat = tokio::time::interval_at(Instant::now() + every, every);
-        while !self.pending.is_empty() {
+        while !self.ledger.is_empty() {
             if self.client_closed {
                 return Err(Abort::Violation(format!(
                     "the client closed its side while the mock waited for {what}"
@@ -511,11 +511,9 @@ impl Turn {
                 },
                 _ = beat.tick() => self.send(wire::heartbeat()).await?,
                 () = tokio::time::sleep_until(deadline) => {
-                    let mut ids: Vec<String> = self.pending.keys().map(|k| format!("{k:?}")).collect();
-                    ids.sort();
                     return Err(Abort::Violation(format!(
                         "no answer to {what} within {limit:?} (waiting for {})",
-                        ids.join(", ")
+                        self.ledger.describe()
                     )));
                 }
             }
@@ -562,112 +560,10 @@ impl Turn {
     }
 
     fn handle_msg(&mut self, msg: ClientMsg) -> Result<(), Abort> {
-        let violation = |m: String| Err(Abort::Violation(m));
-        match msg {
-            ClientMsg::Heartbeat | ClientMsg::Empty | ClientMsg::OtherAction => Ok(()),
-            ClientMsg::ExecHeartbeat => Ok(()),
-            ClientMsg::Cancel => Err(Abort::Canceled),
-            ClientMsg::Run(_) | ClientMsg::Prewarm => {
-                violation("a second run request on the same stream".to_owned())
-            }
-            ClientMsg::InteractionResponse { id } => violation(format!(
-                "interaction_response {id} but the mock sent no interaction query"
-            )),
-            ClientMsg::KvGetResult { id, data, error } => match self.pending.remove(&Key::Kv(id)) {
-                Some(Expect::KvGet(Some(expected))) => match data {
-                    Some(data) if data == expected => Ok(()),
-                    Some(data) => violation(format!(
-                        "KV get {id}: returned {} bytes that differ from the {} bytes stored",
-                        data.len(),
-                        expected.len()
-                    )),
-                    None if error => {
-                        violation(format!("KV get {id}: error for a blob the mock stored"))
-                    }
-                    None => violation(format!("KV get {id}: no data for a blob the mock stored")),
-                },
-                Some(Expect::KvGet(None)) => match data {
-                    Some(data) if !data.is_empty() => violation(format!(
-                        "KV get {id}: {} bytes for a blob that was never stored",
-                        data.len()
-                    )),
-                    _ => Ok(()),
-                },
-                Some(other) => violation(format!("KV get result for id {id}, which was {other:?}")),
-                None => violation(format!(
-                    "KV get result with id {id}, which matches no pending KV request"
-                )),
-            },
-            ClientMsg::KvSetResult { id, error } => match self.pending.remove(&Key::Kv(id)) {
-                Some(Expect::KvSet) if !error => Ok(()),
-                Some(Expect::KvSet) => {
-                    violation(format!("KV set {id}: the client reported an error"))
-                }
-                Some(other) => violation(format!("KV set result for id {id}, which was {other:?}")),
-                None => violation(format!(
-                    "KV set result with id {id}, which matches no pending KV request"
-                )),
-            },
-            ClientMsg::Exec {
-                id,
-                exec_id,
-                answer,
-            } => {
-                let Some(expect) = self.pending.remove(&Key::Exec(id)) else {
-                    return violation(format!(
-                        "exec result for id {id}, which matches no pending exec"
-                    ));
-                };
-                match (expect, answer) {
-                    (
-                        Expect::RequestContext { exec_id: want },
-                        ExecAnswer::RequestContext { .. },
-                    ) => check_exec_id(id, &want, &exec_id),
-                    (
-                        Expect::Mcp {
-                            exec_id: want,
-                            name,
-                        },
-                        ExecAnswer::Mcp { text, .. },
-                    ) => {
-                        check_exec_id(id, &want, &exec_id)?;
-                        self.tool_results.push((id, name, text));
-                        Ok(())
-                    }
-                    (expect, answer) => violation(format!(
-                        "exec {id}: answer {answer:?} does not fit the request {expect:?}"
-                    )),
-                }
-            }
-            ClientMsg::ExecThrow { id, error } => match self.pending.remove(&Key::Exec(id)) {
-                Some(Expect::Mcp { name, .. }) => {
-                    self.tool_results.push((id, name, error));
-                    Ok(())
-                }
-                Some(Expect::RequestContext { .. }) => Ok(()),
-                _ => violation(format!(
-                    "exec throw for id {id}, which matches no pending exec"
-                )),
-            },
-            ClientMsg::ExecStreamClose { id } => {
-                if self.issued_execs.contains(&id) {
-                    Ok(())
-                } else {
-                    violation(format!(
-                        "exec stream_close for id {id}, which the mock never issued"
-                    ))
-                }
-            }
+        match self.ledger.accept(msg) {
+            Ok(Accepted::Fine) => Ok(()),
+            Ok(Accepted::Cancel) => Err(Abort::Canceled),
+            Err(violation) => Err(Abort::Violation(violation)),
         }
-    }
-}
-
-fn check_exec_id(id: u32, want: &str, got: &str) -> Result<(), Abort> {
-    if want == got {
-        Ok(())
-    } else {
-        Err(Abort::Violation(format!(
-            "exec {id}: exec_id {got:?} does not echo {want:?}"
-        )))
     }
 }

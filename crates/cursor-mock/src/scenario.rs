@@ -105,6 +105,10 @@ pub mod names {
     pub const NO_END_STREAM: &str = "mock-no-end-stream";
     /// Some text, then the TCP connection is dropped.
     pub const DROP_CONNECTION: &str = "mock-drop-connection";
+    /// A shell exec, a read exec and a captured-style MCP-state exec without exec_id, each of
+    /// which the client must decline, and an interaction query it must answer; then the default
+    /// text, `turn_ended` and `{}`.
+    pub const UNSUPPORTED_EXECS: &str = "mock-unsupported-execs";
 
     /// Every built-in scenario name.
     pub const ALL: &[&str] = &[
@@ -127,6 +131,7 @@ pub mod names {
         NO_TURN_ENDED,
         NO_END_STREAM,
         DROP_CONNECTION,
+        UNSUPPORTED_EXECS,
     ];
 }
 
@@ -160,6 +165,46 @@ impl ToolCallSpec {
     }
 }
 
+/// An exec kind the mock can send that a client is expected to decline (a rejected/error result
+/// with the same id, or an exec-control `throw`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExecKind {
+    /// `shell_args` (`ls -la` in `/tmp`).
+    Shell,
+    /// `read_args`.
+    Read,
+    /// `write_args`.
+    Write,
+    /// `delete_args`.
+    Delete,
+    /// `ls_args`.
+    Ls,
+    /// `grep_args`.
+    Grep,
+    /// `fetch_args`.
+    Fetch,
+    /// Field 36 (`mcp_state_exec_args`) with a span context, field 55 and **no exec_id**, shaped
+    /// like a real 2026-10 capture (vector F04).
+    McpState,
+}
+
+impl ExecKind {
+    /// A short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Shell => "shell",
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Delete => "delete",
+            Self::Ls => "ls",
+            Self::Grep => "grep",
+            Self::Fetch => "fetch",
+            Self::McpState => "mcp_state",
+        }
+    }
+}
+
 /// Arguments the mock sends to declared tools: `{"query":"mock"}`.
 pub const DECLARED_TOOL_ARGUMENTS: &str = r#"{"query":"mock"}"#;
 
@@ -181,6 +226,11 @@ pub enum Step {
     KvSet(Bytes),
     /// A request-context exec (exec id 0); waits for `request_context_result`.
     RequestContext,
+    /// An exec of this kind, which the client must decline with an answer carrying its id.
+    UnsupportedExec(ExecKind),
+    /// An `interaction_query` (a web-search approval request) that the client must answer with
+    /// an `interaction_response` carrying the same id.
+    InteractionQuery,
     /// `interaction_update.thinking_delta`.
     ThinkingDelta(String),
     /// `interaction_update.thinking_completed` with this duration.
@@ -326,6 +376,17 @@ impl Scenario {
                 Step::FinishWithoutEndStream,
             ]),
             DROP_CONNECTION => Self::new(vec![Step::Heartbeat, text(), Step::DropConnection]),
+            UNSUPPORTED_EXECS => Self::new(vec![
+                Step::Heartbeat,
+                Step::RequestContext,
+                Step::UnsupportedExec(ExecKind::Shell),
+                Step::UnsupportedExec(ExecKind::Read),
+                Step::UnsupportedExec(ExecKind::McpState),
+                Step::InteractionQuery,
+                Step::Text(DEFAULT_TEXT.to_owned()),
+                Step::TurnEnded(DEFAULT_USAGE),
+                Step::EndOk,
+            ]),
             _ => return None,
         };
         Some(scenario)

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use cursor_proto::agent::v1 as pb;
 use prost::Message as _;
 
-use crate::scenario::Usage;
+use crate::scenario::{ExecKind, Usage};
 
 fn server(message: pb::agent_server_message::Message) -> Bytes {
     Bytes::from(
@@ -140,6 +140,78 @@ pub(crate) fn exec_mcp(
                 ..Default::default()
             })),
             ..Default::default()
+        },
+    ))
+}
+
+/// An exec of a kind the mock expects the client to decline.
+pub(crate) fn exec_unsupported(id: u32, exec_id: &str, kind: ExecKind) -> Bytes {
+    use pb::exec_server_message::Message as E;
+    let call = format!("mock-call-{id}");
+    let message = match kind {
+        ExecKind::Shell => E::ShellArgs(pb::ShellArgs {
+            command: "ls -la".to_owned(),
+            working_directory: "/tmp".to_owned(),
+            timeout: 30_000,
+            tool_call_id: call,
+        }),
+        ExecKind::Read => E::ReadArgs(pb::ReadArgs {
+            path: "/etc/hostname".to_owned(),
+            tool_call_id: call,
+        }),
+        ExecKind::Write => E::WriteArgs(pb::WriteArgs {
+            path: "/tmp/cursor-mock.txt".to_owned(),
+            file_text: "written by cursor-mock".to_owned(),
+            tool_call_id: call,
+            ..Default::default()
+        }),
+        ExecKind::Delete => E::DeleteArgs(pb::DeleteArgs {
+            path: "/tmp/cursor-mock.txt".to_owned(),
+            tool_call_id: call,
+        }),
+        ExecKind::Ls => E::LsArgs(pb::LsArgs {
+            path: "/tmp".to_owned(),
+            tool_call_id: call,
+            ..Default::default()
+        }),
+        ExecKind::Grep => E::GrepArgs(pb::GrepArgs {
+            pattern: "mock".to_owned(),
+            tool_call_id: call,
+            ..Default::default()
+        }),
+        ExecKind::Fetch => E::FetchArgs(pb::FetchArgs {
+            url: "https://example.com/".to_owned(),
+            tool_call_id: call,
+        }),
+        ExecKind::McpState => E::McpStateExecArgs(pb::McpStateExecArgs {
+            server_identifiers: vec!["cursor-mock".to_owned()],
+        }),
+    };
+    let span_context = matches!(kind, ExecKind::McpState).then(|| pb::SpanContext {
+        trace_id: "5d9fdd529d445590b29644e408240a4f".to_owned(),
+        span_id: "67ed5ec658bd8ac2".to_owned(),
+        trace_flags: Some(0),
+        ..Default::default()
+    });
+    server(pb::agent_server_message::Message::ExecServerMessage(
+        pb::ExecServerMessage {
+            id,
+            exec_id: exec_id.to_owned(),
+            message: Some(message),
+            span_context,
+            accept_hook_additional_contexts: matches!(kind, ExecKind::McpState).then_some(false),
+        },
+    ))
+}
+
+/// An interaction query (web-search approval) with `id`.
+pub(crate) fn interaction_query(id: u32) -> Bytes {
+    server(pb::agent_server_message::Message::InteractionQuery(
+        pb::InteractionQuery {
+            id,
+            query: Some(pb::interaction_query::Query::WebSearchRequestQuery(
+                pb::InteractionQueryPayload {},
+            )),
         },
     ))
 }
@@ -584,6 +656,39 @@ mod tests {
     #[test]
     fn heartbeat_matches_the_captured_bytes() {
         assert_eq!(heartbeat().as_ref(), [0x0a, 0x02, 0x6a, 0x00]);
+    }
+
+    #[test]
+    fn mcp_state_exec_has_the_captured_shape() {
+        // Vector F04, captured from api2.cursor.sh on 2026-10-05.
+        let f04 = "124c08019a01360a2035643966646435323964343435353930623239363434653430383234306134661210363765643565633635386264386163321800a2020b0a096f6d6e69726f757465b80300";
+        let bytes: Vec<u8> = (0..f04.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&f04[i..i + 2], 16).unwrap_or_default())
+            .collect();
+        let captured = pb::AgentServerMessage::decode(bytes.as_slice()).expect("F04 decodes");
+        let ours = pb::AgentServerMessage::decode(exec_unsupported(1, "", ExecKind::McpState))
+            .expect("ours decodes");
+        let (
+            Some(pb::agent_server_message::Message::ExecServerMessage(c)),
+            Some(pb::agent_server_message::Message::ExecServerMessage(o)),
+        ) = (captured.message, ours.message)
+        else {
+            panic!("both are exec server messages");
+        };
+        assert_eq!((c.id, c.exec_id.as_str()), (o.id, o.exec_id.as_str()));
+        assert_eq!(c.span_context, o.span_context);
+        assert_eq!(
+            c.accept_hook_additional_contexts,
+            o.accept_hook_additional_contexts
+        );
+        assert!(matches!(
+            (c.message, o.message),
+            (
+                Some(pb::exec_server_message::Message::McpStateExecArgs(_)),
+                Some(pb::exec_server_message::Message::McpStateExecArgs(_))
+            )
+        ));
     }
 
     #[test]

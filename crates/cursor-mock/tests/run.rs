@@ -409,3 +409,67 @@ async fn tiny_stream_window_still_completes_a_big_run_request() {
     let run = mock.received()[0].messages[0].payload.len();
     assert!(run > 64 * 1024, "run request arrived whole: {run} bytes");
 }
+
+#[tokio::test]
+async fn unsupported_execs_and_interaction_queries_must_be_answered() {
+    let mock = mock().await;
+    let mut h2 = connect(mock.addr()).await;
+    let mut call = open_run(&mut h2, &[]).await;
+    call.send_msg(&run_msg(run_request(names::UNSUPPORTED_EXECS, "hi")));
+    let mut store = HashMap::new();
+    let t = drive(&mut call, &mut store, |_| String::new()).await;
+    let declined: Vec<&str> = t
+        .order
+        .iter()
+        .filter(|l| l.starts_with("exec_declined") || *l == "interaction_query")
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        declined,
+        [
+            "exec_declined shell",
+            "exec_declined read",
+            "exec_declined mcp_state",
+            "interaction_query"
+        ]
+    );
+    assert_eq!(t.text, DEFAULT_TEXT);
+    assert_eq!(t.end, Some(serde_json::json!({})));
+    assert!(mock.violations().is_empty(), "{:?}", mock.violations());
+}
+
+#[tokio::test]
+async fn an_ignored_exec_is_a_violation() {
+    let mock = MockServer::builder()
+        .scenario(Scenario::new(vec![
+            Step::UnsupportedExec(ExecKind::McpState),
+            Step::EndOk,
+        ]))
+        .heartbeat_interval(Duration::from_millis(50))
+        .reply_timeout(Duration::from_millis(300))
+        .start()
+        .await
+        .expect("start");
+    let mut h2 = connect(mock.addr()).await;
+    let mut call = open_run(&mut h2, &[]).await;
+    call.send_msg(&run_msg(run_request("composer-2.5", "hi")));
+    let mut exec = None;
+    let end = loop {
+        match call.next_msg().await {
+            In::Msg(pb::AgentServerMessage {
+                message: Some(pb::agent_server_message::Message::ExecServerMessage(e)),
+                ..
+            }) => exec = Some(e),
+            In::Msg(_) => {}
+            In::End(json, _) => break json,
+        }
+    };
+    let exec = exec.expect("exec sent");
+    assert!(exec.exec_id.is_empty(), "MCP-state execs carry no exec_id");
+    assert!(matches!(
+        exec.message,
+        Some(pb::exec_server_message::Message::McpStateExecArgs(_))
+    ));
+    assert_eq!(end["error"]["code"], "invalid_argument");
+    assert!(mock.violations()[0].message.contains("decline"));
+}

@@ -339,12 +339,55 @@ pub async fn drive(
                     outstanding.push((exec.id, exec.exec_id, args.name));
                     t.max_outstanding_tools = t.max_outstanding_tools.max(outstanding.len());
                 }
-                other => panic!("unexpected exec {other:?}"),
+                other => {
+                    // Decline what a plain client does not run, with a throw carrying the id.
+                    t.order.push(format!("exec_declined {}", exec_case(&other)));
+                    let throw = pb::ExecClientControlMessage {
+                        message: Some(pb::exec_client_control_message::Message::Throw(
+                            pb::ExecClientThrow {
+                                id: exec.id,
+                                error: "not supported by this client".to_owned(),
+                                ..Default::default()
+                            },
+                        )),
+                    };
+                    call.send_msg(&client(
+                        pb::agent_client_message::Message::ExecClientControlMessage(throw),
+                    ));
+                }
             },
+            S::InteractionQuery(query) => {
+                t.order.push("interaction_query".into());
+                let response = pb::InteractionResponse {
+                    id: query.id,
+                    result: Some(pb::interaction_response::Result::WebSearchRequestResponse(
+                        pb::InteractionDecision {
+                            result: Some(pb::interaction_decision::Result::Rejected(
+                                pb::Rejected {
+                                    reason: "no web search in tests".to_owned(),
+                                },
+                            )),
+                        },
+                    )),
+                };
+                call.send_msg(&client(
+                    pb::agent_client_message::Message::InteractionResponse(response),
+                ));
+            }
             other => t.order.push(format!("server {other:?}")),
         }
     }
     t
+}
+
+fn exec_case(message: &pb::exec_server_message::Message) -> &'static str {
+    use pb::exec_server_message::Message as E;
+    match message {
+        E::ShellArgs(_) => "shell",
+        E::ReadArgs(_) => "read",
+        E::McpStateExecArgs(_) => "mcp_state",
+        _ => "other",
+    }
 }
 
 fn flush_tools(
