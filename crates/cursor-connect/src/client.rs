@@ -250,6 +250,7 @@ pub struct ClientBuilder {
     blob_store: Option<Arc<dyn BlobStore>>,
     interaction_policy: InteractionPolicy,
     workspace_paths: Vec<String>,
+    extra_headers: http::HeaderMap,
 }
 
 impl Default for ClientBuilder {
@@ -272,6 +273,7 @@ impl Default for ClientBuilder {
             blob_store: None,
             interaction_policy: InteractionPolicy::default(),
             workspace_paths: Vec::new(),
+            extra_headers: http::HeaderMap::new(),
         }
     }
 }
@@ -392,6 +394,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Adds a header to every request (after the standard set, replacing a standard header
+    /// of the same name), e.g. `x-cursor-canary` or a test backend's scenario switch.
+    pub fn header(mut self, name: http::HeaderName, value: http::HeaderValue) -> Self {
+        self.extra_headers.insert(name, value);
+        self
+    }
+
     /// Builds the client. Connections are made lazily, on the first call.
     pub fn build(self) -> Result<CursorClient, Error> {
         let Some(credentials) = self.credentials else {
@@ -434,6 +443,7 @@ impl ClientBuilder {
             header_config.timezone = tz;
         }
         header_config.config_version = self.config_version;
+        header_config.extra = self.extra_headers;
         let request_context = pb::RequestContext {
             env: Some(pb::RequestContextEnv {
                 os_version: header_config.os.clone(),

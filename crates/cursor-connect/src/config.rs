@@ -52,6 +52,7 @@ pub struct HeaderConfig {
     pub(crate) mac_machine_id: Option<String>,
     pub(crate) session_id: String,
     pub(crate) client_key: String,
+    pub(crate) extra: HeaderMap,
 }
 
 impl HeaderConfig {
@@ -73,6 +74,7 @@ impl HeaderConfig {
             mac_machine_id,
             session_id: uuid_v4(),
             client_key: random_hex(32),
+            extra: HeaderMap::new(),
         }
     }
 
@@ -181,6 +183,9 @@ impl HeaderConfig {
             }
         }
         h.insert(http::header::AUTHORIZATION, auth);
+        for (name, value) in &self.extra {
+            h.insert(name.clone(), value.clone());
+        }
         Ok(h)
     }
 }

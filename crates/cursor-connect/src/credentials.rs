@@ -207,6 +207,25 @@ pub trait Refresh: Send + Sync + fmt::Debug {
     fn refresh<'a>(&'a self, current: &'a TokenSet) -> BoxFuture<'a, Result<TokenSet, Error>>;
 }
 
+/// A [`Refresh`] made from an async closure; see [`Credentials::with_refresh_fn`].
+pub struct RefreshFn<F>(F);
+
+impl<F> fmt::Debug for RefreshFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshFn")
+    }
+}
+
+impl<F, Fut> Refresh for RefreshFn<F>
+where
+    F: Fn(TokenSet) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<TokenSet, Error>> + Send + 'static,
+{
+    fn refresh<'a>(&'a self, current: &'a TokenSet) -> BoxFuture<'a, Result<TokenSet, Error>> {
+        Box::pin((self.0)(current.clone()))
+    }
+}
+
 #[derive(Debug)]
 struct State {
     tokens: TokenSet,
@@ -269,6 +288,28 @@ impl Credentials {
     pub fn with_refresh(mut self, refresher: impl Refresh + 'static) -> Self {
         self.refresher = Some(Arc::new(refresher));
         self
+    }
+
+    /// Adds a refresher written as an async closure over the current tokens, e.g. one that
+    /// sends [`crate::auth::exchange_api_key_request`] with your HTTP client and reads the
+    /// answer with [`crate::auth::parse_token_response`].
+    ///
+    /// ```
+    /// use cursor_connect::{Credentials, TokenSet};
+    /// let creds = Credentials::api_key("key").with_refresh_fn(|tokens: TokenSet| async move {
+    ///     let _key = tokens.api_key.expect("set above");
+    ///     Ok(TokenSet::from_access_token("exchanged-token"))
+    /// });
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// let token = rt.block_on(creds.current()).unwrap();
+    /// assert_eq!(token.secret().expose(), "exchanged-token");
+    /// ```
+    pub fn with_refresh_fn<F, Fut>(self, f: F) -> Self
+    where
+        F: Fn(TokenSet) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<TokenSet, Error>> + Send + 'static,
+    {
+        self.with_refresh(RefreshFn(f))
     }
 
     /// A snapshot of the current tokens.

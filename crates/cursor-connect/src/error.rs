@@ -126,8 +126,18 @@ impl Error {
         Self::new(ErrorKind::Config, message)
     }
 
-    pub(crate) fn credentials(message: impl Into<String>) -> Self {
+    /// A credentials error, for [`Refresh`](crate::Refresh) implementations to report that
+    /// a token could not be obtained.
+    pub fn credentials(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Credentials, message)
+    }
+
+    /// A credentials error with its cause (an HTTP client error, an I/O error, ...).
+    pub fn credentials_with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::with_source(ErrorKind::Credentials, message, source)
     }
 
     pub(crate) fn protocol(

@@ -76,7 +76,8 @@ pub use config::{
     DEFAULT_IDE_VERSION, HeaderConfig, HeaderStyle, USER_AGENT,
 };
 pub use credentials::{
-    AccessToken, BoxFuture, Credentials, EXPIRY_MARGIN, Refresh, Secret, TokenClaims, TokenSet,
+    AccessToken, BoxFuture, Credentials, EXPIRY_MARGIN, Refresh, RefreshFn, Secret, TokenClaims,
+    TokenSet,
 };
 pub use error::{Error, ErrorKind};
 pub use ids::{RequestIds, uuid_v4};

@@ -5,7 +5,6 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::{TOKEN, client, collect, collect_with, run_to_end, tool};
 use cursor_connect::proto::agent::v1 as pb;
 use cursor_connect::{Credentials, CursorClient, Event, HeaderStyle, RunRequest, ToolResult};
@@ -309,57 +308,97 @@ async fn cancel_sends_cancel_action() {
 }
 
 #[tokio::test]
-async fn unknown_exec_kind_is_answered_with_throw() {
-    // F04: a real 2026-10 exec request of a kind no descriptor has, without exec_id.
-    let hex = include_str!("vectors/F04-exec-server-mcp-state-args.hex").trim();
-    let f04: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+async fn unsupported_and_unknown_execs_and_queries_are_answered() {
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let out = run_to_end(
+        &client(&mock.url()),
+        RunRequest::new(names::UNSUPPORTED_EXECS, "x"),
+    )
+    .await;
+    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+    assert_eq!(out.text, cursor_mock::DEFAULT_TEXT);
+    assert!(mock.violations().is_empty(), "{:?}", mock.violations());
+    let call = &mock.received()[0];
+    let decoded = |kind| -> Vec<pb::AgentClientMessage> {
+        call.messages_of(kind)
+            .map(|m| m.decode().unwrap())
+            .collect()
+    };
+    use pb::agent_client_message::Message as M;
+    use pb::exec_client_message::Message as R;
+    let results: Vec<R> = decoded(MessageKind::ExecResult)
+        .into_iter()
+        .filter_map(|m| match m.message {
+            Some(M::ExecClientMessage(e)) => e.message,
+            _ => None,
+        })
         .collect();
+    assert!(
+        results.iter().any(|r| matches!(r, R::ShellResult(_))),
+        "{results:?}"
+    );
+    assert!(
+        results.iter().any(|r| matches!(r, R::ReadResult(_))),
+        "{results:?}"
+    );
+    // The exec kind no descriptor has (F04 shape, no exec_id) is answered with a throw.
+    let throws = decoded(MessageKind::ExecControl);
+    assert_eq!(throws.len(), 1);
+    assert!(matches!(
+        &throws[0].message,
+        Some(M::ExecClientControlMessage(pb::ExecClientControlMessage {
+            message: Some(pb::exec_client_control_message::Message::Throw(_))
+        }))
+    ));
+    assert_eq!(decoded(MessageKind::InteractionResponse).len(), 1);
+}
+
+#[tokio::test]
+async fn every_builtin_exec_kind_is_declined() {
+    use cursor_mock::ExecKind;
+    let kinds = [
+        ExecKind::Shell,
+        ExecKind::Read,
+        ExecKind::Write,
+        ExecKind::Delete,
+        ExecKind::Ls,
+        ExecKind::Grep,
+        ExecKind::Fetch,
+        ExecKind::McpState,
+    ];
+    let mut steps = vec![Step::Heartbeat];
+    steps.extend(kinds.iter().map(|k| Step::UnsupportedExec(*k)));
+    steps.extend([
+        Step::TextDelta("ok".into()),
+        Step::TurnEnded(cursor_mock::DEFAULT_USAGE),
+        Step::EndOk,
+    ]);
     let mock = MockServer::builder()
-        .named(
-            "unknown-exec",
-            Scenario::new(vec![
-                Step::Heartbeat,
-                Step::RawMessage(Bytes::from(f04)),
-                Step::Sleep(Duration::from_millis(300)),
-                Step::TextDelta("after".into()),
-                Step::TurnEnded(cursor_mock::DEFAULT_USAGE),
-                Step::EndOk,
-            ]),
-        )
+        .named("all-execs", Scenario::new(steps))
         .start()
         .await
         .unwrap();
-    let out = run_to_end(&client(&mock.url()), RunRequest::new("unknown-exec", "x")).await;
-    // The mock did not register the raw exec as pending, so it may reject our (correct) answer
-    // as unexpected; what matters here is that the client answered at all, with a throw that
-    // carries the request's id (an unanswered exec hangs a real turn).
-    if let Some(Err(e)) = &out.end {
-        assert!(e.to_string().contains("exec throw for id 1"), "{e}");
-    } else {
-        assert_eq!(out.text, "after");
-    }
+    let out = run_to_end(&client(&mock.url()), RunRequest::new("all-execs", "x")).await;
+    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+    assert!(mock.violations().is_empty(), "{:?}", mock.violations());
     let call = &mock.received()[0];
-    let ctl = call
-        .messages_of(MessageKind::ExecControl)
-        .next()
-        .expect("exec answered");
-    let Some(pb::agent_client_message::Message::ExecClientControlMessage(c)) =
-        ctl.decode().unwrap().message
-    else {
-        panic!()
-    };
-    let Some(pb::exec_client_control_message::Message::Throw(t)) = c.message else {
-        panic!()
-    };
-    assert_eq!(t.id, 1);
+    let answered = call.messages_of(MessageKind::ExecResult).count()
+        + call.messages_of(MessageKind::ExecControl).count();
+    assert_eq!(answered, kinds.len());
 }
 
 #[tokio::test]
 async fn flood_of_tiny_frames() {
     let mock = MockServer::start(Scenario::default()).await.unwrap();
-    let out = run_to_end(&client(&mock.url()), RunRequest::new(names::FLOOD, "x")).await;
+    let c = client(&mock.url());
+    let out = run_to_end(&c, RunRequest::new(names::FLOOD, "x")).await;
+    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+    assert_eq!(
+        out.text,
+        cursor_mock::DEFAULT_TEXT.repeat(cursor_mock::FLOOD_REPEAT)
+    );
+    // One byte per HTTP/2 DATA frame.
+    let out = run_to_end(&c, RunRequest::new(names::FLOOD_SPLIT, "x")).await;
     assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
     assert_eq!(out.text, cursor_mock::DEFAULT_TEXT);
 }
@@ -393,4 +432,50 @@ async fn unary_calls() {
     assert!(!cfg.config_version.is_empty());
     let avail = c.available_models().await.unwrap();
     assert!(!avail.models.is_empty());
+}
+
+#[tokio::test]
+async fn expired_token_is_refreshed_before_the_run() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let expired = format!(
+        "{}.{}.sig",
+        b64(r#"{"alg":"HS256"}"#),
+        b64(r#"{"exp":1000,"sub":"auth0|user_1"}"#)
+    );
+    let fresh = format!(
+        "{}.{}.sig",
+        b64(r#"{"alg":"HS256"}"#),
+        b64(r#"{"exp":99999999999}"#)
+    );
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (fresh2, calls2) = (fresh.clone(), calls.clone());
+    let creds = Credentials::from_tokens(
+        cursor_connect::TokenSet::from_access_token(expired).with_refresh_token("rt"),
+    )
+    .with_refresh_fn(move |tokens: cursor_connect::TokenSet| {
+        let (fresh, calls) = (fresh2.clone(), calls2.clone());
+        async move {
+            assert_eq!(tokens.refresh_token.unwrap().expose(), "rt");
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(cursor_connect::TokenSet::from_access_token(fresh))
+        }
+    });
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let c = CursorClient::builder()
+        .base_url(mock.url())
+        .credentials(creds)
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let out = run_to_end(&c, RunRequest::new("composer-2.5", "x")).await;
+        assert!(matches!(out.end, Some(Ok(()))));
+    }
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    for call in mock.received() {
+        assert_eq!(
+            call.headers["authorization"],
+            format!("Bearer {fresh}").as_str()
+        );
+    }
 }

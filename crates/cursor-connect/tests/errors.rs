@@ -99,12 +99,65 @@ async fn provider_error() {
 }
 
 #[tokio::test]
-async fn refused_stream_is_a_retry_safe_transport_error() {
-    let (_, e) = failed_run(names::RESET_REFUSED).await;
+async fn refused_stream_after_headers_is_a_transport_error() {
+    let (out, e) = failed_run(names::RESET_REFUSED).await;
+    assert_eq!(out.events, 0);
     let ce = e.connect_error().unwrap();
     assert_eq!(ce.origin(), Origin::Transport);
     assert_eq!(ce.transport_cause().unwrap().reason, Some(0x7));
     assert!(e.is_before_output());
+}
+
+/// REFUSED_STREAM before any response: provably unprocessed, so the client retries the open
+/// itself, with a fresh x-request-id per attempt and the same x-original-request-id.
+#[tokio::test]
+async fn refused_stream_before_headers_is_retried_with_fresh_request_ids() {
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let c = CursorClient::builder()
+        .base_url(mock.url())
+        .credentials(Credentials::access_token(TOKEN))
+        .header(
+            http::HeaderName::from_static(cursor_mock::SCENARIO_HEADER),
+            http::HeaderValue::from_static(names::RESET_REFUSED),
+        )
+        .build()
+        .unwrap();
+    let opened = tokio::time::timeout(
+        Duration::from_secs(20),
+        c.agent().run(RunRequest::new("m", "x")),
+    )
+    .await
+    .unwrap();
+    let e = match opened {
+        Err(e) => e,
+        Ok(mut run) => expect_error(&common::collect(&mut run).await),
+    };
+    let ce = e.connect_error().unwrap();
+    assert_eq!(ce.origin(), Origin::Transport);
+    assert_eq!(ce.transport_cause().unwrap().reason, Some(0x7));
+    assert!(
+        ce.transport_cause().unwrap().retry_safe,
+        "{:?}",
+        ce.transport_cause()
+    );
+    assert!(e.classification().unwrap().transparent_retry_allowed());
+    let calls = mock.received();
+    let original: Vec<_> = calls
+        .iter()
+        .map(|c| c.headers["x-original-request-id"].clone())
+        .collect();
+    let ids: std::collections::HashSet<_> = calls
+        .iter()
+        .map(|c| c.headers["x-request-id"].clone())
+        .collect();
+    // Three attempts (the first plus two transparent re-opens), then the error surfaces.
+    assert_eq!(calls.len(), 3);
+    assert!(original.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(
+        ids.len(),
+        calls.len(),
+        "x-request-id reused across attempts"
+    );
 }
 
 #[tokio::test]

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cursor_connect_frame::{Code, ConnectError, TransportCause, TransportKind};
-use cursor_connect_h2::SendHalf;
+use cursor_connect_h2::{RecvHalf, SendHalf};
 use cursor_proto::agent::v1 as pb;
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::event::{Event, ToolCall, ToolResult, Usage};
-use super::exec;
+use super::{AbortOnDrop, INBOUND_QUEUE, Opener, exec, read_loop};
 use crate::blob::BlobStore;
 use crate::error::{Error, ErrorKind};
 
@@ -87,8 +87,11 @@ struct PendingCall {
 
 pub(crate) struct Driver {
     cfg: DriverConfig,
+    opener: Opener,
     send: Option<SendHalf>,
     inbound: mpsc::Receiver<Inbound>,
+    reader: AbortOnDrop,
+    received_any: bool,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Item>,
     pending: VecDeque<Event>,
@@ -103,15 +106,20 @@ pub(crate) struct Driver {
 impl Driver {
     pub(crate) fn new(
         cfg: DriverConfig,
+        opener: Opener,
         send: SendHalf,
-        inbound: mpsc::Receiver<Inbound>,
+        recv: RecvHalf,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<Item>,
     ) -> Self {
+        let (inbound, reader) = spawn_reader(recv);
         Self {
             cfg,
+            opener,
             send: Some(send),
             inbound,
+            reader,
+            received_any: false,
             commands,
             events,
             pending: VecDeque::new(),
@@ -122,6 +130,21 @@ impl Driver {
             canceled: false,
             output_started: false,
         }
+    }
+
+    /// Re-opens the stream after a failure that proves the server never processed the request
+    /// (REFUSED_STREAM, GOAWAY past our stream) and before it sent anything.
+    async fn reopen(&mut self) -> Result<(), Error> {
+        let (send, recv) = self.opener.open().await?;
+        tracing::debug!(
+            request_id = self.opener.ids.request_id(),
+            "run stream re-opened"
+        );
+        let (inbound, reader) = spawn_reader(recv);
+        self.send = Some(send);
+        self.inbound = inbound;
+        self.reader = reader;
+        Ok(())
     }
 
     pub(crate) async fn run(mut self) {
@@ -189,9 +212,18 @@ impl Driver {
                 Wake::Inbound(msg) => {
                     last_inbound = Instant::now();
                     match msg {
-                        Some(Ok(Some(bytes))) => self.on_message(bytes).await?,
+                        Some(Ok(Some(bytes))) => {
+                            self.received_any = true;
+                            self.on_message(bytes).await?;
+                        }
                         Some(Ok(None)) => return self.on_clean_end(),
                         Some(Err(e)) => {
+                            let safe = e.transport_cause().is_some_and(|c| c.retry_safe);
+                            if safe && !self.received_any && self.opener.can_retry() {
+                                tracing::debug!(error = %e, "run stream refused before any message");
+                                self.reopen().await?;
+                                continue;
+                            }
                             return Err(Error::call(ErrorKind::Call, e, !self.output_started));
                         }
                         None => {
@@ -435,6 +467,11 @@ impl Driver {
             }
         }
     }
+}
+
+fn spawn_reader(recv: RecvHalf) -> (mpsc::Receiver<Inbound>, AbortOnDrop) {
+    let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+    (rx, AbortOnDrop(tokio::spawn(read_loop(recv, tx))))
 }
 
 pub(crate) fn client_message(m: pb::agent_client_message::Message) -> pb::AgentClientMessage {

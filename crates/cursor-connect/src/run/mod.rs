@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cursor_connect_h2::{CallOptions, RecvHalf};
+use cursor_connect_h2::{CallOptions, RecvHalf, SendHalf};
 use cursor_proto::agent::v1 as pb;
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot};
@@ -32,7 +32,7 @@ use driver::{Command, Driver, DriverConfig, Inbound, Item};
 /// (HTTP/2 flow control then holds the server back; heartbeats and answers continue).
 const EVENT_QUEUE: usize = 256;
 /// Inbound messages buffered between the reader and the driver.
-const INBOUND_QUEUE: usize = 16;
+pub(crate) const INBOUND_QUEUE: usize = 16;
 /// Attempts to open the stream when the failure is provably retry-safe (REFUSED_STREAM,
 /// GOAWAY before our stream): the request was not processed, so a fresh attempt is invisible.
 const OPEN_ATTEMPTS: u32 = 3;
@@ -64,36 +64,20 @@ impl AgentClient {
             driver::client_message(pb::agent_client_message::Message::RunRequest(run_request));
         let first = Bytes::from(first.encode_to_vec());
 
-        let mut ids = RequestIds::new();
-        let mut attempt = 0;
-        let (mut send, recv) = loop {
-            attempt += 1;
-            let token = inner.credentials.current().await?;
-            let headers = inner.header_config.headers(&token, &ids)?;
-            let opts = CallOptions::default().accept_compression(&["gzip"]);
-            let opened = inner
-                .agent_channel
-                .bidi(cursor_proto::paths::AGENT_RUN.path, headers, opts)
-                .await;
-            match opened {
-                Ok(halves) => break halves,
-                Err(e) if e.is_retry_safe() && attempt < OPEN_ATTEMPTS => {
-                    tracing::debug!(attempt, error = %e, "run stream refused; retrying with a new request id");
-                    ids.next_attempt();
-                }
-                Err(e) => return Err(Error::call(ErrorKind::Call, e.into(), true)),
-            }
+        let mut opener = Opener {
+            inner: inner.clone(),
+            first,
+            ids: RequestIds::new(),
+            attempts: 0,
         };
+        let (send, recv) = opener.open().await?;
         tracing::debug!(
-            request_id = ids.request_id(),
+            request_id = opener.ids.request_id(),
             conversation_id = conversation_id.as_str(),
             model = request.model(),
             "agent run opened"
         );
-        if let Err(e) = send.send(first).await {
-            return Err(Error::call(ErrorKind::Call, e.into(), true));
-        }
-
+        let request_ids = opener.ids.clone();
         let cfg = DriverConfig {
             heartbeat_interval: inner.heartbeat_interval,
             stall_timeout: inner.stall_timeout,
@@ -102,25 +86,72 @@ impl AgentClient {
             request_context: ctx,
             tool_names: request.tools.iter().map(|t| t.name.clone()).collect(),
         };
-        let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
         let (cmd_tx, cmd_rx) = mpsc::channel(8);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
-        let reader = tokio::spawn(read_loop(recv, in_tx));
-        let driver = tokio::spawn(Driver::new(cfg, send, in_rx, cmd_rx, ev_tx).run());
+        let driver = tokio::spawn(Driver::new(cfg, opener, send, recv, cmd_rx, ev_tx).run());
         Ok(Run {
             events: ev_rx,
             commands: cmd_tx,
             terminal: None,
             checkpoint: None,
             conversation_id,
-            request_ids: ids,
+            request_ids,
             ack_timeout: inner.stall_timeout + Duration::from_secs(5),
-            _tasks: [AbortOnDrop(reader), AbortOnDrop(driver)],
+            _driver: AbortOnDrop(driver),
         })
     }
 }
 
-async fn read_loop(mut rx: RecvHalf, tx: mpsc::Sender<Inbound>) {
+/// Opens the Run stream and sends the run request; reused for transparent re-opens.
+pub(crate) struct Opener {
+    inner: Arc<ClientInner>,
+    first: Bytes,
+    pub(crate) ids: RequestIds,
+    attempts: u32,
+}
+
+impl Opener {
+    /// Whether another attempt is allowed.
+    pub(crate) fn can_retry(&self) -> bool {
+        self.attempts < OPEN_ATTEMPTS
+    }
+
+    /// Opens a stream (retrying refused opens) and sends the run request on it. Every
+    /// attempt after the first gets a fresh `x-request-id`.
+    pub(crate) async fn open(&mut self) -> Result<(SendHalf, RecvHalf), Error> {
+        loop {
+            if self.attempts > 0 {
+                self.ids.next_attempt();
+            }
+            self.attempts += 1;
+            let token = self.inner.credentials.current().await?;
+            let headers = self.inner.header_config.headers(&token, &self.ids)?;
+            let opts = CallOptions::default().accept_compression(&["gzip"]);
+            let path = cursor_proto::paths::AGENT_RUN.path;
+            let e = match self.inner.agent_channel.bidi(path, headers, opts).await {
+                Ok((mut send, recv)) => match send.send(self.first.clone()).await {
+                    Ok(()) => return Ok((send, recv)),
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            if !(e.is_retry_safe() && self.can_retry()) {
+                return Err(Error::call(ErrorKind::Call, e.into(), true));
+            }
+            tracing::debug!(attempt = self.attempts, error = %e, "run stream refused; retrying");
+        }
+    }
+}
+
+impl fmt::Debug for Opener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opener")
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) async fn read_loop(mut rx: RecvHalf, tx: mpsc::Sender<Inbound>) {
     loop {
         let item = rx.message().await;
         let last = !matches!(item, Ok(Some(_)));
@@ -131,7 +162,7 @@ async fn read_loop(mut rx: RecvHalf, tx: mpsc::Sender<Inbound>) {
 }
 
 /// Aborts a background task when its owner goes away, so no task outlives its run.
-struct AbortOnDrop(JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -152,7 +183,7 @@ pub struct Run {
     conversation_id: String,
     request_ids: RequestIds,
     ack_timeout: Duration,
-    _tasks: [AbortOnDrop; 2],
+    _driver: AbortOnDrop,
 }
 
 impl fmt::Debug for Run {
@@ -258,7 +289,8 @@ impl Run {
         &self.conversation_id
     }
 
-    /// The request ids sent with this run.
+    /// The request ids of the attempt that opened this run (a transparent re-open after a
+    /// refused stream uses a fresh `x-request-id` with the same original id).
     pub fn request_ids(&self) -> &RequestIds {
         &self.request_ids
     }
