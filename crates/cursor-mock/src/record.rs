@@ -38,6 +38,7 @@ pub enum MessageKind {
 
 /// One message a client sent, as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReceivedMessage {
     /// What it was.
     pub kind: MessageKind,
@@ -61,6 +62,7 @@ impl ReceivedMessage {
 
 /// One call (one HTTP/2 stream) the mock served.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ReceivedCall {
     /// The request path, e.g. `/agent.v1.AgentService/Run`.
     pub path: String,
@@ -98,6 +100,7 @@ impl ReceivedCall {
 
 /// A breach of the protocol by the client, as detected by the mock.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Violation {
     /// Index of the call in [`crate::MockServer::received`].
     pub call: usize,

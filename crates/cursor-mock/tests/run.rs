@@ -473,3 +473,37 @@ async fn an_ignored_exec_is_a_violation() {
     assert_eq!(end["error"]["code"], "invalid_argument");
     assert!(mock.violations()[0].message.contains("decline"));
 }
+
+#[tokio::test]
+async fn ten_concurrent_runs_on_one_connection() {
+    let mock = mock().await;
+    // Ten turns of tiny frames at once exceed h2's small-frame budget of a 64 KiB connection
+    // window (GOAWAY ENHANCE_YOUR_CALM from the client's own h2); a real client needs a big one.
+    let mut builder = h2::client::Builder::new();
+    builder.initial_connection_window_size(8 << 20);
+    let (h2, connection) = connect_with(mock.addr(), builder).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let mut h2 = h2.clone();
+        tasks.spawn(async move {
+            let mut call = open_run(&mut h2, &[]).await;
+            let mut run = with_tools(run_request("composer-2.5", "hi"), &["t"]);
+            run.conversation_id = Some(format!("conv-{i}"));
+            call.send_msg(&run_msg(run));
+            let mut store = HashMap::new();
+            drive(&mut call, &mut store, move |_| format!("r{i}")).await
+        });
+    }
+    let mut done = 0;
+    while let Some(t) = tasks.join_next().await {
+        let t = t.expect("run task");
+        assert!(t.text.starts_with(DEFAULT_TEXT), "{}", t.text);
+        assert_eq!(t.end, Some(serde_json::json!({})));
+        done += 1;
+    }
+    assert_eq!(done, 10);
+    assert!(!connection.is_finished(), "the connection survived");
+    assert_eq!(mock.connections(), 1);
+    assert_eq!(mock.received().len(), 10);
+    assert!(mock.violations().is_empty(), "{:?}", mock.violations());
+}
