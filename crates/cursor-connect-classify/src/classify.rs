@@ -2,7 +2,7 @@
 
 use http::StatusCode;
 
-use cursor_connect_frame::{Code, ConnectError};
+use cursor_connect_frame::{Code, ConnectError, Origin};
 
 use crate::advice::{Advice, Category};
 use crate::code_table::{code_rule, http_rule};
@@ -120,7 +120,7 @@ impl Classification {
 /// 1. Cursor's `ErrorDetails` when present and its `Error` value is not a deferring one;
 /// 2. the Connect code, when the peer sent one (other than `unknown`);
 /// 3. the typed transport cause;
-/// 4. the upstream HTTP status, when the peer sent no usable code;
+/// 4. the upstream HTTP status, when the peer sent no code of its own;
 /// 5. the Connect code of a local error (other than `unknown`);
 /// 6. the string fallback on the message, for local `unknown` errors with nothing typed
 ///    (foreign errors flattened to text);
@@ -195,18 +195,21 @@ fn decide(
     if let Some(cause) = err.transport_cause() {
         return (transport_rule_with_code(cause, code), Layer::Transport);
     }
-    // Past this point the peer sent no usable code.
-    if let Some(rule) = http_status
-        .filter(|s| !s.is_success())
-        .and_then(|s| http_rule(s.as_u16()))
+    // A peer-sent code (even `unknown`) already produced the HTTP status: only a status the
+    // peer gave without a code says more.
+    if !err.is_wire()
+        && let Some(rule) = http_status
+            .filter(|s| !s.is_success())
+            .and_then(|s| http_rule(s.as_u16()))
     {
         return (rule, Layer::HttpStatus);
     }
     if code != Code::Unknown {
         return (code_rule(code), Layer::ConnectCode);
     }
-    // Text from the peer is the peer's word, not a flattened foreign error: never matched.
-    if !err.is_wire()
+    // Only local errors are foreign text flattened into a `ConnectError`; text from the peer
+    // (a message, an error page) is never matched.
+    if matches!(err.origin(), Origin::Local)
         && let Some(row) = text_rule(err.message())
     {
         return (row.rule, Layer::Text);

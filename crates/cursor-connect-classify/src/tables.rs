@@ -46,7 +46,8 @@ pub fn render_markdown() -> String {
     out.push_str("### Layer 2: Connect code, and upstream HTTP status without a code\n\n");
     out.push_str(
         "The code decides when the peer sent it; otherwise a transport cause decides first, \
-         then the upstream HTTP status (non-2xx rows below), then the code of a local error.\n\n",
+         then the upstream HTTP status (non-2xx rows below; only when the peer sent no code of \
+         its own), then the code of a local error.\n\n",
     );
     crate::code_table::render_code_tables(&mut out);
     out.push_str("\n### Layer 3: transport cause (HTTP/2 reason, else kind)\n\n");
@@ -60,8 +61,9 @@ pub fn render_markdown() -> String {
     crate::transport_table::render_transport_tables(&mut out);
     out.push_str("\n### Layer 4: text fallback (local `unknown` errors only)\n\n");
     out.push_str(
-        "Case-insensitive substring match on the message, first match wins, first 4 KiB only. \
-         Never applied to text the peer sent.\n\n",
+        "Case-insensitive substring match on the message of a *local* error (origin `Local`) \
+         with code `unknown` and nothing typed, first match wins, first 4 KiB only. Never \
+         applied to text the peer sent.\n\n",
     );
     crate::text_table::render_text_table(&mut out);
     out

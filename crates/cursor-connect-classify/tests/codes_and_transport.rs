@@ -488,6 +488,22 @@ fn context_http_status_is_used_when_the_error_has_none() {
     let err = ConnectError::new(Code::Unknown, "upstream said no");
     let ctx = Context::new().with_http_status(StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(classify(&err, ctx).category(), RateLimited);
+    // A code the peer sent, even `unknown`, is not second-guessed by the status it implies.
+    let wire = ConnectError::from_unary_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &HeaderMap::new(),
+        br#"{"code":"unknown","message":"boom"}"#,
+    );
+    assert!(wire.is_wire());
+    let c = classify(&wire, Context::new());
+    assert_eq!((c.category(), c.layer()), (Unknown, Layer::ConnectCode));
+    // Peer text behind a status with no row (an error page) is not matched either.
+    let page = ConnectError::from_unary_response(
+        StatusCode::IM_A_TEAPOT,
+        &HeaderMap::new(),
+        b"rate limit exceeded",
+    );
+    assert_eq!(classify(&page, Context::new()).category(), Unknown);
     // A 200 (streaming response with an end-stream error) is never a status decision.
     let ctx = Context::new().with_http_status(StatusCode::OK);
     assert_eq!(classify(&err, ctx).category(), Unknown);
