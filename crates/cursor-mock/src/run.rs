@@ -283,6 +283,21 @@ impl Turn {
                     self.wait_pending(limit, "an exec the client should decline")
                         .await?;
                 }
+                Step::RawExec {
+                    id,
+                    exec_id,
+                    payload,
+                } => {
+                    let expect = Expect::Unsupported {
+                        exec_id: exec_id.clone(),
+                        kind: "raw",
+                    };
+                    self.ledger.expect(Key::Exec(*id), expect);
+                    self.send(payload.clone()).await?;
+                    let limit = self.shared.settings.reply_timeout;
+                    self.wait_pending(limit, "a raw exec the client should decline")
+                        .await?;
+                }
                 Step::InteractionQuery => {
                     let id = self.next_query_id;
                     self.next_query_id += 1;

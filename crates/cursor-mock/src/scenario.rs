@@ -228,6 +228,17 @@ pub enum Step {
     RequestContext,
     /// An exec of this kind, which the client must decline with an answer carrying its id.
     UnsupportedExec(ExecKind),
+    /// A server message sent verbatim (e.g. captured exec bytes such as vector F04) that the mock
+    /// then treats as an exec to decline: it waits for any exec result or `throw` carrying `id`
+    /// (and, for results, `exec_id`).
+    RawExec {
+        /// The exec id inside `payload` that the answer must carry.
+        id: u32,
+        /// The exec_id inside `payload` (empty when the field is absent).
+        exec_id: String,
+        /// The `AgentServerMessage` bytes.
+        payload: Bytes,
+    },
     /// An `interaction_query` (a web-search approval request) that the client must answer with
     /// an `interaction_response` carrying the same id.
     InteractionQuery,

@@ -507,3 +507,32 @@ async fn ten_concurrent_runs_on_one_connection() {
     assert_eq!(mock.received().len(), 10);
     assert!(mock.violations().is_empty(), "{:?}", mock.violations());
 }
+
+#[tokio::test]
+async fn captured_f04_exec_bytes_are_declined_with_a_throw() {
+    let f04 = hex(
+        "124c08019a01360a2035643966646435323964343435353930623239363434653430383234306134661210363765643565633635386264386163321800a2020b0a096f6d6e69726f757465b80300",
+    );
+    let mock = MockServer::builder()
+        .scenario(Scenario::new(vec![
+            Step::RawExec {
+                id: 1,
+                exec_id: String::new(),
+                payload: Bytes::from(f04),
+            },
+            Step::TextDelta("after".into()),
+            Step::EndOk,
+        ]))
+        .start()
+        .await
+        .expect("start");
+    let mut h2 = connect(mock.addr()).await;
+    let mut call = open_run(&mut h2, &[]).await;
+    call.send_msg(&run_msg(run_request("composer-2.5", "hi")));
+    let mut store = HashMap::new();
+    let t = drive(&mut call, &mut store, |_| String::new()).await;
+    assert!(t.order.contains(&"exec_declined mcp_state".to_string()));
+    assert_eq!(t.text, "after");
+    assert_eq!(t.end, Some(serde_json::json!({})));
+    assert!(mock.violations().is_empty(), "{:?}", mock.violations());
+}
