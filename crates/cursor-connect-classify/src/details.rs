@@ -66,8 +66,9 @@ impl CursorDetails {
     }
 
     /// Reads the details from raw error JSON: a unary error body (`{code, message, details}`)
-    /// or an end-stream (`{"error": {…}}`). The first detail whose `value` decodes wins, else
-    /// the first whose `debug` JSON names an error. `None` for anything else.
+    /// or an end-stream (`{"error": {…}}`). The first `aiserver.v1.ErrorDetails` detail whose
+    /// `value` decodes wins, else the first detail whose `debug` JSON names an error (with or
+    /// without a `type`). `None` for anything else.
     pub fn from_error_json(body: &[u8]) -> Option<Self> {
         let value: Value = serde_json::from_slice(body).ok()?;
         let error = value
@@ -76,14 +77,14 @@ impl CursorDetails {
             .unwrap_or(&value);
         let details = error.get("details")?.as_array()?;
         let from_value = details.iter().find_map(|d| {
-            let type_ok = d
-                .get("type")
-                .and_then(Value::as_str)
-                .is_none_or(is_error_details_type);
+            // Without the type, bytes that happen to parse are not trusted (protobuf decoding
+            // is lenient); the `debug` of such a detail is still read below.
+            let type_name = d.get("type").and_then(Value::as_str)?;
+            if !is_error_details_type(type_name) {
+                return None;
+            }
             let bytes = decode_b64(d.get("value")?.as_str()?)?;
-            type_ok
-                .then(|| ErrorDetails::decode(bytes.as_slice()).ok())
-                .flatten()
+            ErrorDetails::decode(bytes.as_slice()).ok()
         });
         from_value.map(|m| Self::from_proto(&m)).or_else(|| {
             details
@@ -266,4 +267,62 @@ fn decode_b64(text: &str) -> Option<Vec<u8>> {
         .decode(text.trim_end_matches('='))
         .ok()
         .or_else(|| STANDARD.decode(text).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_json_accepts_both_key_styles_and_numbers() {
+        let camel = r#"{"error":"ERROR_RATE_LIMITED_CHANGEABLE","details":{"title":"T","isRetryable":true,
+            "additionalInfo":{"autoSwitchToModel":"auto","n":3},"buttons":[{"switchModel":{"suggestedModel":"m"}}],
+            "analyticsMetadata":{"actionRequired":"upgrade"}}}"#;
+        let snake = r#"{"error":51,"details":{"title":"T","is_retryable":true,
+            "additional_info":{"auto_switch_to_model":"auto","n":3},"buttons":[{"switch_model":{"suggested_model":"m"}}],
+            "analytics_metadata":{"action_required":"upgrade"}}}"#;
+        for text in [camel, snake] {
+            let d = CursorDetails::from_debug_json(text).unwrap();
+            assert_eq!(d.error(), CursorError(51));
+            assert_eq!(d.title(), "T");
+            assert_eq!(d.is_retryable(), Some(true));
+            assert_eq!(d.fallback_model(), Some("auto"));
+            assert_eq!(d.additional_info("n"), Some("3"));
+            assert_eq!(d.action_required(), Some("upgrade"));
+            assert_eq!(d.source(), DetailsSource::Debug);
+        }
+    }
+
+    #[test]
+    fn debug_json_rejects_what_is_not_error_details() {
+        for text in [
+            "",
+            "[]",
+            "{}",
+            r#"{"error":"ERROR_NOT_A_THING"}"#,
+            r#"{"error":true}"#,
+            r#"{"error":99999999999}"#,
+            r#"{"retryDelay":"1s"}"#,
+        ] {
+            assert!(CursorDetails::from_debug_json(text).is_none(), "{text}");
+        }
+        // An error name alone is enough.
+        let d = CursorDetails::from_debug_json(r#"{"error":"ERROR_OUTDATED_CLIENT"}"#).unwrap();
+        assert_eq!(
+            (d.error(), d.title(), d.fallback_model()),
+            (CursorError(30), "", None)
+        );
+    }
+
+    #[test]
+    fn base64_padded_and_unpadded() {
+        assert_eq!(decode_b64("CAI"), Some(vec![0x08, 0x02]));
+        assert_eq!(decode_b64("CAI="), Some(vec![0x08, 0x02]));
+        assert_eq!(decode_b64("x"), None);
+        assert_eq!(
+            decode_b64("C-I"),
+            None,
+            "URL-safe alphabet is not Connect's"
+        );
+    }
 }

@@ -134,7 +134,14 @@ fn e02_model_no_longer_supported_full_frame() {
         (from_debug.category(), from_debug.advice()),
         (c.category(), c.advice())
     );
-    // from_error_json prefers the value.
+    // from_error_json prefers the value, but only under the ErrorDetails type.
+    let untyped = json.replace(r#""type":"aiserver.v1.ErrorDetails","#, "");
+    assert_eq!(
+        CursorDetails::from_error_json(untyped.as_bytes())
+            .unwrap()
+            .source(),
+        DetailsSource::Debug
+    );
     assert_eq!(
         CursorDetails::from_error_json(json.as_bytes())
             .unwrap()
