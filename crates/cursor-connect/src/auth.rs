@@ -20,7 +20,7 @@ use crate::error::{Error, ErrorKind};
 pub const EXCHANGE_API_KEY_PATH: &str = "/auth/exchange_user_api_key";
 /// The path of the OAuth refresh-token grant on the API host.
 pub const OAUTH_TOKEN_PATH: &str = "/oauth/token";
-/// The OAuth client id Cursor's session tokens are issued to ([ZW] `refresh_token`).
+/// The OAuth client id Cursor's session tokens are issued to (the zhengwenj/cursor-api `refresh_token` call).
 pub const OAUTH_CLIENT_ID: &str = "KbZUR41cY7W6zRSdpSUJ7I7mLYBKOCmB";
 
 /// The largest token-endpoint answer [`parse_token_response`] accepts.

@@ -246,6 +246,10 @@ async fn heartbeats_at_the_configured_rate() {
     let out = run_to_end(&c, RunRequest::new("slow", "x")).await;
     assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
     let times = mock.received()[0].heartbeat_times();
+    eprintln!(
+        "heartbeats at 100 ms over ~1.05 s: {} at {times:?}",
+        times.len()
+    );
     // About 10 in 1.05 s at 100 ms; the machine is shared, so allow slack but not silence
     // or a burst.
     assert!(

@@ -222,6 +222,7 @@ async fn stall_is_detected_within_its_timeout() {
     let started = Instant::now();
     let out = run_to_end(&c, RunRequest::new(names::STALL, "x")).await;
     let took = started.elapsed();
+    eprintln!("stall timeout 400 ms detected after {took:?}");
     let e = expect_error(&out);
     assert_eq!(out.text, cursor_mock::PARTIAL_TEXT);
     assert_eq!(e.kind(), ErrorKind::Stalled);

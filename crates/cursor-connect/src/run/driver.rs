@@ -355,6 +355,10 @@ impl Driver {
                         .filter(|(_, c)| c.id == a.id)
                         .map(|(k, _)| k.clone())
                         .collect();
+                    // Bounded: a peer that keeps creating and aborting calls cannot grow it.
+                    if self.aborted.len() >= MAX_PENDING_CALLS * 4 {
+                        self.aborted.clear();
+                    }
                     for k in aborted {
                         tracing::debug!(call_id = k, "server aborted a tool call");
                         self.calls.remove(&k);

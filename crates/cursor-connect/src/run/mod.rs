@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use cursor_connect_frame::{Code, ConnectError, TransportCause, TransportKind};
 use cursor_connect_h2::{CallOptions, RecvHalf, SendHalf};
 use cursor_proto::agent::v1 as pb;
 use prost::Message as _;
@@ -128,12 +129,25 @@ impl Opener {
             let headers = self.inner.header_config.headers(&token, &self.ids)?;
             let opts = CallOptions::default().accept_compression(&["gzip"]);
             let path = cursor_proto::paths::AGENT_RUN.path;
-            let e = match self.inner.agent_channel.bidi(path, headers, opts).await {
-                Ok((mut send, recv)) => match send.send(self.first.clone()).await {
-                    Ok(()) => return Ok((send, recv)),
-                    Err(e) => e,
-                },
-                Err(e) => e,
+            let attempt = async {
+                let (mut send, recv) = self.inner.agent_channel.bidi(path, headers, opts).await?;
+                send.send(self.first.clone()).await?;
+                Ok::<_, cursor_connect_h2::Error>((send, recv))
+            };
+            // The transport bounds connecting; this bounds the whole open, flow control included.
+            let limit = self.inner.stall_timeout;
+            let e = match tokio::time::timeout(limit, attempt).await {
+                Ok(Ok(halves)) => return Ok(halves),
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    let cause = TransportCause::new(TransportKind::Timeout);
+                    let msg = format!(
+                        "opening the run stream took over {:.1}s",
+                        limit.as_secs_f64()
+                    );
+                    let err = ConnectError::transport(Code::DeadlineExceeded, msg, cause);
+                    return Err(Error::call(ErrorKind::Stalled, err, true));
+                }
             };
             if !(e.is_retry_safe() && self.can_retry()) {
                 return Err(Error::call(ErrorKind::Call, e.into(), true));
