@@ -173,6 +173,8 @@ pub(crate) enum Inbound {
 pub(crate) struct ReaderConfig {
     pub(crate) max_message_size: usize,
     pub(crate) compression: Option<&'static str>,
+    /// While true, the reader takes nothing from h2, so no window is released to the client.
+    pub(crate) paused: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Reads the request body until it ends, decoding Connect envelopes and recording every message.
@@ -190,7 +192,14 @@ pub(crate) async fn read_client(
         .max_message_size(config.max_message_size)
         .compression(compression);
     let mut buf = BytesMut::new();
+    let mut paused = config.paused;
     loop {
+        // Pauses are bounded by the script (Step::PauseReading); a dropped sender ends them.
+        while *paused.borrow() {
+            if paused.changed().await.is_err() {
+                break;
+            }
+        }
         let chunk = match body.data().await {
             Some(Ok(chunk)) => chunk,
             Some(Err(_)) => {

@@ -91,7 +91,9 @@ pub(crate) async fn serve(
     };
 
     let (tx, rx) = mpsc::channel(1024);
+    let (pause_tx, paused) = tokio::sync::watch::channel(false);
     let config = ReaderConfig {
+        paused,
         max_message_size: settings.max_message_size,
         compression,
     };
@@ -169,6 +171,7 @@ pub(crate) async fn serve(
         ctl,
         run: *info,
         ledger: Ledger::default(),
+        pause: pause_tx,
         next_kv_id: 1,
         next_exec_id: 1,
         next_query_id: 1,
@@ -207,6 +210,7 @@ struct Turn {
     ctl: mpsc::Sender<ConnCommand>,
     run: RunInfo,
     ledger: Ledger,
+    pause: tokio::sync::watch::Sender<bool>,
     next_kv_id: u32,
     next_exec_id: u32,
     next_query_id: u32,
@@ -355,6 +359,12 @@ impl Turn {
                 Step::RawBytes(bytes) => self.out.write(bytes.clone(), false).await?,
                 Step::Sleep(duration) => self.pause(*duration, true).await?,
                 Step::Stall(duration) => self.pause(*duration, false).await?,
+                Step::PauseReading(duration) => {
+                    self.pause.send_replace(true);
+                    let outcome = self.pause(*duration, true).await;
+                    self.pause.send_replace(false);
+                    outcome?;
+                }
                 Step::Reset(code) => {
                     if self.out.headers_sent() {
                         tokio::time::sleep(FLUSH_PAUSE).await;

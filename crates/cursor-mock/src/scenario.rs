@@ -276,6 +276,9 @@ pub enum Step {
     Sleep(Duration),
     /// Waits without sending anything at all (client messages are still read and recorded).
     Stall(Duration),
+    /// Stops reading the request body for this long (heartbeats still go out), so no flow-control
+    /// window is released: with a small [`crate::MockBuilder::stream_window`] the client's sends block.
+    PauseReading(Duration),
     /// RST_STREAM with this HTTP/2 error code (before the response headers if none were sent).
     Reset(u32),
     /// GOAWAY with this error code on the connection, which then closes.

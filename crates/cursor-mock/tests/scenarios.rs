@@ -404,3 +404,90 @@ async fn builtin_thinking_and_tool_call_scenarios() {
     assert_eq!(t.end, Some(serde_json::json!({})));
     assert!(mock.violations().is_empty(), "{:?}", mock.violations());
 }
+
+#[tokio::test]
+async fn paused_reading_with_a_tiny_window_blocks_the_client_then_resumes() {
+    let mock = MockServer::builder()
+        .stream_window(16)
+        .heartbeat_interval(Duration::from_millis(100))
+        .scenario(Scenario::new(vec![
+            Step::PauseReading(Duration::from_millis(500)),
+            Step::Sleep(Duration::from_millis(300)),
+            Step::TextDelta("done".into()),
+            Step::EndOk,
+        ]))
+        .start()
+        .await
+        .expect("start");
+    let mut h2 = connect(mock.addr()).await;
+    let mut call = open_run(&mut h2, &[]).await;
+    call.send_msg(&run_msg(run_request("composer-2.5", "hi")));
+    // The run request is read before the script starts; now the mock stops reading.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A follow-up user message on the open stream (accepted and ignored by the mock).
+    let follow_up = pb::ConversationAction {
+        action: Some(pb::conversation_action::Action::UserMessageAction(
+            pb::UserMessageAction {
+                user_message: Some(pb::UserMessage {
+                    text: "y".repeat(4096),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    let big = client(pb::agent_client_message::Message::ConversationAction(
+        follow_up,
+    ));
+    let mut buf = bytes::BytesMut::new();
+    cursor_connect_frame::Encoder::new()
+        .encode(&big, &mut buf)
+        .expect("encode");
+    let mut data = buf.freeze();
+    let started = Instant::now();
+    let mut blocked_for = Duration::ZERO;
+    while !data.is_empty() {
+        call.send.reserve_capacity(data.len());
+        let before = Instant::now();
+        let n = tokio::time::timeout(STEP, std::future::poll_fn(|cx| call.send.poll_capacity(cx)))
+            .await
+            .expect("capacity within the step")
+            .expect("capacity")
+            .expect("ok");
+        blocked_for = blocked_for.max(before.elapsed());
+        let chunk = data.split_to(n.min(data.len()));
+        call.send.send_data(chunk, false).expect("send");
+    }
+    assert!(
+        blocked_for >= Duration::from_millis(200),
+        "blocked {blocked_for:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let (items, _) = collect(&mut call).await;
+    assert_eq!(texts(&items), "done");
+    assert!(mock.violations().is_empty(), "{:?}", mock.violations());
+    let kinds: Vec<MessageKind> = mock.received()[0].messages.iter().map(|m| m.kind).collect();
+    assert_eq!(
+        kinds,
+        [MessageKind::RunRequest, MessageKind::ConversationAction]
+    );
+}
+
+#[tokio::test]
+async fn the_mock_respects_a_tiny_client_receive_window() {
+    let mock = start().await;
+    let mut builder = h2::client::Builder::new();
+    builder
+        .initial_window_size(7)
+        .initial_connection_window_size(8 << 20);
+    let (mut h2, _connection) = connect_with(mock.addr(), builder).await;
+    let mut call = open_run(&mut h2, &[]).await;
+    call.send_msg(&run_msg(run_request("composer-2.5", "hi")));
+    let mut store = std::collections::HashMap::new();
+    let t = drive(&mut call, &mut store, |_| String::new()).await;
+    assert_eq!(t.text, DEFAULT_TEXT);
+    assert_eq!(t.end, Some(serde_json::json!({})));
+    // A 7-byte window forces every envelope into pieces of at most 7 bytes.
+    assert!(call.data_frames * 7 >= call.raw.len());
+}
