@@ -309,3 +309,73 @@ pub(crate) fn len_field(tag: u32, body: &[u8], out: &mut Vec<u8>) {
     prost::encoding::encode_varint(body.len() as u64, out);
     out.extend_from_slice(body);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_stream_json_keeps_cursor_key_order_and_metadata() {
+        let json = ErrorSpec::provider_error().end_stream_json();
+        let text = std::str::from_utf8(&json).expect("utf-8");
+        let (t, d, v) = (
+            text.find("\"type\"").expect("type"),
+            text.find("\"debug\"").expect("debug"),
+            text.find("\"value\"").expect("value"),
+        );
+        assert!(t < d && d < v, "{text}");
+        let parsed: serde_json::Value = serde_json::from_slice(&json).expect("valid JSON");
+        assert_eq!(parsed["error"]["code"], "resource_exhausted");
+        assert_eq!(
+            parsed["metadata"]["x-cursor-inference-request-error-type"],
+            serde_json::json!(["PROVIDER_ERROR"])
+        );
+        assert!(
+            !parsed["error"]["details"][0]["value"]
+                .as_str()
+                .unwrap_or("=")
+                .contains('=')
+        );
+    }
+
+    #[test]
+    fn not_logged_in_uses_the_captured_bytes() {
+        let spec = ErrorSpec::not_logged_in();
+        let value = spec.details()[0].value();
+        assert_eq!(value.len(), 91);
+        assert_eq!(&value[..2], [0x08, 0x02], "ERROR_NOT_LOGGED_IN");
+        let unary: serde_json::Value = serde_json::from_slice(&spec.unary_json()).expect("json");
+        assert_eq!(unary["code"], "unauthenticated");
+        assert_eq!(unary["details"][0]["value"], NOT_LOGGED_IN_DETAILS_B64);
+    }
+
+    #[test]
+    fn raw_payloads_are_verbatim_and_unwrap_for_unary() {
+        let spec = ErrorSpec::model_retired();
+        assert_eq!(
+            spec.end_stream_json().as_ref(),
+            MODEL_RETIRED_END_STREAM.as_bytes()
+        );
+        let unary: serde_json::Value = serde_json::from_slice(&spec.unary_json()).expect("json");
+        assert_eq!(unary["code"], "invalid_argument");
+        assert_eq!(spec.code().http_status(), 400);
+    }
+
+    #[test]
+    fn generated_details_have_explicit_zero_values() {
+        let bytes = error_details(50, "t", "d", false, &[("k", "v")]);
+        // error=50, details{title, detail, is_retryable=0, show_request_id=0, additional_info{k:v}}, is_expected=1
+        assert_eq!(
+            bytes,
+            [
+                0x08, 50, 0x12, 18, 0x0a, 1, b't', 0x12, 1, b'd', 0x20, 0, 0x28, 0, 0x3a, 6, 0x0a,
+                1, b'k', 0x12, 1, b'v', 0x18, 1
+            ]
+        );
+        assert!(
+            DetailSpec::new("x", Bytes::new())
+                .with_debug_json("{")
+                .is_err()
+        );
+    }
+}

@@ -101,3 +101,38 @@ fn main() -> ExitCode {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Args, String> {
+        parse(list.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn flags_parse() {
+        let parsed = args(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls",
+            "--scenario",
+            "mock-flood",
+        ])
+        .expect("ok");
+        assert_eq!(parsed.listen.port(), 0);
+        assert!(parsed.tls);
+        assert_eq!(parsed.scenario, "mock-flood");
+        let default = args(&[]).expect("ok");
+        assert_eq!(default.listen.port(), 4000);
+        assert!(!default.tls);
+    }
+
+    #[test]
+    fn bad_flags_are_errors() {
+        assert!(args(&["--listen"]).is_err());
+        assert!(args(&["--listen", "nowhere"]).is_err());
+        assert!(args(&["--what"]).is_err());
+        assert_eq!(args(&["--help"]).err().as_deref(), Some(""));
+    }
+}
