@@ -252,24 +252,186 @@ pub fn read_cli_auth_file(path: &Path) -> Result<TokenSet, Error> {
     Ok(set)
 }
 
+/// The deadline of one token-endpoint call.
+const TOKEN_CALL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A [`Refresh`](crate::Refresh) that exchanges the token set's API key for an access token
+/// at `POST {base}/auth/exchange_user_api_key` (over HTTP/2, as the rest of the client).
+///
+/// ```
+/// use cursor_connect::{Credentials, auth::ApiKeyExchange};
+/// let creds = Credentials::api_key("key_...").with_refresh(ApiKeyExchange::new("https://api2.cursor.sh")?);
+/// # Ok::<(), cursor_connect::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ApiKeyExchange {
+    endpoint: TokenEndpoint,
+}
+
+impl ApiKeyExchange {
+    /// An exchange against the API host `base_url` (`https://api2.cursor.sh` for Cursor).
+    pub fn new(base_url: &str) -> Result<Self, Error> {
+        Ok(Self {
+            endpoint: TokenEndpoint::new(base_url)?,
+        })
+    }
+}
+
+impl crate::Refresh for ApiKeyExchange {
+    fn refresh<'a>(
+        &'a self,
+        current: &'a TokenSet,
+    ) -> crate::BoxFuture<'a, Result<TokenSet, Error>> {
+        Box::pin(async move {
+            let Some(key) = &current.api_key else {
+                return Err(Error::credentials("no api key to exchange"));
+            };
+            self.endpoint
+                .post(EXCHANGE_API_KEY_PATH, Some(key), Bytes::from_static(b"{}"))
+                .await
+        })
+    }
+}
+
+/// A [`Refresh`](crate::Refresh) that redeems the token set's refresh token with the OAuth
+/// refresh grant at `POST {base}/oauth/token` (reference §6.3; unverified against the live
+/// service), falling back to the API-key exchange when the set has an API key but no refresh
+/// token.
+#[derive(Debug, Clone)]
+pub struct OAuthRefresh {
+    endpoint: TokenEndpoint,
+}
+
+impl OAuthRefresh {
+    /// A refresher against the API host `base_url`.
+    pub fn new(base_url: &str) -> Result<Self, Error> {
+        Ok(Self {
+            endpoint: TokenEndpoint::new(base_url)?,
+        })
+    }
+}
+
+impl crate::Refresh for OAuthRefresh {
+    fn refresh<'a>(
+        &'a self,
+        current: &'a TokenSet,
+    ) -> crate::BoxFuture<'a, Result<TokenSet, Error>> {
+        Box::pin(async move {
+            match (&current.refresh_token, &current.api_key) {
+                (Some(rt), key) => {
+                    let body = serde_json::json!({
+                        "grant_type": "refresh_token",
+                        "client_id": OAUTH_CLIENT_ID,
+                        "refresh_token": rt.expose(),
+                    });
+                    let body = Bytes::from(body.to_string());
+                    match (self.endpoint.post(OAUTH_TOKEN_PATH, None, body).await, key) {
+                        (Ok(set), _) => Ok(set),
+                        (Err(e), Some(key)) => {
+                            tracing::debug!(error = %e, "refresh grant failed; trying the api key exchange");
+                            let empty = Bytes::from_static(b"{}");
+                            self.endpoint
+                                .post(EXCHANGE_API_KEY_PATH, Some(key), empty)
+                                .await
+                        }
+                        (Err(e), None) => Err(e),
+                    }
+                }
+                (None, Some(key)) => {
+                    self.endpoint
+                        .post(EXCHANGE_API_KEY_PATH, Some(key), Bytes::from_static(b"{}"))
+                        .await
+                }
+                (None, None) => Err(Error::credentials(
+                    "neither a refresh token nor an api key to refresh with",
+                )),
+            }
+        })
+    }
+}
+
+/// JSON POSTs to a token endpoint over a lazily connected HTTP/2 channel.
+#[derive(Clone)]
+struct TokenEndpoint {
+    channel: cursor_connect_h2::Channel,
+}
+
+impl std::fmt::Debug for TokenEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenEndpoint")
+            .field("endpoint", self.channel.endpoint())
+            .finish()
+    }
+}
+
+impl TokenEndpoint {
+    fn new(base_url: &str) -> Result<Self, Error> {
+        let ep = cursor_connect_h2::Endpoint::from_url(base_url).map_err(|e| {
+            Error::with_source(ErrorKind::Config, format!("invalid url {base_url:?}"), e)
+        })?;
+        Ok(Self {
+            channel: cursor_connect_h2::Channel::lazy(ep),
+        })
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        bearer: Option<&Secret>,
+        body: Bytes,
+    ) -> Result<TokenSet, Error> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(crate::config::USER_AGENT),
+        );
+        if let Some(secret) = bearer {
+            let mut v = http::HeaderValue::from_str(&format!("Bearer {}", secret.expose()))
+                .map_err(|_| Error::credentials("api key is not a valid header value"))?;
+            v.set_sensitive(true);
+            headers.insert(http::header::AUTHORIZATION, v);
+        }
+        let opts = cursor_connect_h2::CallOptions::default()
+            .codec("json")
+            .deadline(TOKEN_CALL_DEADLINE);
+        match self.channel.unary(path, headers, body, opts).await {
+            Ok(resp) => parse_token_response(http::StatusCode::OK, &resp.message),
+            Err(e) => Err(Error::credentials_with_source(
+                format!("token endpoint {path} failed"),
+                e,
+            )),
+        }
+    }
+}
+
 impl Credentials {
     /// Credentials from the Cursor IDE's storage (`state.vscdb`), at `path` or the default
-    /// location for this platform.
+    /// location for this platform, renewed with [`OAuthRefresh`] against the default API host.
     pub fn from_ide_storage(path: Option<&Path>) -> Result<Self, Error> {
         let p = match path {
             Some(p) => p.to_path_buf(),
             None => ide_state_db_path().ok_or_else(|| Error::credentials("no home directory"))?,
         };
-        read_ide_state_db(&p).map(Self::from_tokens)
+        Self::from_tokens(read_ide_state_db(&p)?).with_default_refresh()
     }
 
-    /// Credentials from the Cursor CLI's `auth.json`, at `path` or the default location.
+    /// Credentials from the Cursor CLI's `auth.json`, at `path` or the default location,
+    /// renewed with [`OAuthRefresh`] (refresh token, else API-key exchange).
     pub fn from_cli_auth_file(path: Option<&Path>) -> Result<Self, Error> {
         let p = match path {
             Some(p) => p.to_path_buf(),
             None => cli_auth_file_path().ok_or_else(|| Error::credentials("no home directory"))?,
         };
-        read_cli_auth_file(&p).map(Self::from_tokens)
+        Self::from_tokens(read_cli_auth_file(&p)?).with_default_refresh()
+    }
+
+    /// Adds [`OAuthRefresh`] against `CURSOR_BASE_URL` or `https://api2.cursor.sh`.
+    pub(crate) fn with_default_refresh(self) -> Result<Self, Error> {
+        let base = std::env::var("CURSOR_BASE_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| crate::config::DEFAULT_BASE_URL.to_owned());
+        Ok(self.with_refresh(OAuthRefresh::new(&base)?))
     }
 }
 

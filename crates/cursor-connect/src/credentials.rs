@@ -266,7 +266,9 @@ impl Credentials {
     }
 
     /// Credentials from the environment: `CURSOR_ACCESS_TOKEN` or `CURSOR_AUTH_TOKEN` (an
-    /// access token), plus `CURSOR_REFRESH_TOKEN` and `CURSOR_API_KEY` when set.
+    /// access token), plus `CURSOR_REFRESH_TOKEN` and `CURSOR_API_KEY` when set; with either
+    /// of those, renewal uses [`OAuthRefresh`](crate::auth::OAuthRefresh) against
+    /// `CURSOR_BASE_URL` (default `https://api2.cursor.sh`).
     pub fn from_env() -> Result<Self, Error> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let mut tokens = TokenSet::default();
@@ -280,7 +282,13 @@ impl Credentials {
                 "none of CURSOR_ACCESS_TOKEN, CURSOR_AUTH_TOKEN, CURSOR_API_KEY is set",
             ));
         }
-        Ok(Self::from_tokens(tokens))
+        let renewable = tokens.refresh_token.is_some() || tokens.api_key.is_some();
+        let creds = Self::from_tokens(tokens);
+        if renewable {
+            creds.with_default_refresh()
+        } else {
+            Ok(creds)
+        }
     }
 
     /// Adds a refresher, called when the access token is missing or within
