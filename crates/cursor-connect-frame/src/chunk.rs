@@ -140,3 +140,50 @@ impl ChunkDecoder {
         self.decoder.decode_eof(&mut rest)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Direction;
+
+    #[test]
+    fn frames_inside_a_chunk_alias_it() {
+        let chunk = Bytes::from_static(b"\x00\x00\x00\x00\x03abc\x00\x00\x00\x00\x01z\x00\x00");
+        let base = chunk.as_ptr() as usize;
+        let mut d = ChunkDecoder::new(Decoder::new(Direction::Request));
+        d.push(chunk);
+        let a = d.next_frame().unwrap().unwrap();
+        let b = d.next_frame().unwrap().unwrap();
+        assert_eq!(a.payload.as_ptr() as usize, base + 5);
+        assert_eq!(b.payload.as_ptr() as usize, base + 13);
+        assert_eq!(d.next_frame(), Ok(None));
+        assert_eq!(d.buffered(), 2, "the cut header is held");
+        d.push(Bytes::from_static(b"\x00\x00\x02h"));
+        assert_eq!(d.next_frame(), Ok(None));
+        assert_eq!(d.buffered(), 6);
+        d.push(Bytes::from_static(b"i"));
+        assert_eq!(&d.next_frame().unwrap().unwrap().payload[..], b"hi");
+        assert_eq!(d.finish(), Ok(None));
+    }
+
+    #[test]
+    fn errors_are_sticky_and_match_the_buffer_decoder() {
+        let mut d = ChunkDecoder::new(Decoder::new(Direction::Response));
+        d.push(Bytes::from_static(b"\x02\x00\x00\x00\x02{}\x00"));
+        assert!(d.next_frame().unwrap().unwrap().is_end_stream());
+        let err = FrameError::DataAfterEndStream { len: 1 };
+        assert_eq!(d.next_frame(), Err(err.clone()));
+        assert_eq!(d.finish(), Err(err));
+        assert!(d.decoder().is_failed());
+
+        let mut d = ChunkDecoder::new(Decoder::new(Direction::Response));
+        d.push(Bytes::from_static(b"\x00\x00\x00"));
+        assert_eq!(
+            d.finish(),
+            Err(FrameError::Truncated {
+                buffered: 3,
+                expected: 5
+            })
+        );
+    }
+}

@@ -58,8 +58,10 @@ const INFLATE_STEP: usize = 16 * 1024;
 /// members are accepted when decompressing.
 pub struct Gzip {
     level: u32,
-    inflate: Decompress,
-    deflate: Compress,
+    // Created on first use: a decoder never pays for deflate state (hundreds of KiB), an
+    // encoder never pays for inflate state.
+    inflate: Option<Decompress>,
+    deflate: Option<Compress>,
 }
 
 impl Gzip {
@@ -69,8 +71,8 @@ impl Gzip {
         let level = level.min(9);
         Self {
             level,
-            inflate: Decompress::new(false),
-            deflate: Compress::new(flate2::Compression::new(level), false),
+            inflate: None,
+            deflate: None,
         }
     }
 
@@ -153,7 +155,11 @@ impl Compression for Gzip {
         let failed = || FrameError::CompressFailed {
             encoding: GZIP_NAME,
         };
-        self.deflate.reset();
+        let level = self.level;
+        let deflate = self
+            .deflate
+            .get_or_insert_with(|| Compress::new(flate2::Compression::new(level), false));
+        deflate.reset();
         dst.extend_from_slice(&GZIP_HEADER);
         // Deflate's worst case is a few bytes per 16 KiB block over the input size.
         dst.reserve(src.len() / 2 + 64);
@@ -162,13 +168,11 @@ impl Compression for Gzip {
             if dst.len() == dst.capacity() {
                 dst.reserve(src.len() / 4 + 64);
             }
-            let before = self.deflate.total_in();
-            let status = self
-                .deflate
+            let before = deflate.total_in();
+            let status = deflate
                 .compress_vec(input, dst, FlushCompress::Finish)
                 .map_err(|_| failed())?;
-            let consumed =
-                usize::try_from(self.deflate.total_in() - before).map_err(|_| failed())?;
+            let consumed = usize::try_from(deflate.total_in() - before).map_err(|_| failed())?;
             input = input.get(consumed..).ok_or_else(failed)?;
             if status == Status::StreamEnd {
                 break;
@@ -194,10 +198,11 @@ impl Compression for Gzip {
         // "more than limit" without inflating any further.
         let cap = limit.saturating_add(1);
         let mut input = src;
+        let inflate = self.inflate.get_or_insert_with(|| Decompress::new(false));
         loop {
             let hdr = gzip_header_len(input, total)?;
             input = &input[hdr..];
-            self.inflate.reset(false);
+            inflate.reset(false);
             let member_start = dst.len();
             loop {
                 let produced = dst.len() - start;
@@ -212,13 +217,12 @@ impl Compression for Gzip {
                         .max(input.len().saturating_mul(2));
                     dst.reserve_exact(step.min(cap - produced));
                 }
-                let before_in = self.inflate.total_in();
+                let before_in = inflate.total_in();
                 let before_out = dst.len();
-                let status = self
-                    .inflate
+                let status = inflate
                     .decompress_vec(input, dst, FlushDecompress::None)
                     .map_err(|_| corrupt(total, "invalid deflate data"))?;
-                let consumed = usize::try_from(self.inflate.total_in() - before_in)
+                let consumed = usize::try_from(inflate.total_in() - before_in)
                     .map_err(|_| corrupt(total, "invalid deflate data"))?;
                 input = input.get(consumed..).unwrap_or_default();
                 if status == Status::StreamEnd {

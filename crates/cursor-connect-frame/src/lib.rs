@@ -80,3 +80,8 @@ pub use end_stream::EndStream;
 pub use error::FrameError;
 pub use frame::{Direction, Flags, Frame, HEADER_LEN};
 pub use metadata::Metadata;
+
+// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
