@@ -164,10 +164,15 @@ fn blocks(content: &Value, i: usize) -> Result<Vec<Part>, ApiError> {
     Ok(parts)
 }
 
-/// Anthropic's `usage` object from upstream counters.
+/// Anthropic's `usage` object from upstream counters. Anthropic's `input_tokens` excludes cache
+/// reads and writes, which it reports separately; Cursor's includes them.
 pub fn usage_json(u: &TokenUsage) -> Value {
+    let uncached = u
+        .input_tokens
+        .saturating_sub(u.cache_read_tokens)
+        .saturating_sub(u.cache_write_tokens);
     json!({
-        "input_tokens": u.input_tokens,
+        "input_tokens": uncached,
         "output_tokens": u.output_tokens,
         "cache_read_input_tokens": u.cache_read_tokens,
         "cache_creation_input_tokens": u.cache_write_tokens,

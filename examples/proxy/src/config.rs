@@ -400,6 +400,17 @@ mod tests {
     }
 
     #[test]
+    fn example_file_parses() {
+        let cfg: FileConfig = toml::from_str(include_str!("../proxy.example.toml")).unwrap();
+        assert_eq!(cfg.accounts.len(), 2);
+        assert_eq!(
+            cfg.accounts[1].token_env.as_deref(),
+            Some("CURSOR_TOKEN_PERSONAL")
+        );
+        assert_eq!(cfg.max_attempts, Some(3));
+    }
+
+    #[test]
     fn upstream_without_account_is_an_error() {
         let cli = Cli {
             upstream: Some("http://127.0.0.1:1".into()),

@@ -60,9 +60,15 @@ impl ApiError {
 
     /// No account can serve the request right now.
     pub fn no_account(e: NoAccount, last: Option<&UpstreamError>) -> Self {
-        let mut err = match last {
-            Some(u) => Self::from(u),
-            None => Self::new(
+        let mut err = match (last, e.category.as_deref()) {
+            (Some(u), _) => Self::from(u),
+            // Every account is resting after rate limits: to the caller that is a rate limit.
+            (None, Some(c @ ("rate_limited" | "quota_exhausted"))) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                c,
+                "all upstream accounts are rate limited",
+            ),
+            (None, _) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "upstream_unavailable",
                 "no upstream account available",

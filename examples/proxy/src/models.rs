@@ -73,3 +73,42 @@ impl ModelCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::config::{AccountConfig, Secret};
+    use crate::engine::EngineConfig;
+    use crate::pool::{Account, Pool};
+    use crate::upstream::fake::FakeUpstream;
+
+    #[tokio::test]
+    async fn caches_and_falls_back_to_the_last_good_list() {
+        let fake = FakeUpstream::new(|_, _| Vec::new());
+        let fail = Arc::clone(&fake.models_fail);
+        let pool = Pool::new(vec![Account::new(
+            AccountConfig::named("a"),
+            Secret::new("t"),
+            "http://127.0.0.1:1",
+        )]);
+        let engine = Engine::new(Arc::new(fake), Arc::new(pool), EngineConfig::default());
+        let cache = ModelCache::new(Duration::ZERO);
+        fail.store(true, Ordering::SeqCst);
+        assert_eq!(
+            cache.list(&engine).await.unwrap_err().status,
+            503,
+            "no last-good list yet"
+        );
+        fail.store(false, Ordering::SeqCst);
+        assert_eq!(cache.list(&engine).await.unwrap()[0].id, "fake-1");
+        fail.store(true, Ordering::SeqCst);
+        assert_eq!(
+            cache.list(&engine).await.unwrap()[0].id,
+            "fake-1",
+            "last good list served"
+        );
+    }
+}

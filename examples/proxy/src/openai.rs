@@ -183,9 +183,10 @@ pub fn data_url(url: &str) -> Option<Image> {
     })
 }
 
-/// OpenAI's `usage` object from upstream counters: prompt tokens include cached ones.
+/// OpenAI's `usage` object from upstream counters. Both count cached prompt tokens inside the
+/// prompt total, so `prompt_tokens` is Cursor's `input_tokens` as is.
 pub fn usage_json(u: &TokenUsage) -> Value {
-    let prompt = u.input_tokens + u.cache_read_tokens + u.cache_write_tokens;
+    let prompt = u.input_tokens;
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": u.output_tokens,
@@ -383,7 +384,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("\"role\":\"assistant\"") && text.contains("\"tool_calls\":[{"));
         assert!(text.contains("\"finish_reason\":\"tool_calls\""));
-        assert!(text.contains("\"prompt_tokens\":5") && text.contains("\"cached_tokens\":2"));
+        assert!(text.contains("\"prompt_tokens\":3") && text.contains("\"cached_tokens\":2"));
         assert!(text.ends_with("data: [DONE]\n\n"));
     }
 }

@@ -94,11 +94,13 @@ pub struct Pick<'a> {
 }
 
 /// No account can take a request right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("no upstream account available")]
 pub struct NoAccount {
     /// When the first cooling account becomes usable again, if any will.
     pub retry_after: Option<Duration>,
+    /// Why that account is cooling (its last failure's category).
+    pub category: Option<String>,
 }
 
 /// A health summary of one account, for `/healthz` and logs.
@@ -183,20 +185,24 @@ impl Pool {
                 });
             }
         }
-        let retry_after = self
+        // Accounts excluded for this request count too: their cooldown is when to come back.
+        let soonest = self
             .accounts
             .iter()
-            .filter(|a| !exclude.iter().any(|e| e == &a.name))
             .filter_map(|a| {
                 let h = lock(&a.health);
                 if h.disabled {
                     None
                 } else {
-                    h.cooling_until.map(|t| t.saturating_duration_since(now))
+                    h.cooling_until
+                        .map(|t| (t.saturating_duration_since(now), h.last_category.clone()))
                 }
             })
-            .min();
-        Err(NoAccount { retry_after })
+            .min_by_key(|(d, _)| *d);
+        Err(NoAccount {
+            retry_after: soonest.as_ref().map(|(d, _)| *d),
+            category: soonest.and_then(|(_, c)| c),
+        })
     }
 
     /// A turn on `account` succeeded: it is healthy again.
@@ -348,6 +354,14 @@ mod tests {
         p.record_failure(p.get("a0").unwrap(), "rate_limited", &quota(), now);
         let err = p.pick(None, &["a1".to_owned()], now).unwrap_err();
         assert_eq!(err.retry_after, Some(Duration::from_secs(10)));
+        let err = p
+            .pick(None, &["a0".to_owned(), "a1".to_owned()], now)
+            .unwrap_err();
+        assert_eq!(
+            err.retry_after,
+            Some(Duration::from_secs(10)),
+            "excluded accounts still say when to return"
+        );
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub(crate) struct Seen {
 pub(crate) struct FakeUpstream {
     plan: Box<Plan>,
     pub seen: Arc<Mutex<Seen>>,
+    /// When set, `models` fails with 503.
+    pub models_fail: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for FakeUpstream {
@@ -60,6 +62,7 @@ impl FakeUpstream {
         Self {
             plan: Box::new(plan),
             seen: Arc::default(),
+            models_fail: Arc::default(),
         }
     }
 }
@@ -146,6 +149,13 @@ impl Upstream for FakeUpstream {
 
     fn models<'a>(&'a self, _account: &'a Account) -> BoxFuture<'a, UpResult<Vec<ModelEntry>>> {
         Box::pin(async {
+            if self.models_fail.load(Ordering::SeqCst) {
+                return Err(err(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "upstream_unavailable",
+                    FailureAdvice::default(),
+                ));
+            }
             Ok(vec![ModelEntry {
                 id: "fake-1".into(),
                 display_name: "Fake 1".into(),

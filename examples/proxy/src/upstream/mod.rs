@@ -72,7 +72,7 @@ pub struct ToolCall {
 /// Token counters of one finished turn, as the upstream reported them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenUsage {
-    /// Uncached input tokens.
+    /// Prompt tokens, cached ones included (Cursor's `turn_ended.input_tokens`).
     pub input_tokens: u64,
     /// Output tokens (reasoning included).
     pub output_tokens: u64,
