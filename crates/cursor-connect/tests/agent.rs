@@ -483,3 +483,28 @@ async fn expired_token_is_refreshed_before_the_run() {
         );
     }
 }
+
+#[tokio::test]
+async fn undeclared_tool_is_answered_tool_not_found() {
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let req = RunRequest::new(names::TOOL_CALL, "x").tools(vec![tool("something_else")]);
+    let out = run_to_end(&client(&mock.url()), req).await;
+    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+    assert!(out.tool_calls.is_empty());
+    assert!(mock.violations().is_empty(), "{:?}", mock.violations());
+    let call = &mock.received()[0];
+    let found = call.messages_of(MessageKind::ExecResult).any(|m| {
+        matches!(
+            m.decode().unwrap().message,
+            Some(pb::agent_client_message::Message::ExecClientMessage(
+                pb::ExecClientMessage {
+                    message: Some(pb::exec_client_message::Message::McpResult(pb::McpResult {
+                        result: Some(pb::mcp_result::Result::ToolNotFound(_))
+                    })),
+                    ..
+                }
+            ))
+        )
+    });
+    assert!(found);
+}

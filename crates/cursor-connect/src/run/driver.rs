@@ -425,20 +425,17 @@ impl Driver {
                 self.send(reply).await
             }
             Some(X::McpArgs(args)) => {
-                let name = if args.tool_name.is_empty() {
-                    args.name.clone()
-                } else {
-                    args.tool_name.clone()
-                };
-                let known = self
-                    .cfg
-                    .tool_names
-                    .iter()
-                    .any(|t| *t == name || *t == args.name);
-                if !known {
-                    let reply = exec::mcp_tool_not_found(id, exec_id, &name, &self.cfg.tool_names);
+                let Some(name) =
+                    exec::resolve_tool(&self.cfg.tool_names, &args.tool_name, &args.name)
+                else {
+                    let shown = if args.tool_name.is_empty() {
+                        &args.name
+                    } else {
+                        &args.tool_name
+                    };
+                    let reply = exec::mcp_tool_not_found(id, exec_id, shown, &self.cfg.tool_names);
                     return self.send(reply).await;
-                }
+                };
                 if self.calls.len() >= MAX_PENDING_CALLS {
                     let reply = exec::mcp_result(
                         id,

@@ -235,6 +235,29 @@ pub(crate) fn interaction_reply(
     ))
 }
 
+/// Finds which declared tool an MCP exec means: its bare `tool_name`, its (possibly
+/// qualified) `name`, or a declared name that `name` ends with after a separator
+/// (`provider-tool`, `mcp_provider_tool`, `server/tool`); the longest such match wins.
+pub(crate) fn resolve_tool(declared: &[String], tool_name: &str, name: &str) -> Option<String> {
+    for candidate in [tool_name, name] {
+        if !candidate.is_empty() && declared.iter().any(|d| d == candidate) {
+            return Some(candidate.to_owned());
+        }
+    }
+    declared
+        .iter()
+        .filter(|d| {
+            name.len() > d.len()
+                && name.ends_with(d.as_str())
+                && matches!(
+                    name.as_bytes()[name.len() - d.len() - 1],
+                    b'-' | b'_' | b':' | b'.' | b'/'
+                )
+        })
+        .max_by_key(|d| d.len())
+        .cloned()
+}
+
 /// The MCP arguments as JSON object text (keys sorted, so the text is deterministic).
 pub(crate) fn args_json(args: &HashMap<String, prost_types::Value>) -> String {
     let mut keys: Vec<&String> = args.keys().collect();
@@ -412,6 +435,29 @@ mod tests {
             d.result,
             Some(pb::interaction_decision::Result::Rejected(_))
         ));
+    }
+
+    #[test]
+    fn tool_names_resolve_bare_qualified_and_prefixed() {
+        let declared = vec!["read".to_owned(), "file_read".to_owned(), "ls".to_owned()];
+        assert_eq!(
+            resolve_tool(&declared, "read", "whatever").as_deref(),
+            Some("read")
+        );
+        assert_eq!(resolve_tool(&declared, "", "ls").as_deref(), Some("ls"));
+        assert_eq!(
+            resolve_tool(&declared, "", "cursor-connect-ls").as_deref(),
+            Some("ls")
+        );
+        // Longest declared suffix wins.
+        assert_eq!(
+            resolve_tool(&declared, "", "mcp_proxy_file_read").as_deref(),
+            Some("file_read")
+        );
+        // A suffix without a separator is a different tool.
+        assert_eq!(resolve_tool(&declared, "", "unls"), None);
+        assert_eq!(resolve_tool(&declared, "", ""), None);
+        assert_eq!(resolve_tool(&declared, "nope", "nope"), None);
     }
 
     #[test]
