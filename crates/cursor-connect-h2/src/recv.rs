@@ -47,6 +47,7 @@ pub struct RecvHalf {
     sticky: Option<ConnectError>,
     eof: bool,
     clean_end: bool,
+    reserve_cap: usize,
 }
 
 impl std::fmt::Debug for RecvHalf {
@@ -61,7 +62,12 @@ impl std::fmt::Debug for RecvHalf {
 }
 
 impl RecvHalf {
-    pub(crate) fn new(call: Arc<Call>, response: ResponseFuture, opts: &CallOptions) -> Self {
+    pub(crate) fn new(
+        call: Arc<Call>,
+        response: ResponseFuture,
+        opts: &CallOptions,
+        stream_window: u32,
+    ) -> Self {
         Self {
             call,
             state: State::Waiting(response),
@@ -75,6 +81,7 @@ impl RecvHalf {
             sticky: None,
             eof: false,
             clean_end: false,
+            reserve_cap: usize::try_from(stream_window).unwrap_or(usize::MAX),
         }
     }
 
@@ -147,6 +154,14 @@ impl RecvHalf {
                     // Release as bytes enter the decoder, not per message: a message larger
                     // than the window would otherwise deadlock. The decoder bounds the buffer.
                     let _ = body.flow_control().release_capacity(chunk.len());
+                    if let Some(need) = decoder.buffered_hint(self.buf.len()) {
+                        // Size the buffer once for the message in progress instead of
+                        // regrowing it chunk by chunk. The decoder already checked the
+                        // declared length against the limit, and the reservation is capped
+                        // by what the peer may have in flight (the window), so a 5-byte
+                        // header cannot make us allocate more than the window allows.
+                        self.buf.reserve(need.min(self.reserve_cap));
+                    }
                     self.buf.extend_from_slice(&chunk);
                 }
                 Some(Err(e)) => return Err(self.call.stream_error(e).await.into()),

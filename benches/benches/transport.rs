@@ -1,0 +1,419 @@
+//! Transport throughput on loopback: cursor-connect-h2 against a minimal hand-written loop
+//! over the raw `h2` crate with the same windows and frame size, in the same run.
+//!
+//! (a) a 256 MiB download in 1 MiB messages (server stream); the raw loop is measured both
+//!     cutting the stream into contiguous messages (what ours delivers) and counting bytes;
+//! (b) a bidi echo of 1 KiB messages, pipelined (one task sends, another reads).
+//!
+//! Run: `nice cargo bench -p cursor-connect-benches --bench transport`. Each case runs
+//! `ROUNDS` times, alternating ours and raw; the best and median rounds are printed.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use cursor_connect_h2::{CallOptions, Channel, Endpoint};
+use h2::{RecvStream, SendStream};
+use http::{HeaderMap, Request, Response};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The windows both clients use (cursor-connect-h2's defaults) and the frame size
+/// cursor-connect-h2 advertises; the raw client is configured with the same values.
+const STREAM_WINDOW: u32 = 2 << 20;
+const CONN_WINDOW: u32 = 8 << 20;
+const MAX_FRAME: u32 = 256 << 10;
+const SEND_BUFFER: usize = 1 << 20;
+
+const DOWNLOAD_BYTES: usize = 256 << 20;
+const DOWNLOAD_MSG: usize = 1 << 20;
+const ECHO_MSGS: usize = 100_000;
+const ECHO_SIZE: usize = 1024;
+const ROUNDS: usize = 3;
+
+const CT: &str = "application/connect+proto";
+
+fn envelope(payload: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(5 + payload.len());
+    b.put_u8(0);
+    b.put_u32(u32::try_from(payload.len()).expect("small payload"));
+    b.put_slice(payload);
+    b.freeze()
+}
+
+fn end_ok() -> Bytes {
+    Bytes::from_static(b"\x02\x00\x00\x00\x02{}")
+}
+
+// ---- server (shared by both clients) --------------------------------------------------
+
+async fn start_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let _ = tcp.set_nodelay(true);
+            tokio::spawn(serve(tcp));
+        }
+    });
+    addr
+}
+
+async fn serve(tcp: TcpStream) {
+    let mut b = h2::server::Builder::new();
+    b.initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONN_WINDOW)
+        .max_frame_size(MAX_FRAME)
+        .max_send_buffer_size(SEND_BUFFER);
+    let Ok(mut conn) = b.handshake::<_, Bytes>(tcp).await else {
+        return;
+    };
+    while let Some(Ok((req, mut respond))) = conn.accept().await {
+        tokio::spawn(async move {
+            let resp = Response::builder()
+                .header("content-type", CT)
+                .body(())
+                .expect("resp");
+            let Ok(tx) = respond.send_response(resp, false) else {
+                return;
+            };
+            if req.uri().path().ends_with("/Download") {
+                download(tx).await;
+            } else {
+                echo(req.into_body(), tx).await;
+            }
+        });
+    }
+}
+
+/// Sends data under flow control (reserve, wait for capacity, send what was granted).
+async fn write(tx: &mut SendStream<Bytes>, mut data: Bytes, eos: bool) -> bool {
+    while !data.is_empty() {
+        tx.reserve_capacity(data.len().min(1 << 20));
+        while tx.capacity() == 0 {
+            match std::future::poll_fn(|cx| tx.poll_capacity(cx)).await {
+                Some(Ok(_)) => {}
+                _ => return false,
+            }
+        }
+        let n = tx.capacity().min(data.len());
+        let chunk = data.split_to(n);
+        if tx.send_data(chunk, eos && data.is_empty()).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+async fn download(mut tx: SendStream<Bytes>) {
+    let msg = envelope(&vec![0x5a; DOWNLOAD_MSG]);
+    for _ in 0..DOWNLOAD_BYTES / DOWNLOAD_MSG {
+        if !write(&mut tx, msg.clone(), false).await {
+            return;
+        }
+    }
+    let _ = tx.send_data(end_ok(), true);
+}
+
+async fn echo(mut body: RecvStream, mut tx: SendStream<Bytes>) {
+    while let Some(Ok(chunk)) = body.data().await {
+        let _ = body.flow_control().release_capacity(chunk.len());
+        if !write(&mut tx, chunk, false).await {
+            return;
+        }
+    }
+    let _ = tx.send_data(end_ok(), true);
+}
+
+// ---- clients ---------------------------------------------------------------------------
+
+async fn ours_channel(addr: SocketAddr) -> Channel {
+    let ep = Endpoint::h2c(&addr.to_string())
+        .expect("endpoint")
+        .windows(STREAM_WINDOW, CONN_WINDOW)
+        .max_send_buffer(SEND_BUFFER);
+    Channel::connect(ep).await.expect("connect")
+}
+
+async fn raw_client(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
+    let tcp = TcpStream::connect(addr).await.expect("tcp");
+    tcp.set_nodelay(true).expect("nodelay");
+    let (sr, conn) = h2::client::Builder::new()
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONN_WINDOW)
+        .max_frame_size(MAX_FRAME)
+        .max_send_buffer_size(SEND_BUFFER)
+        .enable_push(false)
+        .handshake::<_, Bytes>(tcp)
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    sr
+}
+
+fn raw_request(addr: SocketAddr, path: &str) -> Request<()> {
+    Request::post(format!("http://{addr}{path}"))
+        .header("content-type", CT)
+        .header("connect-protocol-version", "1")
+        .header("te", "trailers")
+        .body(())
+        .expect("request")
+}
+
+async fn ours_download(ch: &Channel) -> Duration {
+    let start = Instant::now();
+    let mut rx = ch
+        .server_stream(
+            "/bench.v1.B/Download",
+            HeaderMap::new(),
+            Bytes::new(),
+            CallOptions::default(),
+        )
+        .await
+        .expect("call");
+    let mut n = 0;
+    while let Some(m) = rx.message().await.expect("message") {
+        n += m.len();
+    }
+    assert_eq!(n, DOWNLOAD_BYTES);
+    start.elapsed()
+}
+
+/// The raw baseline for the download. With `assemble`, it also cuts the byte stream into
+/// contiguous messages (the minimal work a hand-written Connect client must do to hand 1 MiB
+/// messages to its caller); without, it only counts bytes.
+async fn raw_download(
+    sr: &h2::client::SendRequest<Bytes>,
+    addr: SocketAddr,
+    assemble: bool,
+) -> Duration {
+    let start = Instant::now();
+    let mut sr = sr.clone().ready().await.expect("ready");
+    let (resp, _tx) = sr
+        .send_request(raw_request(addr, "/bench.v1.B/Download"), true)
+        .expect("send");
+    let mut body = resp.await.expect("response").into_body();
+    let (mut n, mut payload) = (0, 0);
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("data");
+        n += chunk.len();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        if !assemble {
+            continue;
+        }
+        buf.extend_from_slice(&chunk);
+        while buf.len() >= 5 {
+            let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+            if buf.len() < 5 + len {
+                break;
+            }
+            let message = buf.split_to(5 + len).freeze();
+            if message[0] & 2 == 0 {
+                payload += message.len() - 5;
+            }
+        }
+    }
+    assert_eq!(n, DOWNLOAD_BYTES + DOWNLOAD_BYTES / DOWNLOAD_MSG * 5 + 7);
+    assert!(!assemble || payload == DOWNLOAD_BYTES);
+    start.elapsed()
+}
+
+async fn ours_echo(ch: &Channel) -> Duration {
+    let payload = Bytes::from(vec![0x33; ECHO_SIZE]);
+    let start = Instant::now();
+    let (mut tx, mut rx) = ch
+        .bidi("/bench.v1.B/Echo", HeaderMap::new(), CallOptions::default())
+        .await
+        .expect("call");
+    let sender = tokio::spawn(async move {
+        for _ in 0..ECHO_MSGS {
+            tx.send(payload.clone()).await.expect("send");
+        }
+        tx.close_send().await.expect("close");
+    });
+    let mut n = 0;
+    while let Some(m) = rx.message().await.expect("message") {
+        assert_eq!(m.len(), ECHO_SIZE);
+        n += 1;
+    }
+    assert_eq!(n, ECHO_MSGS);
+    sender.await.expect("sender");
+    start.elapsed()
+}
+
+async fn raw_echo(sr: &h2::client::SendRequest<Bytes>, addr: SocketAddr) -> Duration {
+    let msg = envelope(&vec![0x33; ECHO_SIZE]);
+    let start = Instant::now();
+    let mut sr = sr.clone().ready().await.expect("ready");
+    let (resp, mut tx) = sr
+        .send_request(raw_request(addr, "/bench.v1.B/Echo"), false)
+        .expect("send");
+    // One DATA frame per message: the straightforward way to drive h2.
+    let sender = tokio::spawn(async move {
+        for _ in 0..ECHO_MSGS {
+            assert!(write(&mut tx, msg.clone(), false).await, "raw send");
+        }
+        let _ = tx.send_data(Bytes::new(), true);
+        tx
+    });
+    let mut body = resp.await.expect("response").into_body();
+    let mut n = 0;
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("data");
+        n += chunk.len();
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    assert_eq!(n, ECHO_MSGS * (ECHO_SIZE + 5) + 7);
+    drop(sender.await.expect("sender"));
+    start.elapsed()
+}
+
+// ---- reporting -------------------------------------------------------------------------
+
+/// CPU time used by every thread of this process (client and server alike), from
+/// /proc/self/task/*/schedstat. On a shared machine CPU time per byte is far steadier than
+/// wall time, so ratios are reported on both.
+fn cpu_time() -> Duration {
+    let mut ns = 0u64;
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for task in dir.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            ns += stat
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(ns)
+}
+
+/// Wall and CPU time of one run.
+#[derive(Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    cpu: Duration,
+}
+
+async fn measure<F: Future<Output = Duration>>(f: F) -> Sample {
+    let cpu0 = cpu_time();
+    let wall = f.await;
+    Sample {
+        wall,
+        cpu: cpu_time().saturating_sub(cpu0),
+    }
+}
+
+fn best_and_median(v: &[Sample], cpu: bool) -> (Duration, Duration) {
+    let mut d: Vec<Duration> = v.iter().map(|s| if cpu { s.cpu } else { s.wall }).collect();
+    d.sort();
+    (d[0], d[d.len() / 2])
+}
+
+fn mbps(bytes: usize, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64() / 1e6
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let addr = start_server().await;
+        let ch = ours_channel(addr).await;
+        let sr = raw_client(addr).await;
+        // Warm up both connections (SETTINGS exchange, window growth, allocator).
+        let _ = ours_echo(&ch).await;
+        let _ = raw_echo(&sr, addr).await;
+
+        // TRANSPORT_BENCH=download|echo runs one case; TRANSPORT_ROUNDS overrides ROUNDS.
+        let only = std::env::var("TRANSPORT_BENCH").unwrap_or_default();
+        let rounds = std::env::var("TRANSPORT_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(ROUNDS)
+            .max(1);
+        let (mut ours_dl, mut raw_dl, mut raw_count) = (vec![], vec![], vec![]);
+        let (mut ours_ec, mut raw_ec) = (vec![], vec![]);
+        for _ in 0..rounds {
+            if only != "echo" {
+                ours_dl.push(measure(ours_download(&ch)).await);
+                raw_dl.push(measure(raw_download(&sr, addr, true)).await);
+                raw_count.push(measure(raw_download(&sr, addr, false)).await);
+            }
+            if only != "download" {
+                ours_ec.push(measure(ours_echo(&ch)).await);
+                raw_ec.push(measure(raw_echo(&sr, addr)).await);
+            }
+        }
+        if !ours_dl.is_empty() {
+            report_download(&ours_dl, &raw_dl, &raw_count);
+        }
+        if !ours_ec.is_empty() {
+            report_echo(&ours_ec, &raw_ec);
+        }
+    });
+}
+
+fn report_download(ours: &[Sample], raw: &[Sample], count: &[Sample]) {
+    println!(
+        "(a) download {} MiB in {} KiB messages (windows {} KiB / {} KiB), {} rounds:",
+        DOWNLOAD_BYTES >> 20,
+        DOWNLOAD_MSG >> 10,
+        STREAM_WINDOW >> 10,
+        CONN_WINDOW >> 10,
+        ours.len()
+    );
+    let line = |who: &str, v: &[Sample]| {
+        let (b, m) = best_and_median(v, false);
+        let (_, c) = best_and_median(v, true);
+        println!(
+            "    {who:26} wall best {:7.1} MB/s  median {:7.1} MB/s | cpu median {:7.1} MB per cpu-s",
+            mbps(DOWNLOAD_BYTES, b),
+            mbps(DOWNLOAD_BYTES, m),
+            mbps(DOWNLOAD_BYTES, c)
+        );
+    };
+    line("ours", ours);
+    line("raw h2 (cuts messages)", raw);
+    line("raw h2 (counts bytes only)", count);
+    ratios("ours/raw (cuts messages)", ours, raw);
+    ratios("ours/raw (counts bytes only)", ours, count);
+}
+
+/// Throughput ratio (>1 means ours is faster), by wall median and by CPU median.
+fn ratios(what: &str, ours: &[Sample], raw: &[Sample]) {
+    let r = |cpu: bool| {
+        best_and_median(raw, cpu).1.as_secs_f64() / best_and_median(ours, cpu).1.as_secs_f64()
+    };
+    println!(
+        "    ratio {what}: wall median {:.2}x, cpu median {:.2}x",
+        r(false),
+        r(true)
+    );
+}
+
+fn report_echo(ours: &[Sample], raw: &[Sample]) {
+    let rate = |d: Duration| ECHO_MSGS as f64 / d.as_secs_f64();
+    println!(
+        "(b) bidi echo of {ECHO_MSGS} x {ECHO_SIZE} B messages, pipelined, {} rounds:",
+        ours.len()
+    );
+    let line = |who: &str, v: &[Sample]| {
+        let (b, m) = best_and_median(v, false);
+        let (_, c) = best_and_median(v, true);
+        println!(
+            "    {who:6} wall best {:9.0} msgs/s ({:6.1} MB/s each way)  median {:9.0} msgs/s | cpu median {:9.0} msgs per cpu-s",
+            rate(b),
+            mbps(ECHO_MSGS * ECHO_SIZE, b),
+            rate(m),
+            rate(c)
+        );
+    };
+    line("ours", ours);
+    line("raw h2", raw);
+    ratios("ours/raw", ours, raw);
+}
