@@ -508,3 +508,43 @@ async fn undeclared_tool_is_answered_tool_not_found() {
     });
     assert!(found);
 }
+
+#[tokio::test]
+async fn interaction_queries_follow_the_policy() {
+    use cursor_connect::InteractionPolicy;
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    for (policy, approve) in [
+        (InteractionPolicy::RejectAll, false),
+        (InteractionPolicy::ApproveAll, true),
+    ] {
+        let c = CursorClient::builder()
+            .base_url(mock.url())
+            .credentials(Credentials::access_token(TOKEN))
+            .interaction_policy(policy)
+            .build()
+            .unwrap();
+        let out = run_to_end(&c, RunRequest::new(names::UNSUPPORTED_EXECS, "x")).await;
+        assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+        let calls = mock.received();
+        let reply = calls
+            .last()
+            .unwrap()
+            .messages_of(MessageKind::InteractionResponse)
+            .next()
+            .unwrap()
+            .decode()
+            .unwrap();
+        let Some(pb::agent_client_message::Message::InteractionResponse(r)) = reply.message else {
+            panic!()
+        };
+        let Some(pb::interaction_response::Result::WebSearchRequestResponse(d)) = r.result else {
+            panic!("{r:?}")
+        };
+        let approved = matches!(
+            d.result,
+            Some(pb::interaction_decision::Result::Approved(_))
+        );
+        assert_eq!(approved, approve);
+    }
+    assert!(mock.violations().is_empty(), "{:?}", mock.violations());
+}
