@@ -386,3 +386,38 @@ async fn connection_refused_is_retry_safe() {
     assert!(e.is_retry_safe());
     assert!(std::error::Error::source(&e).is_some());
 }
+
+#[tokio::test]
+async fn lazy_channel_connects_on_first_call_and_after_loss() {
+    let s = Server::start(
+        Opts::default(),
+        handler(|req, mut respond, ctx| async move {
+            let drop_after = req.uri().path().ends_with("/Drop");
+            let mut tx = respond_stream(&mut respond);
+            tx.send_data(env(b"x"), false).unwrap();
+            tx.send_data(end_ok(), true).unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if drop_after {
+                ctx.cmd(ConnCmd::Drop);
+            }
+        }),
+    )
+    .await;
+    let ch = Channel::lazy(Endpoint::h2c(&s.authority()).unwrap());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(s.conns.load(std::sync::atomic::Ordering::SeqCst), 0);
+    for path in ["/l.v1.L/Drop", "/l.v1.L/Ok"] {
+        let mut rx = tokio::time::timeout(
+            T,
+            ch.server_stream(path, HeaderMap::new(), Bytes::new(), CallOptions::default()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(rx.message().await.unwrap().unwrap(), "x");
+        assert_eq!(rx.message().await.unwrap(), None);
+        // Give the server time to drop the first connection.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(s.conns.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
