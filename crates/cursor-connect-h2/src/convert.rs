@@ -28,7 +28,6 @@ pub(crate) fn code_for(e: &Error) -> Code {
         | ErrorKind::Idle
         | ErrorKind::Closed => Code::Unavailable,
         ErrorKind::Deadline => Code::DeadlineExceeded,
-        ErrorKind::Canceled => Code::Canceled,
         ErrorKind::Reset | ErrorKind::GoAway => {
             e.reason().map_or(Code::Unavailable, code_for_reason)
         }
@@ -43,7 +42,7 @@ fn transport_kind(kind: ErrorKind) -> TransportKind {
         ErrorKind::Connect | ErrorKind::Tls | ErrorKind::Io => TransportKind::Io,
         ErrorKind::Keepalive | ErrorKind::Deadline | ErrorKind::Idle => TransportKind::Timeout,
         ErrorKind::Protocol | ErrorKind::InvalidInput => TransportKind::Protocol,
-        ErrorKind::Closed | ErrorKind::Canceled => TransportKind::Closed,
+        ErrorKind::Closed => TransportKind::Closed,
     }
 }
 

@@ -32,8 +32,6 @@ pub enum ErrorKind {
     Protocol,
     /// The call or channel was already closed when it was used.
     Closed,
-    /// The call was canceled locally.
-    Canceled,
 }
 
 impl ErrorKind {
@@ -50,7 +48,6 @@ impl ErrorKind {
             Self::Idle => "no data received within the idle timeout",
             Self::Protocol => "protocol error",
             Self::Closed => "closed",
-            Self::Canceled => "canceled",
         }
     }
 }
