@@ -37,10 +37,6 @@ pub(crate) async fn serve(
             return respond_error(respond, &error, None).await;
         }
     };
-    shared
-        .recorder
-        .push(call, MessageKind::UnaryRequest, body.clone());
-
     let (name, scenario) = match shared.pick(scenario_header.as_deref(), None) {
         Ok(picked) => picked,
         Err(message) => {
@@ -66,17 +62,35 @@ pub(crate) async fn serve(
         )
         .await;
     }
-    if let Some(encoding) = headers
+    let encoding = headers
         .get("content-encoding")
         .and_then(|v| v.to_str().ok())
-        && encoding != "identity"
-    {
-        let error = ErrorSpec::new(
-            Code::Unimplemented,
-            format!("unsupported content-encoding {encoding:?}; cursor-mock accepts identity"),
-        );
-        return respond_error(respond, &error, None).await;
-    }
+        .unwrap_or("identity");
+    let body = match encoding {
+        "identity" => body,
+        "gzip" => {
+            let mut out = Vec::new();
+            let gunzip = cursor_connect_frame::compression_for("gzip")
+                .map(|mut gzip| gzip.decompress(&body, &mut out, MAX_UNARY_BODY));
+            if !matches!(gunzip, Some(Ok(()))) {
+                let error = ErrorSpec::new(Code::InvalidArgument, "request body is not valid gzip");
+                return respond_error(respond, &error, None).await;
+            }
+            Bytes::from(out)
+        }
+        other => {
+            let error = ErrorSpec::new(
+                Code::Unimplemented,
+                format!(
+                    "unsupported content-encoding {other:?}; cursor-mock accepts gzip, identity"
+                ),
+            );
+            return respond_error(respond, &error, None).await;
+        }
+    };
+    shared
+        .recorder
+        .push(call, MessageKind::UnaryRequest, body.clone());
 
     if let Some(error) = scenario.unary_error() {
         return respond_error(respond, error, None).await;

@@ -232,3 +232,71 @@ async fn tls_with_the_generated_ca_completes_a_turn() {
         .await
         .expect("valid for localhost");
 }
+
+#[tokio::test]
+async fn gzip_bodies_are_accepted_on_unary_and_streams() {
+    let mock = MockServer::builder()
+        .heartbeat_interval(std::time::Duration::from_millis(100))
+        .start()
+        .await
+        .expect("start");
+    let mut h2 = connect(mock.addr()).await;
+
+    let request = ai::AvailableModelsRequest {
+        exclude_max_named_models: true,
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let gz = gzip(&request);
+    let (status, _, body) = unary(
+        &mut h2,
+        cursor_proto::paths::AISERVER_AVAILABLE_MODELS.path,
+        "application/proto",
+        Bytes::from(gz),
+        &[("content-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(ai::AvailableModelsResponse::decode(body).is_ok());
+    assert_eq!(
+        mock.received()[0].messages[0].payload.as_ref(),
+        request.as_slice()
+    );
+
+    let (status, _, _) = unary(
+        &mut h2,
+        cursor_proto::paths::AISERVER_AVAILABLE_MODELS.path,
+        "application/proto",
+        Bytes::from_static(b"not gzip"),
+        &[("content-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // A Run whose messages are gzip-compressed envelopes (flag 0x01).
+    let mut call = open_run(&mut h2, &[("connect-content-encoding", "gzip")]).await;
+    let run = run_msg(run_request("composer-2.5", &"long text ".repeat(500)));
+    let mut buf = bytes::BytesMut::new();
+    cursor_connect_frame::Encoder::new()
+        .compression(cursor_connect_frame::compression_for("gzip"))
+        .compress_min_bytes(0)
+        .encode(&run, &mut buf)
+        .expect("encode");
+    assert_eq!(buf[0], 0x01, "compressed flag");
+    assert!(buf.len() < run.len());
+    call.send.send_data(buf.freeze(), false).expect("send");
+    let mut store = std::collections::HashMap::new();
+    let t = drive(&mut call, &mut store, |_| String::new()).await;
+    assert_eq!(t.text, DEFAULT_TEXT);
+    assert_eq!(mock.received()[2].messages[0].payload, run);
+}
+
+/// gzip with the frame crate's own compressor (no extra dependency).
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    cursor_connect_frame::compression_for("gzip")
+        .expect("gzip")
+        .compress(data, &mut out)
+        .expect("compress");
+    out
+}
