@@ -536,3 +536,40 @@ async fn captured_f04_exec_bytes_are_declined_with_a_throw() {
     assert_eq!(t.end, Some(serde_json::json!({})));
     assert!(mock.violations().is_empty(), "{:?}", mock.violations());
 }
+
+#[tokio::test]
+async fn malformed_client_bytes_end_the_stream_without_panicking() {
+    let mock = mock().await;
+    let mut h2 = connect(mock.addr()).await;
+    let cases: [(&str, Bytes); 3] = [
+        // An end-stream flag on a request envelope.
+        (
+            "envelope",
+            Bytes::from_static(&[0x02, 0, 0, 0, 2, b'{', b'}']),
+        ),
+        // A declared length beyond the 4 MiB limit.
+        (
+            "envelope",
+            Bytes::from_static(&[0x00, 0x7f, 0xff, 0xff, 0xff]),
+        ),
+        // A valid envelope whose payload is not an AgentClientMessage (truncated varint).
+        (
+            "undecodable",
+            Bytes::from_static(&[0x00, 0, 0, 0, 2, 0x08, 0xff]),
+        ),
+    ];
+    for (i, (what, bytes)) in cases.into_iter().enumerate() {
+        let mut call = open_run(&mut h2, &[]).await;
+        call.send_msg(&run_msg(run_request("composer-2.5", "hi")));
+        call.send.send_data(bytes, false).expect("send");
+        let end = loop {
+            if let In::End(json, _) = call.next_msg().await {
+                break json;
+            }
+        };
+        assert_eq!(end["error"]["code"], "invalid_argument", "case {i}");
+        let violations = mock.violations();
+        assert!(violations[i].message.contains(what), "{:?}", violations[i]);
+        assert_eq!(violations[i].call, i);
+    }
+}
