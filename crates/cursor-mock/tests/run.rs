@@ -334,10 +334,10 @@ async fn client_heartbeats_are_counted_with_times() {
     assert_eq!(mock.heartbeats_seen(), 3);
     let times = mock.received()[0].heartbeat_times();
     assert_eq!(times.len(), 3);
+    assert!(times.windows(2).all(|w| w[1] >= w[0]));
     assert!(
-        times
-            .windows(2)
-            .all(|w| w[1] >= w[0] + Duration::from_millis(50))
+        times[2] - times[0] >= Duration::from_millis(150),
+        "{times:?}"
     );
 }
 

@@ -287,11 +287,12 @@ async fn stall_goes_silent() {
     let mock = start().await;
     let mut call = run_with_model(&mock, names::STALL).await;
     let mut items = Vec::new();
-    // Everything before the stall arrives promptly; then 300 ms without a frame ends the burst.
-    while let Ok(item) = tokio::time::timeout(Duration::from_millis(300), call.next()).await {
-        items.push(item.expect("no reset").expect("not at end"));
+    // Heartbeat, then the text pieces each followed by a token delta; then silence.
+    while texts(&items) != PARTIAL_TEXT {
+        items.push(call.next_msg().await);
     }
-    assert_eq!(texts(&items), PARTIAL_TEXT);
+    items.push(call.next_msg().await);
+    assert!(texts(&items) == PARTIAL_TEXT);
     let started = Instant::now();
     let quiet = tokio::time::timeout(Duration::from_millis(800), call.recv.data()).await;
     assert!(quiet.is_err(), "nothing for 800 ms more");
