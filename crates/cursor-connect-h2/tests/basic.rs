@@ -421,3 +421,57 @@ async fn lazy_channel_connects_on_first_call_and_after_loss() {
     }
     assert_eq!(s.conns.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+/// A peer-declared length above the limit fails at the header, before anything is buffered
+/// for it; bytes after the end-stream are an error too.
+#[tokio::test]
+async fn oversized_declared_length_and_data_after_end_stream() {
+    let s = Server::start(
+        Opts::default(),
+        handler(|req, mut respond, _| async move {
+            let huge = req.uri().path().ends_with("/Huge");
+            let mut tx = respond_stream(&mut respond);
+            if huge {
+                // Declares 4 GiB - 1 and sends a few bytes of it.
+                tx.send_data(Bytes::from_static(b"\x00\xff\xff\xff\xffabc"), false)
+                    .unwrap();
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            } else {
+                let mut both = end_ok().to_vec();
+                both.extend_from_slice(&env(b"late"));
+                tx.send_data(Bytes::from(both), true).unwrap();
+            }
+        }),
+    )
+    .await;
+    let ch = channel(&s).await;
+    let opts = CallOptions::default().max_message_size(1 << 20);
+    let mut rx = ch
+        .server_stream("/e.v1.E/Huge", HeaderMap::new(), Bytes::new(), opts)
+        .await
+        .unwrap();
+    let e = tokio::time::timeout(T, rx.message())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
+    assert_eq!(
+        rx.message().await.unwrap_err().code(),
+        Code::ResourceExhausted
+    );
+
+    let mut rx = ch
+        .server_stream(
+            "/e.v1.E/Late",
+            HeaderMap::new(),
+            Bytes::new(),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    let e = tokio::time::timeout(T, rx.message())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Internal, "{e}");
+}
