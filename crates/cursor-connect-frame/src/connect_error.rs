@@ -100,11 +100,13 @@ impl TransportCause {
     }
 }
 
-/// One entry of an error's `details`: a protobuf message name and its raw bytes.
+/// One entry of an error's `details`: a protobuf message name, its raw bytes, and the
+/// human-readable `debug` JSON the peer may attach.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErrorDetail {
     type_name: String,
     value: Bytes,
+    debug: Option<String>,
 }
 
 impl ErrorDetail {
@@ -114,7 +116,16 @@ impl ErrorDetail {
         Self {
             type_name: type_name.into(),
             value,
+            debug: None,
         }
+    }
+
+    /// Attaches `debug` JSON text (written into the `debug` member when serialised; text that
+    /// is not valid JSON is written as a JSON string).
+    #[must_use]
+    pub fn with_debug(mut self, debug: impl Into<String>) -> Self {
+        self.debug = Some(debug.into());
+        self
     }
 
     /// The message name (empty if the peer sent none).
@@ -122,9 +133,18 @@ impl ErrorDetail {
         &self.type_name
     }
 
-    /// The encoded message bytes.
+    /// The encoded message bytes (empty if the peer sent none, or sent a `value` that is not
+    /// base64).
     pub fn value(&self) -> &Bytes {
         &self.value
+    }
+
+    /// The peer's `debug` member as compact JSON text, if it sent one.
+    ///
+    /// The protocol says clients must not depend on it; it is kept as a fallback for peers
+    /// (like Cursor's captured errors) that send only `debug`, or a `value` that was cut.
+    pub fn debug(&self) -> Option<&str> {
+        self.debug.as_deref()
     }
 
     /// Decodes the value as the protobuf message `M` (the caller picks `M` by

@@ -31,8 +31,9 @@ impl EndStream {
     /// Follows the conformance suite's client rules: `{"error": null}` is success; an error
     /// with a null, missing or unrecognised code is [`Code::Unknown`]; a missing message is
     /// empty; details keep `type` and the raw `value` (padded or unpadded base64) and ignore
-    /// `debug`; unknown keys are ignored. A detail whose `value` is not base64, or that has
-    /// neither `type` nor `value`, is skipped rather than failing the whole error. The error, when present, is a wire error
+    /// `debug` (kept as text, see [`ErrorDetail::debug`]); unknown keys are ignored. A detail
+    /// whose `value` is not base64 keeps an empty value; one with no `type`, `value` or `debug`
+    /// is skipped. Neither fails the whole error. The error, when present, is a wire error
     /// ([`ConnectError::is_wire`]) and carries the trailers as its metadata too.
     ///
     /// Errors: invalid JSON ([`FrameError::EndStreamJson`]), or a top level, `error` or
@@ -152,20 +153,25 @@ fn parse_error_object(e: &Map<String, Value>) -> ConnectError {
                 Some(Value::String(t)) => t.as_str(),
                 _ => "",
             };
-            // A detail with neither type nor value (only `debug`) carries nothing usable.
-            if type_name.is_empty() && d.get("value").is_none_or(Value::is_null) {
+            // A `value` that is not base64 becomes empty bytes: the rest of the detail (type,
+            // debug) and the error itself are still worth having.
+            let value = match d.get("value") {
+                Some(Value::String(v)) => decode_b64(v).unwrap_or_default(),
+                _ => Bytes::new(),
+            };
+            let debug = d
+                .get("debug")
+                .filter(|v| !v.is_null())
+                .map(Value::to_string);
+            if type_name.is_empty() && !d.contains_key("value") && debug.is_none() {
+                // Nothing usable at all (e.g. `{}` or only unknown keys).
                 continue;
             }
-            // A detail whose value is not base64 is dropped rather than losing the error.
-            let value = match d.get("value") {
-                Some(Value::String(v)) => match decode_b64(v) {
-                    Some(b) => b,
-                    None => continue,
-                },
-                None | Some(Value::Null) => Bytes::new(),
-                Some(_) => continue,
-            };
-            err = err.with_detail(ErrorDetail::new(type_name, value));
+            let mut detail = ErrorDetail::new(type_name, value);
+            if let Some(debug) = debug {
+                detail = detail.with_debug(debug);
+            }
+            err = err.with_detail(detail);
         }
     }
     err
@@ -199,6 +205,11 @@ pub(crate) fn error_to_value(e: &ConnectError) -> Value {
                     "value".into(),
                     Value::String(STANDARD_NO_PAD.encode(d.value())),
                 );
+                if let Some(debug) = d.debug() {
+                    let v = serde_json::from_str(debug)
+                        .unwrap_or_else(|_| Value::String(debug.to_owned()));
+                    o.insert("debug".into(), v);
+                }
                 Value::Object(o)
             })
             .collect();
@@ -270,6 +281,32 @@ mod tests {
             EndStream::parse(br#"{"metadata":{"a":[1]}}"#),
             Err(FrameError::EndStreamShape { .. })
         ));
+    }
+
+    #[test]
+    fn detail_leniency_keeps_debug_and_bad_values() {
+        let json = br#"{"error":{"code":"internal","details":[
+            {"type":"a.B","value":"!!not base64!!","debug":{"error":"E"}},
+            {"debug":{"error":"ONLY_DEBUG"}},
+            {"frob":1},
+            {"type":"c.D","debug":null},
+            7]}}"#;
+        let err = EndStream::parse(json).unwrap().error.unwrap();
+        let d = err.details();
+        assert_eq!(d.len(), 3, "{d:?}");
+        assert_eq!((d[0].type_name(), d[0].value().len()), ("a.B", 0));
+        assert_eq!(d[0].debug(), Some(r#"{"error":"E"}"#));
+        assert_eq!(
+            (d[1].type_name(), d[1].debug()),
+            ("", Some(r#"{"error":"ONLY_DEBUG"}"#))
+        );
+        assert_eq!((d[2].type_name(), d[2].debug()), ("c.D", None));
+
+        // Written back with its debug; non-JSON debug text is written as a JSON string.
+        let e = ConnectError::new(Code::Internal, "x")
+            .with_detail(ErrorDetail::new("t", Bytes::new()).with_debug("plain words"));
+        let text = String::from_utf8(e.to_json()).unwrap();
+        assert!(text.contains(r#""debug":"plain words""#), "{text}");
     }
 
     #[test]

@@ -106,6 +106,24 @@ fn e02_full_end_stream_frame() {
     assert!(err.is_wire());
     assert_eq!(err.details().len(), 1);
     assert_eq!(err.details()[0].type_name(), "aiserver.v1.ErrorDetails");
+    let debug: serde_json::Value = serde_json::from_str(err.details()[0].debug().unwrap()).unwrap();
+    assert_eq!(debug["error"], "ERROR_MODEL_NO_LONGER_SUPPORTED");
+    assert_eq!(
+        debug["details"]["buttons"][0]["switchModel"]["suggestedModel"],
+        "composer-2.5"
+    );
+    // Our writer keeps type, value and debug; reading it back gives the same detail.
+    let again = EndStream::parse(
+        &EndStream {
+            error: Some(err.clone()),
+            ..EndStream::ok()
+        }
+        .to_json(),
+    )
+    .unwrap()
+    .error
+    .unwrap();
+    assert_eq!(again.details(), err.details());
     assert_eq!(
         hex::encode(err.details()[0].value()),
         "083d127e0a15436f6d706f736572203220697320726574697265641241576527726520757067726164696e6720796f7520746f20436f6d706f73657220322e352c206f7572206d6f737420706f77657266756c206d6f64656c207965742e20002800421e0a0c537769746368206d6f64656c1a0e0a0c636f6d706f7365722d322e351801"
@@ -121,6 +139,12 @@ fn e03_e04_cut_values_still_decode_as_bytes() {
         let err = parse_error(name);
         assert_eq!(err.code(), Code::ResourceExhausted, "{name}");
         assert_eq!(hex::encode(err.details()[0].value()), hex_value, "{name}");
+        assert!(
+            err.details()[0]
+                .debug()
+                .unwrap()
+                .contains("\"isExpected\":true")
+        );
     }
 }
 
@@ -169,8 +193,12 @@ fn e07_e08_metadata_and_unusable_detail_values() {
             err.metadata().get("X-Cursor-Inference-Request-Error-Type"),
             Some(kind)
         );
-        // `"value":"x"` is not base64: the detail is skipped, the error survives.
-        assert!(err.details().is_empty(), "{name}");
+        // `"value":"x"` is not base64: the detail keeps its type and debug with an empty value.
+        let d = &err.details()[0];
+        assert_eq!(d.type_name(), "aiserver.v1.ErrorDetails", "{name}");
+        assert!(d.value().is_empty(), "{name}");
+        let debug: serde_json::Value = serde_json::from_str(d.debug().unwrap()).unwrap();
+        assert_eq!(debug["error"], format!("ERROR_{kind}"), "{name}");
     }
 }
 
@@ -185,10 +213,15 @@ fn e09_e10_unary_bodies_use_the_json_code() {
     assert_eq!(err.code(), Code::ResourceExhausted);
     assert_eq!(err.message(), "[resource_exhausted] Error");
     assert!(err.is_wire());
-    assert!(
-        err.details().is_empty(),
-        "debug-only detail carries nothing"
+    let d = &err.details()[0];
+    assert_eq!(
+        (d.type_name(), d.value().len()),
+        ("", 0),
+        "debug-only detail"
     );
+    let debug: serde_json::Value = serde_json::from_str(d.debug().unwrap()).unwrap();
+    assert_eq!(debug["error"], "ERROR_RATE_LIMITED");
+    assert_eq!(debug["details"]["additionalInfo"]["retryAfter"], "60");
 
     let err = ConnectError::from_unary_response(
         StatusCode::BAD_REQUEST,
@@ -199,6 +232,12 @@ fn e09_e10_unary_bodies_use_the_json_code() {
     assert_eq!(err.details().len(), 1);
     assert_eq!(err.details()[0].type_name(), "aiserver.v1.ErrorDetails");
     assert!(err.details()[0].value().is_empty());
+    assert!(
+        err.details()[0]
+            .debug()
+            .unwrap()
+            .contains("ERROR_BAD_REQUEST")
+    );
 }
 
 #[test]
@@ -211,21 +250,38 @@ fn e11_to_e14_end_stream_errors() {
     assert!(err.message().starts_with("Your request has been blocked"));
     assert_eq!(err.details()[0].type_name(), "aiserver.v1.ErrorDetails");
 
-    for (name, code) in [
-        ("E12-endstream-bad-model-name-auto.json", Code::NotFound),
+    assert!(
+        err.details()[0]
+            .debug()
+            .unwrap()
+            .contains("ERROR_UNAUTHORIZED")
+    );
+
+    for (name, code, error) in [
+        (
+            "E12-endstream-bad-model-name-auto.json",
+            Code::NotFound,
+            "ERROR_BAD_MODEL_NAME",
+        ),
         (
             "E13-endstream-rate-limited-changeable-free-plan.json",
             Code::ResourceExhausted,
+            "ERROR_RATE_LIMITED_CHANGEABLE",
         ),
         (
             "E14-endstream-not-logged-in-chatservice.json",
             Code::Unauthenticated,
+            "ERROR_NOT_LOGGED_IN",
         ),
     ] {
         let err = parse_error(name);
         assert_eq!(err.code(), code, "{name}");
         assert_eq!(err.message(), "Error");
-        assert!(err.details().is_empty(), "{name}: debug-only detail");
+        // Only `debug` was sent: the detail is kept for it.
+        let d = &err.details()[0];
+        assert_eq!((d.type_name(), d.value().len()), ("", 0), "{name}");
+        let debug: serde_json::Value = serde_json::from_str(d.debug().unwrap()).unwrap();
+        assert_eq!(debug["error"], error, "{name}");
     }
 }
 
