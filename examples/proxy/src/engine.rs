@@ -85,6 +85,15 @@ const MAX_PARKED: usize = 4096;
 /// Items buffered between the pump and the HTTP writer.
 const CHANNEL_DEPTH: usize = 64;
 
+/// Which conversation a turn belongs to, on which account, and how many caller messages the
+/// request that produced it had (a checkpoint only fits a later request with more messages).
+#[derive(Debug, Clone)]
+struct TurnKey {
+    conv: String,
+    account: String,
+    covered: usize,
+}
+
 #[derive(Debug)]
 struct Parked {
     run: Box<dyn UpstreamRun>,
@@ -162,7 +171,7 @@ impl Engine {
                     .iter()
                     .all(|id| results.iter().any(|r| &r.call_id == id));
             if answers_all {
-                match self.resume(&conv, p, &results).await {
+                match self.resume(&conv, p, &results, req.messages.len()).await {
                     Ok(rx) => return Ok(rx),
                     Err(e) => {
                         warn!(conversation = short(&conv), error = %e, "resuming the parked turn failed; starting afresh")
@@ -185,6 +194,7 @@ impl Engine {
         conv: &str,
         mut p: Parked,
         results: &[ToolOutput],
+        covered: usize,
     ) -> Result<mpsc::Receiver<TurnItem>, UpstreamError> {
         debug!(
             conversation = short(conv),
@@ -205,7 +215,12 @@ impl Engine {
             self.prefetch(&mut *p.run, &mut pre).await?;
         }
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-        tokio::spawn(Arc::clone(self).pump(p.run, p.account, conv.to_owned(), pre, tx));
+        let key = TurnKey {
+            conv: conv.to_owned(),
+            account: p.account,
+            covered,
+        };
+        tokio::spawn(Arc::clone(self).pump(p.run, key, pre, tx));
         Ok(rx)
     }
 
@@ -218,7 +233,13 @@ impl Engine {
         let mut last: Option<UpstreamError> = None;
         for attempt in 1..=self.cfg.max_attempts {
             let now = Instant::now();
-            let saved = self.checkpoints.get(conv, now);
+            // A checkpoint covers the conversation up to the request that produced it; a request
+            // with no more messages than that (a regenerate or an edit) cannot build on it.
+            let saved = self
+                .checkpoints
+                .get(conv, now)
+                .filter(|(_, _, covered)| req.messages.len() > *covered)
+                .map(|(cp, account, _)| (cp, account));
             let pick = match self
                 .pool
                 .pick(saved.as_ref().map(|(_, a)| a.as_str()), &excluded, now)
@@ -254,13 +275,12 @@ impl Engine {
                 Ok((run, pre)) => {
                     self.pool.record_success(account);
                     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-                    tokio::spawn(Arc::clone(self).pump(
-                        run,
-                        account.name().to_owned(),
-                        conv.to_owned(),
-                        pre,
-                        tx,
-                    ));
+                    let key = TurnKey {
+                        conv: conv.to_owned(),
+                        account: account.name().to_owned(),
+                        covered: req.messages.len(),
+                    };
+                    tokio::spawn(Arc::clone(self).pump(run, key, pre, tx));
                     return Ok(rx);
                 }
                 Err(e) => {
@@ -374,8 +394,7 @@ impl Engine {
     async fn pump(
         self: Arc<Self>,
         mut run: Box<dyn UpstreamRun>,
-        account: String,
-        conv: String,
+        key: TurnKey,
         pre: Vec<UpEvent>,
         tx: mpsc::Sender<TurnItem>,
     ) {
@@ -390,8 +409,7 @@ impl Engine {
                     match timeout(self.cfg.tool_batch_window, run.next_event()).await {
                         Ok(r) => r,
                         Err(_) => {
-                            self.park(&conv, run, account, calls, None, tokens, &tx)
-                                .await;
+                            self.park(key, run, calls, None, tokens, &tx).await;
                             return;
                         }
                     }
@@ -409,7 +427,8 @@ impl Engine {
                     continue;
                 }
                 Ok(Some(UpEvent::Checkpoint(cp))) => {
-                    self.checkpoints.put(&conv, &account, cp, Instant::now());
+                    self.checkpoints
+                        .put(&key.conv, &key.account, cp, key.covered, Instant::now());
                     continue;
                 }
                 Ok(Some(UpEvent::ToolCall(c))) => {
@@ -418,15 +437,14 @@ impl Engine {
                 }
                 Ok(Some(ev)) if !calls.is_empty() => {
                     // Output after the calls without a result: replay it when the caller resumes.
-                    self.park(&conv, run, account, calls, Some(ev), tokens, &tx)
-                        .await;
+                    self.park(key, run, calls, Some(ev), tokens, &tx).await;
                     return;
                 }
                 Ok(Some(UpEvent::TurnEnded(mut usage))) => {
                     if usage.output_tokens == 0 {
                         usage.output_tokens = tokens;
                     }
-                    self.drain(&mut *run, &conv, &account).await;
+                    self.drain(&mut *run, &key).await;
                     let _ = tx
                         .send(TurnItem::Done {
                             stop: Stop::EndTurn,
@@ -449,12 +467,12 @@ impl Engine {
                     return;
                 }
                 Err(e) => {
-                    let cooldown = self.pool.get(&account).and_then(|a| {
+                    let cooldown = self.pool.get(&key.account).and_then(|a| {
                         self.pool
                             .record_failure(a, &e.category, &e.advice, Instant::now())
                     });
                     warn!(
-                        conversation = short(&conv), account = %account, status = e.status.as_u16(), category = %e.category,
+                        conversation = short(&key.conv), account = %key.account, status = e.status.as_u16(), category = %e.category,
                         cooldown_ms = cooldown.map(|d| d.as_millis() as u64), message = %e.message,
                         "upstream failed after output began; ending the caller's stream with an error event"
                     );
@@ -464,7 +482,7 @@ impl Engine {
             };
             if tx.send(item).await.is_err() {
                 debug!(
-                    conversation = short(&conv),
+                    conversation = short(&key.conv),
                     "caller went away; cancelling the upstream turn"
                 );
                 cancel_quietly(&mut run).await;
@@ -474,12 +492,14 @@ impl Engine {
     }
 
     /// After `turn_ended`, reads the clean end of the stream (bounded in time).
-    async fn drain(&self, run: &mut dyn UpstreamRun, conv: &str, account: &str) {
+    async fn drain(&self, run: &mut dyn UpstreamRun, key: &TurnKey) {
+        let conv = key.conv.as_str();
         for _ in 0..16 {
             match timeout(Duration::from_secs(5), run.next_event()).await {
                 Ok(Ok(None)) => return,
                 Ok(Ok(Some(UpEvent::Checkpoint(cp)))) => {
-                    self.checkpoints.put(conv, account, cp, Instant::now())
+                    self.checkpoints
+                        .put(conv, &key.account, cp, key.covered, Instant::now())
                 }
                 Ok(Ok(Some(_))) => continue,
                 Ok(Err(e)) => {
@@ -491,19 +511,17 @@ impl Engine {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn park(
         &self,
-        conv: &str,
+        key: TurnKey,
         run: Box<dyn UpstreamRun>,
-        account: String,
         call_ids: Vec<String>,
         stash: Option<UpEvent>,
         tokens: u64,
         tx: &mpsc::Sender<TurnItem>,
     ) {
         debug!(
-            conversation = short(conv),
+            conversation = short(&key.conv),
             calls = call_ids.len(),
             "turn parked until the caller sends tool results"
         );
@@ -519,10 +537,10 @@ impl Engine {
                 evicted.extend(map.remove(&k));
             }
             evicted.extend(map.insert(
-                conv.to_owned(),
+                key.conv.clone(),
                 Parked {
                     run,
-                    account,
+                    account: key.account,
                     call_ids,
                     stash,
                     since: Instant::now(),

@@ -109,6 +109,26 @@ async fn text_turn_streams_and_saves_checkpoint() {
 }
 
 #[tokio::test]
+async fn a_regenerated_first_turn_does_not_build_on_its_own_checkpoint() {
+    let (e, seen) = engine(
+        1,
+        FakeUpstream::new(|_, _| text_turn("hello")),
+        EngineConfig::default(),
+    );
+    drain(e.start("key", &user("hi")).await.unwrap()).await;
+    drain(e.start("key", &user("hi")).await.unwrap()).await;
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.runs[0].1.conversation_id,
+        seen.runs[1].1.conversation_id
+    );
+    assert!(
+        seen.runs[1].1.checkpoint.is_none(),
+        "same messages again: start over, do not continue"
+    );
+}
+
+#[tokio::test]
 async fn failure_before_first_byte_is_retried_on_another_account() {
     let fake = FakeUpstream::new(|acct, _| {
         if acct == "a0" {

@@ -89,6 +89,7 @@ fn uuid_from(d: &[u8]) -> String {
 struct Saved {
     checkpoint: Bytes,
     account: String,
+    covered: usize,
     at: Instant,
 }
 
@@ -108,8 +109,16 @@ impl CheckpointStore {
         }
     }
 
-    /// Saves `checkpoint` for `conversation` on `account`.
-    pub fn put(&self, conversation: &str, account: &str, checkpoint: Bytes, now: Instant) {
+    /// Saves `checkpoint` for `conversation` on `account`, produced by a request of `covered`
+    /// messages.
+    pub fn put(
+        &self,
+        conversation: &str,
+        account: &str,
+        checkpoint: Bytes,
+        covered: usize,
+        now: Instant,
+    ) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= MAX_CHECKPOINTS && !map.contains_key(conversation) {
             map.retain(|_, s| now.saturating_duration_since(s.at) < self.ttl);
@@ -124,17 +133,18 @@ impl CheckpointStore {
             Saved {
                 checkpoint,
                 account: account.to_owned(),
+                covered,
                 at: now,
             },
         );
     }
 
-    /// The live checkpoint of `conversation` and its account.
-    pub fn get(&self, conversation: &str, now: Instant) -> Option<(Bytes, String)> {
+    /// The live checkpoint of `conversation`, its account and the message count it covers.
+    pub fn get(&self, conversation: &str, now: Instant) -> Option<(Bytes, String, usize)> {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(conversation) {
             Some(s) if now.saturating_duration_since(s.at) < self.ttl => {
-                Some((s.checkpoint.clone(), s.account.clone()))
+                Some((s.checkpoint.clone(), s.account.clone(), s.covered))
             }
             Some(_) => {
                 map.remove(conversation);
@@ -228,10 +238,10 @@ mod tests {
     fn checkpoints_expire_and_remember_their_account() {
         let store = CheckpointStore::new(Duration::from_secs(1800));
         let now = Instant::now();
-        store.put("c", "acct-a", Bytes::from_static(b"cp"), now);
+        store.put("c", "acct-a", Bytes::from_static(b"cp"), 1, now);
         assert_eq!(
             store.get("c", now + Duration::from_secs(60)),
-            Some((Bytes::from_static(b"cp"), "acct-a".into()))
+            Some((Bytes::from_static(b"cp"), "acct-a".into(), 1))
         );
         assert_eq!(store.get("c", now + Duration::from_secs(1801)), None);
         assert_eq!(store.sweep(now), 0);

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use cursor_connect::proto::agent::v1::{AgentRunRequest, agent_client_message};
 use cursor_mock::{ErrorSpec, MockServer, Scenario};
 use cursor_proxy::Proxy;
 use cursor_proxy::config::{AccountConfig, Config, Secret, UpstreamMode};
@@ -127,6 +128,19 @@ async fn case(proxy: &Proxy, name: &str, model: Option<&str>, key: &str) -> Valu
     v
 }
 
+/// The run requests the mock received, in order.
+fn run_requests(mock: &MockServer) -> Vec<AgentRunRequest> {
+    mock.received()
+        .iter()
+        .filter(|c| c.path.ends_with("/Run"))
+        .filter_map(|c| c.messages.first()?.decode().ok())
+        .filter_map(|m| match m.message {
+            Some(agent_client_message::Message::RunRequest(r)) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
 fn run_calls(mock: &MockServer) -> usize {
     mock.received()
         .iter()
@@ -164,6 +178,31 @@ async fn openai_text_streaming_and_not_with_usage_and_reasoning() {
     assert!(
         v["chunks"].as_u64().unwrap() > 10,
         "the answer streamed in many chunks"
+    );
+    // The second turn of the conversation went to the same account with the mock's checkpoint.
+    let states = run_requests(&mock);
+    assert_eq!(
+        states.len(),
+        5,
+        "stream, non-stream, turn 2, image, plain stream"
+    );
+    let empty = |r: &AgentRunRequest| r.conversation_state.as_ref().is_none_or(|s| s.is_empty());
+    assert!(
+        empty(&states[0]) && empty(&states[1]),
+        "first turn, then the same first turn again"
+    );
+    let turn2 = &states[2];
+    assert!(
+        turn2
+            .conversation_state
+            .as_ref()
+            .is_some_and(|s| !s.is_empty()),
+        "turn 2 resumed a checkpoint"
+    );
+    assert_eq!(turn2.conversation_id, states[0].conversation_id);
+    assert_ne!(
+        states[3].conversation_id, states[0].conversation_id,
+        "another first message, another conversation"
     );
     assert!(mock.violations().is_empty(), "{:?}", mock.violations());
     assert_log_has_no_secret();

@@ -18,6 +18,9 @@ KEY = os.environ["PROXY_KEY"]
 MODEL = os.environ.get("PROXY_MODEL", "composer-2.5")
 TIMEOUT = 30.0
 
+# A 1x1 PNG.
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
 TOOL_OPENAI = {
     "type": "function",
     "function": {
@@ -71,6 +74,15 @@ def openai_text():
     r = c.chat.completions.create(model=MODEL, messages=messages)
     assert r.choices[0].finish_reason == "stop"
     assert r.choices[0].message.content == text, (r.choices[0].message.content, text)
+    # The next turn of the same conversation (resumes the saved checkpoint upstream).
+    turn2 = messages + [{"role": "assistant", "content": text}, {"role": "user", "content": "and again"}]
+    r2 = c.chat.completions.create(model=MODEL, messages=turn2)
+    assert r2.choices[0].finish_reason == "stop" and r2.choices[0].message.content
+    # An image as a data URL.
+    img = c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": [
+        {"type": "text", "text": "what is in this image?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + PNG}}]}])
+    assert img.choices[0].finish_reason == "stop"
     # Streaming without include_usage has no usage chunk.
     plain = c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "again"}], stream=True)
     assert all(ch.usage is None for ch in plain)
