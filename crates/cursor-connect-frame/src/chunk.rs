@@ -1,17 +1,24 @@
 //! A decoder fed with `Bytes` chunks that slices frames out of them without copying.
 
+use std::collections::VecDeque;
+
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::decoder::Decoder;
 use crate::error::FrameError;
 use crate::frame::{Flags, Frame, HEADER_LEN};
 
+/// Straddling pieces shorter than this are coalesced (copied) as they arrive; longer ones are
+/// kept as they are until the frame completes. This bounds the per-piece overhead when a peer
+/// sends tiny DATA frames, while large frames are still copied only once.
+const COALESCE_BELOW: usize = 4096;
+
 /// Envelope decoder for input that arrives as `Bytes` chunks (HTTP/2 DATA frames).
 ///
 /// It applies exactly the checks of the wrapped [`Decoder`], but a frame that lies wholly
 /// inside one chunk is returned as a slice of that chunk (a reference-count bump, no copy).
-/// Only a frame that straddles chunks is copied, once, into an internal buffer that holds just
-/// the bytes that arrived for it.
+/// A frame that straddles chunks is copied exactly once, into a buffer of exactly its size,
+/// when its last byte arrives; until then only the bytes that arrived are held.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -29,12 +36,16 @@ use crate::frame::{Flags, Frame, HEADER_LEN};
 #[derive(Debug)]
 pub struct ChunkDecoder {
     decoder: Decoder,
-    /// Bytes of the frame in progress that straddles chunks (header included).
-    partial: BytesMut,
-    /// Validated header of the frame in `partial`, once 5 bytes of it are there.
+    /// Large pieces of the straddling frame in progress (header included), in order.
+    pieces: Vec<Bytes>,
+    /// Small pieces, coalesced; logically follows `pieces`.
+    tail: BytesMut,
+    /// Bytes of the straddling frame held in `pieces` and `tail`.
+    partial_len: usize,
+    /// Validated header of the straddling frame, once its 5 bytes are there.
     pending: Option<(Flags, usize)>,
     /// Unconsumed input chunks, oldest first.
-    chunks: std::collections::VecDeque<Bytes>,
+    chunks: VecDeque<Bytes>,
 }
 
 impl ChunkDecoder {
@@ -42,9 +53,11 @@ impl ChunkDecoder {
     pub fn new(decoder: Decoder) -> Self {
         Self {
             decoder,
-            partial: BytesMut::new(),
+            pieces: Vec::new(),
+            tail: BytesMut::new(),
+            partial_len: 0,
             pending: None,
-            chunks: std::collections::VecDeque::new(),
+            chunks: VecDeque::new(),
         }
     }
 
@@ -62,24 +75,24 @@ impl ChunkDecoder {
 
     /// Bytes received but not yet returned as frames.
     pub fn buffered(&self) -> usize {
-        self.partial.len() + self.chunks.iter().map(Bytes::len).sum::<usize>()
+        self.partial_len + self.chunks.iter().map(Bytes::len).sum::<usize>()
     }
 
     /// Returns the next complete frame, or `Ok(None)` when more input is needed.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         self.decoder.check_open(0)?;
         loop {
-            if self.partial.is_empty() {
+            if self.partial_len == 0 {
                 let Some(chunk) = self.chunks.front_mut() else {
                     return Ok(None);
                 };
-                let extra = chunk.len();
-                self.decoder.check_open(extra)?;
+                self.decoder.check_open(chunk.len())?;
                 if let Some(hdr) = chunk.first_chunk::<HEADER_LEN>() {
                     let (flags, len) = self.decoder.check_header(*hdr)?;
                     if chunk.len() - HEADER_LEN >= len {
-                        let payload = chunk.slice(HEADER_LEN..HEADER_LEN + len);
-                        chunk.advance(HEADER_LEN + len);
+                        // The whole frame is in this chunk: slice it out.
+                        chunk.advance(HEADER_LEN);
+                        let payload = chunk.split_to(len);
                         if chunk.is_empty() {
                             self.chunks.pop_front();
                         }
@@ -87,42 +100,38 @@ impl ChunkDecoder {
                     }
                     self.pending = Some((flags, len));
                 }
-                // Less than one frame is left in this chunk: start the straddling copy.
-                self.partial.extend_from_slice(chunk);
-                self.chunks.pop_front();
+                // Less than one frame is left in this chunk: it starts a straddling frame.
+                if let Some(rest) = self.chunks.pop_front() {
+                    self.stash(rest);
+                }
                 continue;
+            }
+            if self.pending.is_none()
+                && let Some(hdr) = self.partial_header()
+            {
+                self.pending = Some(self.decoder.check_header(hdr)?);
             }
             let need = match self.pending {
-                Some((_, len)) => HEADER_LEN + len - self.partial.len(),
-                None => HEADER_LEN - self.partial.len(),
+                Some((_, len)) => HEADER_LEN + len - self.partial_len,
+                None => HEADER_LEN - self.partial_len,
             };
-            if need > 0 {
-                let Some(chunk) = self.chunks.front_mut() else {
-                    return Ok(None);
-                };
-                let take = need.min(chunk.len());
-                self.partial.extend_from_slice(&chunk[..take]);
-                chunk.advance(take);
-                if chunk.is_empty() {
-                    self.chunks.pop_front();
-                }
-            }
-            if self.pending.is_none() {
-                if let Some(hdr) = self.partial.first_chunk::<HEADER_LEN>() {
-                    self.pending = Some(self.decoder.check_header(*hdr)?);
+            if need == 0 {
+                if let Some((flags, _)) = self.pending.take() {
+                    let payload = self.assemble();
+                    return self.decoder.finish_frame(flags, payload).map(Some);
                 }
                 continue;
             }
-            if let Some((flags, len)) = self.pending
-                && self.partial.len() == HEADER_LEN + len
-            {
-                self.pending = None;
-                let mut frame = self.partial.split().freeze();
-                frame.advance(HEADER_LEN);
-                return self.decoder.finish_frame(flags, frame).map(Some);
-            }
-            if self.chunks.is_empty() {
+            let Some(chunk) = self.chunks.front_mut() else {
                 return Ok(None);
+            };
+            if chunk.len() <= need {
+                if let Some(whole) = self.chunks.pop_front() {
+                    self.stash(whole);
+                }
+            } else {
+                let head = chunk.split_to(need);
+                self.stash(head);
             }
         }
     }
@@ -134,10 +143,79 @@ impl ChunkDecoder {
         if let Some(frame) = self.next_frame()? {
             return Ok(Some(frame));
         }
-        // All input is in `partial` now (or consumed); let the buffer decoder judge the rest.
-        let mut rest = std::mem::take(&mut self.partial);
+        // All input is in the partial frame now (or consumed): the buffer decoder judges it.
+        let mut rest = BytesMut::with_capacity(self.partial_len);
+        for p in self.pieces.drain(..) {
+            rest.extend_from_slice(&p);
+        }
+        rest.extend_from_slice(&self.tail);
+        self.tail.clear();
+        self.partial_len = 0;
         self.pending = None;
         self.decoder.decode_eof(&mut rest)
+    }
+
+    /// Holds one more piece of the straddling frame.
+    fn stash(&mut self, piece: Bytes) {
+        self.partial_len += piece.len();
+        if piece.len() < COALESCE_BELOW {
+            self.tail.extend_from_slice(&piece);
+        } else {
+            if !self.tail.is_empty() {
+                self.pieces.push(self.tail.split().freeze());
+            }
+            self.pieces.push(piece);
+        }
+    }
+
+    fn held(&self) -> impl Iterator<Item = &[u8]> {
+        self.pieces
+            .iter()
+            .map(|p| &p[..])
+            .chain(std::iter::once(&self.tail[..]))
+    }
+
+    /// The straddling frame's header, once all 5 bytes of it are held.
+    fn partial_header(&self) -> Option<[u8; HEADER_LEN]> {
+        if self.partial_len < HEADER_LEN {
+            return None;
+        }
+        let mut hdr = [0u8; HEADER_LEN];
+        let mut n = 0;
+        for p in self.held() {
+            let take = (HEADER_LEN - n).min(p.len());
+            hdr[n..n + take].copy_from_slice(&p[..take]);
+            n += take;
+            if n == HEADER_LEN {
+                break;
+            }
+        }
+        Some(hdr)
+    }
+
+    /// Takes the completed straddling frame's payload: one copy into an exactly sized buffer.
+    fn assemble(&mut self) -> Bytes {
+        let payload = if self.pieces.is_empty() {
+            let mut all = self.tail.split().freeze();
+            all.advance(HEADER_LEN);
+            all
+        } else {
+            let mut out = BytesMut::with_capacity(self.partial_len - HEADER_LEN);
+            let mut skip = HEADER_LEN;
+            for p in self.held() {
+                if skip >= p.len() {
+                    skip -= p.len();
+                    continue;
+                }
+                out.extend_from_slice(&p[skip..]);
+                skip = 0;
+            }
+            self.pieces.clear();
+            self.tail.clear();
+            out.freeze()
+        };
+        self.partial_len = 0;
+        payload
     }
 }
 
@@ -164,6 +242,39 @@ mod tests {
         d.push(Bytes::from_static(b"i"));
         assert_eq!(&d.next_frame().unwrap().unwrap().payload[..], b"hi");
         assert_eq!(d.finish(), Ok(None));
+    }
+
+    #[test]
+    fn large_straddling_frames_mix_kept_and_coalesced_pieces() {
+        let payload: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+        let mut wire = vec![0u8];
+        wire.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        wire.extend_from_slice(&payload);
+        wire.extend_from_slice(b"\x00\x00\x00\x00\x01!");
+        // Chunk size patterns: all tiny, all large, and alternating around the threshold.
+        let patterns: [&[usize]; 5] = [&[1], &[7, 3], &[4096], &[5000, 1, 4095, 9000], &[16384, 2]];
+        for pattern in patterns {
+            let mut d = ChunkDecoder::new(Decoder::new(Direction::Request));
+            let mut pos = 0;
+            let mut frames = Vec::new();
+            for &size in pattern.iter().cycle() {
+                if pos >= wire.len() {
+                    break;
+                }
+                let end = (pos + size).min(wire.len());
+                d.push(Bytes::copy_from_slice(&wire[pos..end]));
+                pos = end;
+                while let Some(f) = d.next_frame().unwrap() {
+                    frames.push(f);
+                }
+                // Only bytes that arrived are held.
+                assert!(d.buffered() <= pos);
+            }
+            assert_eq!(d.finish(), Ok(None));
+            assert_eq!(frames.len(), 2, "{pattern:?}");
+            assert!(frames[0].payload == payload, "{pattern:?}");
+            assert_eq!(&frames[1].payload[..], b"!");
+        }
     }
 
     #[test]

@@ -125,32 +125,28 @@ impl Decoder {
     /// Returns `Ok(None)` when `src` does not yet hold a complete frame (append more bytes and
     /// call again), or when a finished response stream has no more input.
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
-        loop {
-            match self.state {
-                State::Failed(ref e) => return Err(e.clone()),
-                State::Done => {
-                    if src.is_empty() {
-                        return Ok(None);
-                    }
-                    return Err(self.fail(FrameError::DataAfterEndStream { len: src.len() }));
-                }
-                State::Header => {
-                    let Some(hdr) = src.first_chunk::<HEADER_LEN>() else {
-                        return Ok(None);
-                    };
-                    let (flags, len) = self.check_header(*hdr)?;
-                    src.advance(HEADER_LEN);
-                    self.state = State::Body { flags, len };
-                }
-                State::Body { flags, len } => {
-                    if src.len() < len {
-                        return Ok(None);
-                    }
-                    let payload = src.split_to(len).freeze();
-                    return self.finish_frame(flags, payload).map(Some);
-                }
+        let (flags, len) = match self.state {
+            State::Failed(ref e) => return Err(e.clone()),
+            State::Done if src.is_empty() => return Ok(None),
+            State::Done => {
+                return Err(self.fail(FrameError::DataAfterEndStream { len: src.len() }));
             }
+            State::Header => {
+                let Some(hdr) = src.first_chunk::<HEADER_LEN>() else {
+                    return Ok(None);
+                };
+                let (flags, len) = self.check_header(*hdr)?;
+                src.advance(HEADER_LEN);
+                (flags, len)
+            }
+            State::Body { flags, len } => (flags, len),
+        };
+        if src.len() < len {
+            self.state = State::Body { flags, len };
+            return Ok(None);
         }
+        let payload = src.split_to(len).freeze();
+        self.finish_frame(flags, payload).map(Some)
     }
 
     /// Like [`Decoder::decode`], for when the input has ended: returns the remaining complete
@@ -196,12 +192,23 @@ impl Decoder {
     }
 
     /// Validates a header against the direction, the compression and the limit.
+    #[inline]
     pub(crate) fn check_header(
         &mut self,
         hdr: [u8; HEADER_LEN],
     ) -> Result<(Flags, usize), FrameError> {
-        let flags = Flags::from_bits(hdr[0]);
         let declared = u32::from_be_bytes([hdr[1], hdr[2], hdr[3], hdr[4]]);
+        let len = usize::try_from(declared).unwrap_or(usize::MAX);
+        // Plain data frames (flags 0) are the hot path: only the length needs checking.
+        if hdr[0] == 0 && len <= self.limit {
+            return Ok((Flags::NONE, len));
+        }
+        self.check_header_slow(hdr[0], declared)
+    }
+
+    #[cold]
+    fn check_header_slow(&mut self, bits: u8, declared: u32) -> Result<(Flags, usize), FrameError> {
+        let flags = Flags::from_bits(bits);
         if flags.has_reserved_bits() {
             return Err(self.fail(FrameError::ReservedFlags {
                 flags: flags.bits(),
@@ -227,11 +234,20 @@ impl Decoder {
     }
 
     /// Decompresses (if flagged) and advances the state past a complete frame.
+    #[inline]
     pub(crate) fn finish_frame(
         &mut self,
         flags: Flags,
         payload: Bytes,
     ) -> Result<Frame, FrameError> {
+        if flags == Flags::NONE {
+            self.state = State::Header;
+            return Ok(Frame { flags, payload });
+        }
+        self.finish_flagged_frame(flags, payload)
+    }
+
+    fn finish_flagged_frame(&mut self, flags: Flags, payload: Bytes) -> Result<Frame, FrameError> {
         let payload = match (&mut self.compression, flags.is_compressed()) {
             (Some(c), true) if !payload.is_empty() => {
                 let mut out = Vec::new();

@@ -89,6 +89,8 @@ fn payloads() -> impl Strategy<Value = Vec<Vec<u8>>> {
             // Compressible payloads so that gzip actually kicks in.
             (any::<u8>(), 0usize..3000).prop_map(|(b, n)| vec![b; n]),
             prop::collection::vec(any::<u8>(), 0..3000),
+            // Big enough for the chunk decoder to keep pieces instead of coalescing them.
+            (any::<u8>(), 4000usize..20_000).prop_map(|(b, n)| vec![b; n]),
         ],
         0..8,
     )
