@@ -117,7 +117,10 @@ impl Classification {
 /// Classifies one failure. Pure and cheap: no I/O, no clock, no allocation beyond the result.
 ///
 /// Decision order (the first layer that has an answer decides):
-/// 1. Cursor's `ErrorDetails` when present and its `Error` value is not a deferring one;
+/// 1. Cursor's `ErrorDetails` when present and its `Error` value is not a deferring one; the
+///    details are read from the first decodable `aiserver.v1.ErrorDetails` value, else a
+///    detail's `debug` JSON, else the `x-cursor-inference-request-error-type` metadata (see
+///    [`CursorDetails::from_error`]);
 /// 2. the Connect code, when the peer sent one (other than `unknown`);
 /// 3. the typed transport cause;
 /// 4. the upstream HTTP status, when the peer sent no code of its own;
@@ -135,8 +138,8 @@ pub fn classify(err: &ConnectError, ctx: Context) -> Classification {
 }
 
 /// [`classify`] with Cursor details the caller read itself (for example with
-/// [`CursorDetails::from_error_json`] from a raw body whose detail `value` was truncated but
-/// whose `debug` JSON is complete). `None` means the error has no Cursor details.
+/// [`CursorDetails::from_error_json`] from a raw body the frame crate could not parse, such as
+/// an end-stream cut mid-JSON). `None` means the error has no Cursor details.
 pub fn classify_with_details(
     err: &ConnectError,
     ctx: Context,

@@ -45,19 +45,31 @@ pub struct CursorDetails {
 }
 
 impl CursorDetails {
-    /// Reads the details of `err`: the first `aiserver.v1.ErrorDetails` detail whose value
-    /// decodes, else the inference error-type metadata. `None` when neither is present.
+    /// Reads the details of `err`, in this order:
     ///
-    /// The frame crate drops each detail's `debug` JSON, so a detail whose `value` is missing
-    /// or truncated (several real captures) is not readable here; a caller holding the raw
-    /// error JSON can use [`CursorDetails::from_error_json`] and
-    /// [`classify_with_details`](crate::classify_with_details).
+    /// 1. the first `aiserver.v1.ErrorDetails` detail whose `value` decodes (authoritative);
+    /// 2. the first detail whose `debug` JSON names a Cursor error, read by the same parser as
+    ///    [`CursorDetails::from_debug_json`] (several real captures carry a cut, garbage or
+    ///    missing `value`, or no `type` at all, beside a complete `debug`: E03, E04, E07–E14);
+    /// 3. the `x-cursor-inference-request-error-type` metadata (a name only, no title).
+    ///
+    /// Only details typed `aiserver.v1.ErrorDetails` or untyped have their `debug` read: the
+    /// `debug` of another message (say `google.rpc.RetryInfo`) is that message, not Cursor's.
+    /// `None` when none of the three is present.
     pub fn from_error(err: &ConnectError) -> Option<Self> {
-        err.details()
+        let details = err.details();
+        details
             .iter()
             .filter(|d| is_error_details_type(d.type_name()) && !d.value().is_empty())
             .find_map(|d| ErrorDetails::decode(d.value().as_ref()).ok())
             .map(|decoded| Self::from_proto(&decoded))
+            .or_else(|| {
+                details
+                    .iter()
+                    .filter(|d| debug_may_be_error_details(d.type_name()))
+                    .filter_map(|d| d.debug())
+                    .find_map(Self::from_debug_json)
+            })
             .or_else(|| {
                 let name = err.metadata().get(INFERENCE_ERROR_TYPE)?;
                 let row = cursor_error_by_name(name)?;
@@ -66,9 +78,13 @@ impl CursorDetails {
     }
 
     /// Reads the details from raw error JSON: a unary error body (`{code, message, details}`)
-    /// or an end-stream (`{"error": {…}}`). The first `aiserver.v1.ErrorDetails` detail whose
-    /// `value` decodes wins, else the first detail whose `debug` JSON names an error (with or
-    /// without a `type`). `None` for anything else.
+    /// or an end-stream (`{"error": {…}}`), in the order of [`CursorDetails::from_error`]
+    /// without the metadata: the first `aiserver.v1.ErrorDetails` detail whose `value` decodes,
+    /// else the first `debug` JSON (of an `ErrorDetails` or untyped detail) that names an
+    /// error. `None` for anything else.
+    ///
+    /// [`classify`](crate::classify) already reads `debug` through the frame crate; this is for
+    /// bodies the frame crate could not parse at all (a frame cut mid-JSON, as in E05).
     pub fn from_error_json(body: &[u8]) -> Option<Self> {
         let value: Value = serde_json::from_slice(body).ok()?;
         let error = value
@@ -79,8 +95,7 @@ impl CursorDetails {
         let from_value = details.iter().find_map(|d| {
             // Without the type, bytes that happen to parse are not trusted (protobuf decoding
             // is lenient); the `debug` of such a detail is still read below.
-            let type_name = d.get("type").and_then(Value::as_str)?;
-            if !is_error_details_type(type_name) {
+            if !is_error_details_type(detail_type(d)) {
                 return None;
             }
             let bytes = decode_b64(d.get("value")?.as_str()?)?;
@@ -89,6 +104,7 @@ impl CursorDetails {
         from_value.map(|m| Self::from_proto(&m)).or_else(|| {
             details
                 .iter()
+                .filter(|d| debug_may_be_error_details(detail_type(d)))
                 .filter_map(|d| d.get("debug"))
                 .find_map(Self::from_debug_value)
         })
@@ -257,6 +273,20 @@ impl CursorDetails {
             .or_else(|| self.additional_info("retry_after"))
             .and_then(|v| v.trim().parse().ok())
     }
+}
+
+/// A JSON detail's `type` (empty when missing or not a string).
+fn detail_type(detail: &Value) -> &str {
+    detail
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// Whether a detail of this type may carry `ErrorDetails` in its `debug`: Cursor's own type,
+/// or none (E09, E12–E14 send only `debug`).
+fn debug_may_be_error_details(type_name: &str) -> bool {
+    type_name.is_empty() || is_error_details_type(type_name)
 }
 
 /// Standard base64, padded or not (Connect emits it unpadded).

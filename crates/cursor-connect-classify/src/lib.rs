@@ -4,7 +4,9 @@
 //!
 //! Classification is a lookup in a few `const` tables, tried in a fixed order:
 //!
-//! 1. Cursor's `aiserver.v1.ErrorDetails` (every `Error` enum value is mapped on purpose);
+//! 1. Cursor's `aiserver.v1.ErrorDetails` (every `Error` enum value is mapped on purpose), read
+//!    from the detail's protobuf `value`, else its `debug` JSON, else the
+//!    `x-cursor-inference-request-error-type` metadata;
 //! 2. the Connect code the peer sent;
 //! 3. the typed transport cause (HTTP/2 reason in `RST_STREAM` or `GOAWAY` form, else kind
 //!    refined by the code the transport chose);

@@ -31,9 +31,11 @@ pub fn render_markdown() -> String {
     );
     out.push_str("### Layer 1: Cursor `ErrorDetails.Error`\n\n");
     out.push_str(
-        "Applies when Cursor's details are known: an `aiserver.v1.ErrorDetails` detail whose \
-         `value` decodes, else the `x-cursor-inference-request-error-type` metadata (or details \
-         the caller read from the `debug` JSON, see `classify_with_details`). In every layer, \
+        "Applies when Cursor's details are known, read in this order: an \
+         `aiserver.v1.ErrorDetails` detail whose `value` decodes; else the first `debug` JSON \
+         (of an `ErrorDetails` or untyped detail) that names an `Error`; else the \
+         `x-cursor-inference-request-error-type` metadata (a name only). Details the caller \
+         read itself can be passed to `classify_with_details`. In every layer, \
          `CustomErrorDetails.is_retryable = false` clears the same-account retry unless \
          credentials are refreshed first, keeps the other-account retry only for \
          account-specific categories, and turns a short cooldown long; `true` allows both \

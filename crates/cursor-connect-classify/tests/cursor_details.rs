@@ -323,3 +323,72 @@ fn inference_error_type_metadata_is_a_last_resort() {
     let err = ConnectError::remote(Code::ResourceExhausted, "Error").with_metadata(md);
     assert_eq!(classify(&err, Context::new()).cursor_error(), None);
 }
+
+#[test]
+fn debug_json_sits_between_value_and_metadata() {
+    let debug = r#"{"error":"ERROR_BAD_MODEL_NAME","details":{"title":"AI Model Not Found"}}"#;
+    let mut md = Metadata::new();
+    md.insert("x-cursor-inference-request-error-type", "PROVIDER_ERROR");
+    let typed = || ErrorDetail::new("aiserver.v1.ErrorDetails", Bytes::new());
+    let source = |err: &ConnectError| {
+        let c = classify(err, Context::new());
+        (c.cursor_error(), c.cursor_details().map(|d| d.source()))
+    };
+
+    // Debug beats the metadata, typed or untyped.
+    for detail in [
+        typed().with_debug(debug),
+        ErrorDetail::new("", Bytes::new()).with_debug(debug),
+    ] {
+        let err = ConnectError::remote(Code::ResourceExhausted, "Error")
+            .with_detail(detail)
+            .with_metadata(md.clone());
+        assert_eq!(
+            source(&err),
+            (Some(CursorError(5)), Some(DetailsSource::Debug))
+        );
+        assert_eq!(classify(&err, Context::new()).category(), ModelUnavailable);
+    }
+
+    // A decodable value beats the debug; a cut value (E03's "CDIS") does not.
+    let value = Bytes::from(bare(10).encode_to_vec());
+    let err = ConnectError::remote(Code::ResourceExhausted, "Error")
+        .with_detail(ErrorDetail::new("aiserver.v1.ErrorDetails", value).with_debug(debug));
+    assert_eq!(
+        source(&err),
+        (Some(CursorError(10)), Some(DetailsSource::Value))
+    );
+    let err = ConnectError::remote(Code::ResourceExhausted, "Error").with_detail(
+        ErrorDetail::new(
+            "aiserver.v1.ErrorDetails",
+            Bytes::from_static(&[0x08, 0x32, 0x12]),
+        )
+        .with_debug(debug),
+    );
+    assert_eq!(
+        source(&err),
+        (Some(CursorError(5)), Some(DetailsSource::Debug))
+    );
+
+    // The debug of another message type is that message's, never Cursor's; a debug that names
+    // no known error is skipped for a later one; without any, the metadata decides.
+    let err = ConnectError::remote(Code::ResourceExhausted, "Error")
+        .with_detail(ErrorDetail::new("google.rpc.RetryInfo", Bytes::new()).with_debug(debug))
+        .with_detail(typed().with_debug(r#"{"error":"ERROR_FROM_THE_FUTURE"}"#))
+        .with_detail(typed().with_debug("not json"))
+        .with_metadata(md.clone());
+    assert_eq!(
+        source(&err),
+        (Some(CursorError(57)), Some(DetailsSource::Metadata))
+    );
+    let err = ConnectError::remote(Code::ResourceExhausted, "Error")
+        .with_detail(typed().with_debug(r#"{"error":"ERROR_FROM_THE_FUTURE"}"#))
+        .with_detail(typed().with_debug(debug));
+    assert_eq!(
+        source(&err),
+        (Some(CursorError(5)), Some(DetailsSource::Debug))
+    );
+    let err = ConnectError::remote(Code::ResourceExhausted, "Error")
+        .with_detail(ErrorDetail::new("google.rpc.RetryInfo", Bytes::new()).with_debug(debug));
+    assert_eq!(source(&err), (None, None));
+}

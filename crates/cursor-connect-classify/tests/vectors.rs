@@ -1,16 +1,19 @@
 //! The captured real errors E01–E16 (tests/vectors/, copied from shared/vectors/cursor-captures),
 //! each parsed the way a client meets it and classified.
 //!
-//! Where the capture's detail `value` is missing, cut or garbage, the frame crate drops the
-//! `debug` JSON, so `classify` sees only the code (and metadata); the same capture is then also
-//! classified with the details read from its `debug` JSON (`classify_with_details`), which is
-//! what a caller holding the raw body can do.
+//! Most captures carry a cut, garbage or missing detail `value` (or no `type`) beside a complete
+//! `debug` JSON. The frame crate keeps that `debug`, and `classify` reads it when no value
+//! decodes, so these captures get Cursor's own category and advice; each such test also checks
+//! that `CursorDetails::from_error_json` on the raw body agrees, and what the Connect code alone
+//! would have said. Only captures the frame crate cannot parse at all (E05, E06) or that are bare
+//! `debug` objects (E15, E16) go through `classify_with_details`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
+use cursor_connect_classify::tables::{Decision, cursor_error_row};
 use cursor_connect_classify::{
     Category, Classification, Context, CursorDetails, CursorError, DetailsSource, LONG_COOLDOWN,
     Layer, SHORT_COOLDOWN, classify, classify_with_details,
@@ -68,10 +71,25 @@ fn object_after(text: &str, key: &str) -> String {
     panic!("unterminated object after {key}");
 }
 
-fn with_debug(err: &ConnectError, json: &str) -> Classification {
-    let details = CursorDetails::from_error_json(json.as_bytes()).expect("debug details");
-    assert_eq!(details.source(), DetailsSource::Debug);
-    classify_with_details(err, Context::new(), Some(details))
+/// `classify` as a client calls it, checking that the details came from a `debug` JSON and
+/// equal what `CursorDetails::from_error_json` reads from the raw body.
+fn via_debug(err: &ConnectError, raw: &str, ctx: Context) -> Classification {
+    let c = classify(err, ctx);
+    let details = c.cursor_details().expect("details from debug");
+    assert_eq!(details.source(), DetailsSource::Debug, "{c:?}");
+    assert_eq!(
+        CursorDetails::from_error_json(raw.as_bytes()).as_ref(),
+        Some(details),
+        "the frame crate's debug and the raw body agree"
+    );
+    let defers = cursor_error_row(details.error().0).is_none_or(|r| r.decision == Decision::Defer);
+    assert_eq!(c.layer() == Layer::CursorDetails, !defers, "{c:?}");
+    c
+}
+
+/// What the Connect code (and HTTP status) alone decide, without any Cursor details.
+fn code_only(err: &ConnectError) -> Classification {
+    classify_with_details(err, Context::new(), None)
 }
 
 fn check(c: &Classification, status: u16, category: Category, same: bool, other: bool) {
@@ -154,14 +172,10 @@ fn e02_model_no_longer_supported_full_frame() {
 fn e03_unpaid_invoice_truncated_value() {
     let json = read("E03-endstream-unpaid-invoice.json");
     let err = end_stream_error(&json);
-    let c = classify(&err, Context::new());
-    check(&c, 429, RateLimited, false, true);
-    assert_eq!(
-        (c.cursor_error(), c.advice().cooldown()),
-        (None, Some(SHORT_COOLDOWN))
-    );
-    // Debug: ERROR_RATE_LIMITED with isRetryable=false: waiting briefly will not help.
-    let c = with_debug(&err, &json);
+    // The value "CDIS" is cut mid-field: it does not decode, the debug decides.
+    assert_eq!(err.details()[0].value().as_ref(), [0x08, 0x32, 0x12]);
+    let c = via_debug(&err, &json, Context::new());
+    // ERROR_RATE_LIMITED with isRetryable=false: waiting briefly will not help.
     check(&c, 429, RateLimited, false, true);
     assert_eq!(c.cursor_error(), Some(CursorError(50)));
     assert_eq!(c.advice().cooldown(), Some(LONG_COOLDOWN));
@@ -169,20 +183,17 @@ fn e03_unpaid_invoice_truncated_value() {
         c.cursor_details().unwrap().title(),
         "You have an unpaid invoice"
     );
+    // The code alone would have cooled the account down only briefly.
+    let code = code_only(&err);
+    check(&code, 429, RateLimited, false, true);
+    assert_eq!(code.advice().cooldown(), Some(SHORT_COOLDOWN));
 }
 
 #[test]
 fn e04_too_many_computers_custom_message() {
     let json = read("E04-endstream-too-many-computers.json");
     let err = end_stream_error(&json);
-    check(
-        &classify(&err, Context::new()),
-        429,
-        RateLimited,
-        false,
-        true,
-    );
-    let c = with_debug(&err, &json);
+    let c = via_debug(&err, &json, Context::new());
     assert_eq!(c.cursor_error(), Some(CursorError(29)));
     assert_eq!(
         c.layer(),
@@ -235,25 +246,30 @@ fn e06_unary_401_not_logged_in() {
 }
 
 #[test]
-fn e07_provider_error_via_metadata() {
+fn e07_provider_error_debug_beats_metadata() {
     let json = read("E07-endstream-provider-error-422.json");
     let err = end_stream_error(&json);
-    let c = classify(&err, Context::new());
-    check(&c, 502, UpstreamUnavailable, true, true);
-    assert_eq!(
-        c.cursor_details().unwrap().source(),
-        DetailsSource::Metadata
-    );
-    assert_eq!(c.cursor_error(), Some(CursorError(57)));
-    // The debug adds isRetryable=false (provider said 422): not an account problem, so no retry.
-    let c = with_debug(&err, &json);
+    // The value "x" is not base64; the debug adds isRetryable=false (the provider said 422):
+    // not an account problem, and the same request fails again, so no retry.
+    let c = via_debug(&err, &json, Context::new());
     check(&c, 502, UpstreamUnavailable, false, false);
+    assert_eq!(c.cursor_error(), Some(CursorError(57)));
     assert_eq!(
         c.cursor_details()
             .unwrap()
             .additional_info("providerStatusCode"),
         Some("422")
     );
+    // Without the details, the metadata alone names the same error but knows no more.
+    let bare =
+        ConnectError::remote(err.code(), err.message()).with_metadata(err.metadata().clone());
+    let c = classify(&bare, Context::new());
+    check(&c, 502, UpstreamUnavailable, true, true);
+    assert_eq!(
+        c.cursor_details().unwrap().source(),
+        DetailsSource::Metadata
+    );
+    assert_eq!(c.cursor_error(), Some(CursorError(57)));
 }
 
 #[test]
@@ -261,11 +277,16 @@ fn e08_resource_exhausted_is_the_provider_not_a_rate_limit() {
     let json = read("E08-endstream-resource-exhausted-provider.json");
     let err = end_stream_error(&json);
     assert_eq!(err.code(), Code::ResourceExhausted);
-    let c = classify(&err, Context::new());
+    let c = via_debug(&err, &json, Context::new());
     check(&c, 503, UpstreamUnavailable, true, true);
+    assert_eq!(c.cursor_error(), Some(CursorError(41)));
     assert_eq!(c.advice().cooldown(), None, "the account is fine");
     assert!(c.transparent_retry_allowed());
-    assert_eq!(with_debug(&err, &json).category(), UpstreamUnavailable);
+    assert_eq!(
+        code_only(&err).category(),
+        RateLimited,
+        "the misleading code"
+    );
 }
 
 #[test]
@@ -277,19 +298,23 @@ fn e09_unary_429_github_rate_limited() {
         json.trim().as_bytes(),
     );
     assert_eq!(err.code(), Code::ResourceExhausted);
-    let c = classify(&err, Context::new());
-    check(&c, 429, RateLimited, false, true);
-    assert_eq!(
-        c.advice().retry_after(),
-        None,
-        "the retryAfter lives in the dropped debug"
-    );
-    let c = with_debug(&err, &json);
+    // The only detail has neither type nor value: only debug.
+    assert_eq!(err.details()[0].type_name(), "");
+    let c = via_debug(&err, &json, Context::new());
+    // isRetryable=true with the server's retryAfter: wait, then the same account is fine.
     check(&c, 429, RateLimited, true, true);
+    assert_eq!(c.cursor_error(), Some(CursorError(50)));
     assert_eq!(c.advice().retry_after(), Some(Duration::from_secs(60)));
     assert_eq!(
         c.cursor_details().unwrap().additional_info("operation"),
         Some("getScopedInstallationAccessKey")
+    );
+    let code = code_only(&err);
+    check(&code, 429, RateLimited, false, true);
+    assert_eq!(
+        code.advice().retry_after(),
+        None,
+        "the retryAfter lives in the debug"
     );
 }
 
@@ -302,79 +327,83 @@ fn e10_unary_failed_precondition_payment_method() {
         json.trim().as_bytes(),
     );
     assert_eq!(err.code(), Code::FailedPrecondition);
-    check(
-        &classify(&err, Context::new()),
-        400,
-        BadRequest,
-        false,
-        false,
-    );
-    let c = with_debug(&err, &json);
+    let c = via_debug(&err, &json, Context::new());
     check(&c, 400, BadRequest, false, false);
     assert_eq!(c.cursor_error(), Some(CursorError(36)));
+    assert_eq!(
+        c.cursor_details().unwrap().title(),
+        "Payment method required"
+    );
 }
 
 #[test]
 fn e11_unauthorized_suspicious_activity() {
     let json = body("E11-endstream-unauthorized-suspicious.txt");
     let err = end_stream_error(&json);
-    let c = classify(&err, Context::new());
-    check(&c, 401, Unauthenticated, true, true);
-    assert!(c.advice().refresh_credentials() && c.advice().reconnect());
-    let c = with_debug(&err, &json);
+    let c = via_debug(&err, &json, Context::new());
+    // Blocked, not expired: refresh, and keep this account out for long.
     check(&c, 401, Unauthenticated, false, true);
+    assert_eq!(c.cursor_error(), Some(CursorError(38)));
     assert_eq!(c.advice().cooldown(), Some(LONG_COOLDOWN));
     assert!(c.advice().refresh_credentials());
     assert_eq!(c.cursor_details().unwrap().action_required(), Some("login"));
+    // The code alone would retry the same account after a refresh.
+    let code = code_only(&err);
+    check(&code, 401, Unauthenticated, true, true);
+    assert!(code.advice().refresh_credentials() && code.advice().reconnect());
 }
 
 #[test]
 fn e12_bad_model_name_auto() {
     let json = read("E12-endstream-bad-model-name-auto.json");
     let err = end_stream_error(&json);
-    check(
-        &classify(&err, Context::new()),
-        404,
-        BadRequest,
-        false,
-        false,
-    );
-    let c = with_debug(&err, &json);
+    let c = via_debug(&err, &json, Context::new());
     check(&c, 404, ModelUnavailable, false, false);
+    assert_eq!(c.cursor_error(), Some(CursorError(5)));
     assert_eq!(
         c.cursor_details().unwrap().detail(),
         "Model name is not valid: \"auto\""
     );
+    check(&code_only(&err), 404, BadRequest, false, false);
 }
 
 #[test]
 fn e13_rate_limited_changeable_free_plan() {
     let json = read("E13-endstream-rate-limited-changeable-free-plan.json");
     let err = end_stream_error(&json);
-    check(
-        &classify(&err, Context::new()),
-        429,
-        RateLimited,
-        false,
-        true,
-    );
-    let c = with_debug(&err, &json);
+    let c = via_debug(&err, &json, Context::new());
     check(&c, 429, RateLimited, false, true);
     assert_eq!(c.cursor_error(), Some(CursorError(51)));
     assert_eq!(c.advice().cooldown(), Some(SHORT_COOLDOWN));
     assert_eq!(c.advice().fallback_model(), None, "this capture names none");
+    assert_eq!(
+        c.cursor_details().unwrap().title(),
+        "Named models unavailable"
+    );
+    // The same capture with the fallback Cursor offers elsewhere (additionalInfo): the advice
+    // carries it, still through `classify` and the debug JSON.
+    let offered = json.replace(
+        r#""detail":"Free plans can only use Auto.""#,
+        r#""detail":"Free plans can only use Auto.","additionalInfo":{"autoSwitchToModel":"auto"}"#,
+    );
+    assert_ne!(offered, json);
+    let c = via_debug(&end_stream_error(&offered), &offered, Context::new());
+    check(&c, 429, RateLimited, false, true);
+    assert_eq!(c.advice().fallback_model(), Some("auto"));
 }
 
 #[test]
 fn e14_not_logged_in_chat_service() {
     let json = read("E14-endstream-not-logged-in-chatservice.json");
     let err = end_stream_error(&json);
-    let c = classify(&err, Context::new().with_response_started(true));
-    check(&c, 401, Unauthenticated, true, true);
-    assert!(!c.transparent_retry_allowed());
-    let c = with_debug(&err, &json);
+    let c = via_debug(&err, &json, Context::new().with_response_started(true));
     check(&c, 401, Unauthenticated, true, true);
     assert_eq!(c.cursor_error(), Some(CursorError(2)));
+    assert!(c.advice().refresh_credentials());
+    assert!(
+        !c.transparent_retry_allowed(),
+        "the caller already saw output"
+    );
 }
 
 #[test]
