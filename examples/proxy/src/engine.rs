@@ -284,9 +284,7 @@ impl Engine {
                     return Ok(rx);
                 }
                 Err(e) => {
-                    let cooldown =
-                        self.pool
-                            .record_failure(account, &e.category, &e.advice, Instant::now());
+                    let cooldown = self.pool.record_failure(account, &e.category, &e.advice);
                     warn!(
                         conversation = short(conv), account = account.name(), attempt, status = e.status.as_u16(),
                         category = %e.category, retry_other = e.advice.retry_other_account, retry_same = e.advice.retry_same_account,
@@ -333,9 +331,7 @@ impl Engine {
                     refresh_credentials: true,
                     ..FailureAdvice::default()
                 };
-                let cooldown =
-                    self.pool
-                        .record_failure(account, "refresh_failed", &advice, Instant::now());
+                let cooldown = self.pool.record_failure(account, "refresh_failed", &advice);
                 warn!(account = account.name(), reason = %why, cooldown_ms = cooldown.map(|d| d.as_millis() as u64), "credential refresh failed");
                 false
             }
@@ -467,10 +463,10 @@ impl Engine {
                     return;
                 }
                 Err(e) => {
-                    let cooldown = self.pool.get(&key.account).and_then(|a| {
-                        self.pool
-                            .record_failure(a, &e.category, &e.advice, Instant::now())
-                    });
+                    let cooldown = self
+                        .pool
+                        .get(&key.account)
+                        .and_then(|a| self.pool.record_failure(a, &e.category, &e.advice));
                     warn!(
                         conversation = short(&key.conv), account = %key.account, status = e.status.as_u16(), category = %e.category,
                         cooldown_ms = cooldown.map(|d| d.as_millis() as u64), message = %e.message,

@@ -346,7 +346,6 @@ async fn checkpoint_from_another_account_is_discarded_and_history_flattened() {
             cooldown: Some(Duration::from_secs(60)),
             ..FailureAdvice::default()
         },
-        std::time::Instant::now(),
     );
     let mut second = user("hi");
     second.messages.push(Message {

@@ -1,18 +1,39 @@
-//! The account pool: round robin over healthy accounts, cooldown driven by classifier advice.
+//! The account pool: round robin over healthy accounts. Cooldowns come from the classifier's
+//! advice through `cursor-connect-classify`'s [`CooldownTracker`] (exponential backoff with
+//! jitter, capped, never shorter than the server's retry-after, reset on success); the pool adds
+//! the credential-refresh state and round robin.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use cursor_connect::classify::{
+    AccountState, Advice, Clock, CooldownTracker, ManualClock, SeededJitter,
+};
 use serde::Serialize;
 
 use crate::config::{AccountConfig, Secret};
 use crate::upstream::FailureAdvice;
 
-/// Cooldown used when the advice asks for a credential refresh but names no duration.
+/// Cooldown base used when the advice asks for a credential refresh but names no duration.
 const REFRESH_BASE: Duration = Duration::from_secs(5);
-/// Upper bound for any cooldown, however many failures in a row.
-const COOLDOWN_CAP: Duration = Duration::from_secs(15 * 60);
+
+/// The pool's clock: the system's, or a manual one in tests.
+#[derive(Debug, Clone, Default)]
+pub struct PoolClock(Option<ManualClock>);
+
+impl PoolClock {
+    /// A clock that only moves when `clock` is advanced.
+    pub fn manual(clock: ManualClock) -> Self {
+        Self(Some(clock))
+    }
+}
+
+impl Clock for PoolClock {
+    fn now(&self) -> Instant {
+        self.0.as_ref().map_or_else(Instant::now, Clock::now)
+    }
+}
 
 /// One upstream account. Its token is only reachable through [`Account::token`].
 #[derive(Debug)]
@@ -24,15 +45,39 @@ pub struct Account {
     health: Mutex<Health>,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug)]
 struct Health {
-    cooling_until: Option<Instant>,
-    consecutive_failures: u32,
+    cooldown: CooldownTracker<PoolClock>,
     needs_refresh: bool,
-    disabled: bool,
     last_category: Option<String>,
     successes: u64,
     failures: u64,
+}
+
+impl Health {
+    fn new(clock: PoolClock, seed: u64) -> Self {
+        let tracker = CooldownTracker::with_clock(clock.clone());
+        // Jitter spreads accounts that failed together; a manual (test) clock runs without it.
+        let cooldown = if clock.0.is_some() {
+            tracker
+        } else {
+            tracker.jitter_source(SeededJitter::new(seed))
+        };
+        Self {
+            cooldown,
+            needs_refresh: false,
+            last_category: None,
+            successes: 0,
+            failures: 0,
+        }
+    }
+}
+
+fn seed(name: &str) -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    name.bytes().fold(t, |h, b| h.rotate_left(5) ^ u64::from(b))
 }
 
 impl Account {
@@ -44,9 +89,9 @@ impl Account {
                 .upstream
                 .clone()
                 .unwrap_or_else(|| default_upstream.to_owned()),
+            health: Mutex::new(Health::new(PoolClock::default(), seed(&config.name))),
             config,
             token: Mutex::new(token),
-            health: Mutex::new(Health::default()),
         }
     }
 
@@ -130,12 +175,20 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool over `accounts` (in config order).
+    /// A pool over `accounts` (in config order) on the system clock.
     pub fn new(accounts: Vec<Account>) -> Self {
         Self {
             accounts,
             next: AtomicUsize::new(0),
         }
+    }
+
+    /// A pool whose cooldowns run on `clock` (tests), without jitter.
+    pub fn with_clock(accounts: Vec<Account>, clock: ManualClock) -> Self {
+        for a in &accounts {
+            *lock(&a.health) = Health::new(PoolClock::manual(clock.clone()), 0);
+        }
+        Self::new(accounts)
     }
 
     /// All accounts.
@@ -161,10 +214,7 @@ impl Pool {
                 return None;
             }
             let h = lock(&a.health);
-            if h.disabled || h.cooling_until.is_some_and(|t| t > now) {
-                return None;
-            }
-            Some(h.needs_refresh)
+            (h.cooldown.state(now) == AccountState::Ready).then_some(h.needs_refresh)
         };
         if let Some(account) = prefer.and_then(|p| self.get(p))
             && let Some(needs_refresh) = usable(account)
@@ -191,12 +241,11 @@ impl Pool {
             .iter()
             .filter_map(|a| {
                 let h = lock(&a.health);
-                if h.disabled {
-                    None
-                } else {
-                    h.cooling_until
-                        .map(|t| (t.saturating_duration_since(now), h.last_category.clone()))
-                }
+                let until = h.cooldown.ready_at().filter(|t| *t > now)?;
+                Some((
+                    until.saturating_duration_since(now),
+                    h.last_category.clone(),
+                ))
             })
             .min_by_key(|(d, _)| *d);
         Err(NoAccount {
@@ -208,48 +257,41 @@ impl Pool {
     /// A turn on `account` succeeded: it is healthy again.
     pub fn record_success(&self, account: &Account) {
         let mut h = lock(&account.health);
-        h.consecutive_failures = 0;
-        h.cooling_until = None;
+        h.cooldown.record_success();
         h.needs_refresh = false;
         h.successes += 1;
     }
 
     /// A credential refresh worked: the account may be used at once.
     pub fn record_refreshed(&self, account: &Account) {
-        let mut h = lock(&account.health);
-        h.needs_refresh = false;
-        h.cooling_until = None;
+        lock(&account.health).needs_refresh = false;
     }
 
-    /// An attempt on `account` failed; applies the classifier's advice. Returns the cooldown set.
+    /// An attempt on `account` failed; applies the classifier's advice through the account's
+    /// cooldown tracker. Returns the cooldown started, if any.
     pub fn record_failure(
         &self,
         account: &Account,
         category: &str,
         advice: &FailureAdvice,
-        now: Instant,
     ) -> Option<Duration> {
         let mut h = lock(&account.health);
         h.failures += 1;
         h.last_category = Some(category.to_owned());
-        if advice.disable_account {
-            h.disabled = true;
-            return None;
-        }
         if advice.refresh_credentials {
             h.needs_refresh = true;
         }
-        // Failures that are not the account's fault (bad request, caller cancel) leave it alone.
-        let base = match (advice.cooldown, advice.refresh_credentials) {
-            (Some(d), _) => d,
-            (None, true) => REFRESH_BASE,
-            (None, false) => return None,
-        };
-        h.consecutive_failures = h.consecutive_failures.saturating_add(1);
-        let factor = 1u32 << (h.consecutive_failures - 1).min(10);
-        let cooldown = base.saturating_mul(factor).min(COOLDOWN_CAP);
-        h.cooling_until = Some(now + cooldown);
-        Some(cooldown)
+        // A refresh with no advised cooldown still rests the account briefly, so the refresh
+        // is not retried in a tight loop. Failures that are not the account's fault (bad
+        // request, caller cancel) carry no cooldown and leave it alone.
+        let base = advice
+            .cooldown
+            .or_else(|| advice.refresh_credentials.then_some(REFRESH_BASE));
+        let advice = Advice::new()
+            .with_cooldown(base)
+            .with_retry_after(advice.retry_after)
+            .with_disable_account(advice.disable_account);
+        h.cooldown.record_failure(&advice)
     }
 
     /// Health of every account.
@@ -257,12 +299,13 @@ impl Pool {
         self.accounts
             .iter()
             .map(|a| {
-                let h = lock(&a.health).clone();
+                let h = lock(&a.health);
                 let remaining = h
-                    .cooling_until
+                    .cooldown
+                    .ready_at()
                     .map(|t| t.saturating_duration_since(now))
                     .unwrap_or_default();
-                let state = if h.disabled {
+                let state = if h.cooldown.is_disabled() {
                     "disabled"
                 } else if h.needs_refresh {
                     "refresh"
@@ -275,10 +318,10 @@ impl Pool {
                     name: a.name.clone(),
                     state,
                     cooldown_remaining_ms: u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
-                    consecutive_failures: h.consecutive_failures,
+                    consecutive_failures: h.cooldown.consecutive_failures(),
                     successes: h.successes,
                     failures: h.failures,
-                    last_error: h.last_category,
+                    last_error: h.last_category.clone(),
                 }
             })
             .collect()
@@ -289,15 +332,18 @@ impl Pool {
 mod tests {
     use super::*;
 
-    fn pool(n: usize) -> Pool {
-        Pool::new(
-            (0..n)
-                .map(|i| {
-                    let cfg = AccountConfig::named(&format!("a{i}"));
-                    Account::new(cfg, Secret::new(format!("tok{i}")), "http://127.0.0.1:1")
-                })
-                .collect(),
-        )
+    fn pool(n: usize) -> (Pool, ManualClock) {
+        let clock = ManualClock::new(Instant::now());
+        let accounts = (0..n)
+            .map(|i| {
+                Account::new(
+                    AccountConfig::named(&format!("a{i}")),
+                    Secret::new(format!("tok{i}")),
+                    "http://127.0.0.1:1",
+                )
+            })
+            .collect();
+        (Pool::with_clock(accounts, clock.clone()), clock)
     }
 
     fn quota() -> FailureAdvice {
@@ -310,87 +356,121 @@ mod tests {
 
     #[test]
     fn round_robin_visits_every_account() {
-        let p = pool(3);
-        let now = Instant::now();
+        let (p, clock) = pool(3);
         let names: Vec<_> = (0..6)
-            .map(|_| p.pick(None, &[], now).unwrap().account.name().to_owned())
+            .map(|_| {
+                p.pick(None, &[], clock.now())
+                    .unwrap()
+                    .account
+                    .name()
+                    .to_owned()
+            })
             .collect();
         assert_eq!(names, ["a0", "a1", "a2", "a0", "a1", "a2"]);
+        assert_eq!(
+            p.pick(None, &["a1".into(), "a2".into()], clock.now())
+                .unwrap()
+                .account
+                .name(),
+            "a0"
+        );
     }
 
     #[test]
-    fn cooling_account_is_skipped_and_backoff_doubles_up_to_cap() {
-        let p = pool(2);
-        let now = Instant::now();
+    fn cooling_account_is_skipped_backoff_doubles_and_success_resets() {
+        let (p, clock) = pool(2);
         let a0 = p.get("a0").unwrap();
         assert_eq!(
-            p.record_failure(a0, "quota_exhausted", &quota(), now),
+            p.record_failure(a0, "quota_exhausted", &quota()),
             Some(Duration::from_secs(10))
         );
         assert_eq!(
-            p.record_failure(a0, "quota_exhausted", &quota(), now),
+            p.record_failure(a0, "quota_exhausted", &quota()),
             Some(Duration::from_secs(20))
         );
         for _ in 0..4 {
-            assert_eq!(p.pick(None, &[], now).unwrap().account.name(), "a1");
-        }
-        for _ in 0..20 {
-            p.record_failure(a0, "quota_exhausted", &quota(), now);
+            assert_eq!(p.pick(None, &[], clock.now()).unwrap().account.name(), "a1");
         }
         assert_eq!(
-            p.status(now)[0].cooldown_remaining_ms,
-            COOLDOWN_CAP.as_millis() as u64
+            p.pick(Some("a0"), &[], clock.now()).unwrap().account.name(),
+            "a1",
+            "affinity yields to cooldown"
         );
-        let later = now + COOLDOWN_CAP + Duration::from_secs(1);
-        assert!(p.pick(Some("a0"), &[], later).unwrap().account.name() == "a0");
+        clock.advance(Duration::from_secs(21));
+        assert_eq!(
+            p.pick(Some("a0"), &[], clock.now()).unwrap().account.name(),
+            "a0"
+        );
         p.record_success(a0);
-        assert_eq!(p.status(later)[0].state, "healthy");
+        assert_eq!(
+            p.record_failure(a0, "quota_exhausted", &quota()),
+            Some(Duration::from_secs(10)),
+            "backoff starts over"
+        );
+        let st = &p.status(clock.now())[0];
+        assert_eq!(
+            (st.state, st.consecutive_failures, st.successes, st.failures),
+            ("cooldown", 1, 1, 3)
+        );
     }
 
     #[test]
-    fn exhausted_pool_reports_earliest_retry() {
-        let p = pool(2);
-        let now = Instant::now();
-        p.record_failure(p.get("a0").unwrap(), "rate_limited", &quota(), now);
-        let err = p.pick(None, &["a1".to_owned()], now).unwrap_err();
-        assert_eq!(err.retry_after, Some(Duration::from_secs(10)));
-        let err = p
-            .pick(None, &["a0".to_owned(), "a1".to_owned()], now)
-            .unwrap_err();
+    fn retry_after_is_a_floor_and_exhausted_pool_reports_it() {
+        let (p, clock) = pool(2);
+        let a = FailureAdvice {
+            retry_after: Some(Duration::from_secs(30)),
+            ..quota()
+        };
         assert_eq!(
-            err.retry_after,
-            Some(Duration::from_secs(10)),
-            "excluded accounts still say when to return"
+            p.record_failure(p.get("a0").unwrap(), "rate_limited", &a),
+            Some(Duration::from_secs(30))
         );
+        let err = p.pick(None, &["a1".to_owned()], clock.now()).unwrap_err();
+        assert_eq!(err.retry_after, Some(Duration::from_secs(30)));
+        assert_eq!(err.category.as_deref(), Some("rate_limited"));
     }
 
     #[test]
     fn refresh_and_disable_states() {
-        let p = pool(3);
-        let now = Instant::now();
+        let (p, clock) = pool(3);
         let refresh = FailureAdvice {
             refresh_credentials: true,
             ..FailureAdvice::default()
         };
-        p.record_failure(p.get("a0").unwrap(), "unauthenticated", &refresh, now);
+        assert_eq!(
+            p.record_failure(p.get("a0").unwrap(), "unauthenticated", &refresh),
+            Some(REFRESH_BASE)
+        );
         let disable = FailureAdvice {
             disable_account: true,
             ..FailureAdvice::default()
         };
-        p.record_failure(p.get("a1").unwrap(), "permission_denied", &disable, now);
-        let st = p.status(now);
+        p.record_failure(p.get("a1").unwrap(), "unauthenticated", &disable);
+        let st = p.status(clock.now());
         assert_eq!(
             (st[0].state, st[1].state, st[2].state),
             ("refresh", "disabled", "healthy")
         );
-        let pick = p.pick(None, &[], now + REFRESH_BASE * 2).unwrap();
-        assert!(pick.needs_refresh || pick.account.name() == "a2");
+        clock.advance(REFRESH_BASE);
+        let picks: Vec<_> = (0..3)
+            .map(|_| p.pick(None, &[], clock.now()).unwrap())
+            .map(|k| (k.account.name().to_owned(), k.needs_refresh))
+            .collect();
+        assert!(
+            picks.contains(&("a0".into(), true)) && !picks.iter().any(|(n, _)| n == "a1"),
+            "{picks:?}"
+        );
+        p.record_refreshed(p.get("a0").unwrap());
+        assert_eq!(p.status(clock.now())[0].state, "healthy");
         // A bad request is not the account's fault.
-        let bad = FailureAdvice::default();
         assert_eq!(
-            p.record_failure(p.get("a2").unwrap(), "bad_request", &bad, now),
+            p.record_failure(
+                p.get("a2").unwrap(),
+                "bad_request",
+                &FailureAdvice::default()
+            ),
             None
         );
-        assert_eq!(p.status(now)[2].state, "healthy");
+        assert_eq!(p.status(clock.now())[2].state, "healthy");
     }
 }
