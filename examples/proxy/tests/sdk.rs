@@ -108,6 +108,7 @@ async fn case(proxy: &Proxy, name: &str, model: Option<&str>, key: &str) -> Valu
     if let Some(m) = model {
         cmd.env("PROXY_MODEL", m);
     }
+    let started = Instant::now();
     let out = tokio::time::timeout(Duration::from_secs(180), cmd.output())
         .await
         .unwrap_or_else(|_| panic!("case {name} timed out"))
@@ -124,7 +125,11 @@ async fn case(proxy: &Proxy, name: &str, model: Option<&str>, key: &str) -> Valu
         .find_map(|l| l.strip_prefix("RESULT "))
         .unwrap_or_else(|| panic!("no RESULT line:\n{stdout}"));
     let v: Value = serde_json::from_str(line).unwrap();
-    let _ = writeln!(std::io::stderr(), "{name}: {v}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "{name} ({} ms): {v}",
+        started.elapsed().as_millis()
+    );
     v
 }
 

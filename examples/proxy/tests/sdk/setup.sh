@@ -6,11 +6,11 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="$here/.venv"
 python="${PYTHON:-python3}"
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -m pip freeze 2>/dev/null | grep -qxF -f "$here/requirements.txt"; then
-    if [ "$("$venv/bin/python" -m pip freeze | grep -cxF -f "$here/requirements.txt")" = "$(grep -c . "$here/requirements.txt")" ]; then
-        echo "sdk venv up to date: $venv"
-        exit 0
-    fi
+wanted="$(grep -c . "$here/requirements.txt")"
+if [ -x "$venv/bin/python" ] &&
+   [ "$("$venv/bin/python" -m pip freeze 2>/dev/null | grep -cxF -f "$here/requirements.txt")" = "$wanted" ]; then
+    echo "sdk venv up to date: $venv"
+    exit 0
 fi
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
