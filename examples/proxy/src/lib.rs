@@ -6,14 +6,32 @@
 //! their checkpoints, and holds a turn open while the caller runs the tools it asked for.
 //! With no account configured it starts `cursor-mock` in-process, so it works on a fresh machine.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use cursor_proxy::{Proxy, config::{Cli, Config}};
+//! ```
+//! use cursor_proxy::Proxy;
+//! use cursor_proxy::config::Config;
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
-//! let config = Config::load(&Cli::default())?;     // no account: embedded mock on 127.0.0.1:8787
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // No account configured: the proxy runs on an in-process cursor-mock and, on loopback,
+//! // accepts any key. (`Config::load(&Cli::parse())` is what the binary does.)
+//! let config = Config { listen: "127.0.0.1:0".parse()?, ..Config::default() };
 //! let proxy = Proxy::start(config).await?;
 //! println!("{}", proxy.curl_line());
-//! proxy.wait().await?;
+//!
+//! // Any OpenAI client works; plain HTTP/1.1 keeps the example free of dependencies.
+//! let body = r#"{"model":"composer-2.5","messages":[{"role":"user","content":"Hello!"}]}"#;
+//! let mut tcp = tokio::net::TcpStream::connect(proxy.addr()).await?;
+//! tcp.write_all(format!(
+//!     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer any\r\n\
+//!      Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+//!     body.len()
+//! ).as_bytes()).await?;
+//! let mut reply = String::new();
+//! tcp.read_to_string(&mut reply).await?;
+//! assert!(reply.starts_with("HTTP/1.1 200"));
+//! assert!(reply.contains(r#""finish_reason":"stop""#));
+//! proxy.shutdown().await;
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
