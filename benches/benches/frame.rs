@@ -1,11 +1,14 @@
 //! Frame codec throughput: our decoders and encoder against a copying decoder (the shape of
 //! tonic and connect-rust), connect-rust's own `Envelope::decode_with_limit`, and a plain
-//! memcpy of the same bytes; gzip encode/decode. Prints a table of medians and ratios at the
-//! end (read back from criterion's estimates).
+//! memcpy of the same bytes; gzip encode/decode.
+//!
+//! Criterion measures every variant on its own. Because this machine is shared, the ratio
+//! table printed at the end comes from a second, *interleaved* pass: each round runs every
+//! variant of a case once, so load changes hit all of them alike; the table shows per-variant
+//! medians over the rounds.
 
 use std::hint::black_box;
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -21,132 +24,116 @@ fn frame_count(size: usize) -> usize {
     ((1 << 20) / size).max(4)
 }
 
-fn label(size: usize, chunk: usize) -> String {
-    let s = if size >= 1 << 20 {
+fn label(size: usize) -> String {
+    if size >= 1 << 20 {
         format!("{}m", size >> 20)
     } else if size >= 1024 {
         format!("{}k", size >> 10)
     } else {
         format!("{size}b")
-    };
-    if chunk == 0 {
-        s
-    } else {
-        format!("{s}_in_{}k", chunk >> 10)
     }
 }
 
-fn decode(c: &mut Criterion) {
-    for size in SIZES {
-        for chunk in CHUNKS {
-            let count = frame_count(size);
-            let stream = envelope_stream(size, count);
-            let pieces = chunks(&stream, chunk);
-            let mut g = c.benchmark_group("decode");
-            g.throughput(Throughput::Bytes(stream.len() as u64));
-            let id = label(size, chunk);
+type Variant<'a> = (&'static str, Box<dyn FnMut() + 'a>);
 
-            g.bench_with_input(BenchmarkId::new("ours_chunk", &id), &pieces, |b, pieces| {
-                b.iter(|| {
-                    let mut d = ChunkDecoder::new(Decoder::new(Direction::Request));
-                    let mut n = 0;
-                    for p in pieces {
-                        d.push(p.clone());
-                        while let Some(f) = d.next_frame().unwrap() {
-                            black_box(&f);
-                            n += 1;
-                        }
+fn decode_variants<'a>(pieces: &'a [Bytes], count: usize, total: usize) -> Vec<Variant<'a>> {
+    let mut memcpy_dst = Vec::with_capacity(total);
+    vec![
+        (
+            "ours_chunk",
+            Box::new(move || {
+                let mut d = ChunkDecoder::new(Decoder::new(Direction::Request));
+                let mut n = 0;
+                for p in pieces {
+                    d.push(p.clone());
+                    while let Some(f) = d.next_frame().unwrap() {
+                        black_box(&f);
+                        n += 1;
                     }
-                    assert_eq!(n, count);
-                })
-            });
-            g.bench_with_input(
-                BenchmarkId::new("ours_bytesmut", &id),
-                &pieces,
-                |b, pieces| {
-                    b.iter(|| {
-                        let mut d = Decoder::new(Direction::Request);
-                        let mut buf = BytesMut::new();
-                        let mut n = 0;
-                        for p in pieces {
-                            buf.extend_from_slice(p);
-                            while let Some(f) = d.decode(&mut buf).unwrap() {
-                                black_box(&f);
-                                n += 1;
-                            }
-                        }
-                        assert_eq!(n, count);
-                    })
-                },
-            );
-            g.bench_with_input(BenchmarkId::new("copying", &id), &pieces, |b, pieces| {
-                b.iter(|| {
-                    let mut d = CopyingDecoder::default();
-                    let mut n = 0;
-                    for p in pieces {
-                        d.push(p);
-                        while let Some(f) = d.next_frame() {
-                            black_box(&f);
-                            n += 1;
-                        }
+                }
+                assert_eq!(n, count);
+            }),
+        ),
+        (
+            "ours_bytesmut",
+            Box::new(move || {
+                let mut d = Decoder::new(Direction::Request);
+                let mut buf = BytesMut::new();
+                let mut n = 0;
+                for p in pieces {
+                    buf.extend_from_slice(p);
+                    while let Some(f) = d.decode(&mut buf).unwrap() {
+                        black_box(&f);
+                        n += 1;
                     }
-                    assert_eq!(n, count);
-                })
-            });
-            g.bench_with_input(BenchmarkId::new("connectrpc", &id), &pieces, |b, pieces| {
-                b.iter(|| {
-                    let mut buf = BytesMut::new();
-                    let mut n = 0;
-                    for p in pieces {
-                        buf.extend_from_slice(p);
-                        while let Some(f) =
-                            connectrpc::envelope::Envelope::decode_with_limit(&mut buf, LIMIT)
-                                .unwrap()
-                        {
-                            black_box(&f);
-                            n += 1;
-                        }
+                }
+                assert_eq!(n, count);
+            }),
+        ),
+        (
+            "copying",
+            Box::new(move || {
+                let mut d = CopyingDecoder::default();
+                let mut n = 0;
+                for p in pieces {
+                    d.push(p);
+                    while let Some(f) = d.next_frame() {
+                        black_box(&f);
+                        n += 1;
                     }
-                    assert_eq!(n, count);
-                })
-            });
-            g.bench_with_input(BenchmarkId::new("memcpy", &id), &pieces, |b, pieces| {
-                let mut dst = Vec::with_capacity(stream.len());
-                b.iter(|| {
-                    dst.clear();
-                    for p in pieces {
-                        dst.extend_from_slice(p);
+                }
+                assert_eq!(n, count);
+            }),
+        ),
+        (
+            "connectrpc",
+            Box::new(move || {
+                let mut buf = BytesMut::new();
+                let mut n = 0;
+                for p in pieces {
+                    buf.extend_from_slice(p);
+                    while let Some(f) =
+                        connectrpc::envelope::Envelope::decode_with_limit(&mut buf, LIMIT).unwrap()
+                    {
+                        black_box(&f);
+                        n += 1;
                     }
-                    black_box(&dst);
-                })
-            });
-            g.finish();
-        }
-    }
+                }
+                assert_eq!(n, count);
+            }),
+        ),
+        (
+            "memcpy",
+            Box::new(move || {
+                memcpy_dst.clear();
+                for p in pieces {
+                    memcpy_dst.extend_from_slice(p);
+                }
+                black_box(&memcpy_dst);
+            }),
+        ),
+    ]
 }
 
-fn encode(c: &mut Criterion) {
-    for size in SIZES {
-        let count = frame_count(size);
-        let payload: Vec<u8> = (0..size).map(|i| i as u8).collect();
-        let total = (5 + size) * count;
-        let mut g = c.benchmark_group("encode");
-        g.throughput(Throughput::Bytes(total as u64));
-        let id = label(size, 0);
-        g.bench_function(BenchmarkId::new("ours", &id), |b| {
-            let mut enc = Encoder::new();
-            let mut dst = BytesMut::with_capacity(total);
-            b.iter(|| {
+fn encode_variants<'a>(payload: &'a [u8], shared: &'a Bytes, count: usize) -> Vec<Variant<'a>> {
+    let total = (5 + payload.len()) * count;
+    let mut enc = Encoder::new();
+    let mut dst = BytesMut::with_capacity(total);
+    let mut memcpy_dst = Vec::with_capacity(total);
+    vec![
+        (
+            "ours",
+            Box::new(move || {
                 dst.clear();
                 for _ in 0..count {
-                    enc.encode(&payload, &mut dst).unwrap();
+                    enc.encode(payload, &mut dst).unwrap();
                 }
                 black_box(&dst);
-            })
-        });
-        let shared = Bytes::from(payload.clone());
-        g.bench_function(BenchmarkId::new("connectrpc", &id), |b| {
-            b.iter(|| {
+            }),
+        ),
+        (
+            "connectrpc",
+            Box::new(move || {
                 for _ in 0..count {
                     let env = connectrpc::envelope::Envelope {
                         flags: connectrpc::envelope::flags::DATA,
@@ -154,189 +141,193 @@ fn encode(c: &mut Criterion) {
                     };
                     black_box(env.encode());
                 }
-            })
-        });
-        g.bench_function(BenchmarkId::new("memcpy", &id), |b| {
-            let mut dst = Vec::with_capacity(total);
-            b.iter(|| {
-                dst.clear();
+            }),
+        ),
+        (
+            "memcpy",
+            Box::new(move || {
+                memcpy_dst.clear();
                 for _ in 0..count {
-                    dst.extend_from_slice(&payload);
+                    memcpy_dst.extend_from_slice(payload);
                 }
-                black_box(&dst);
-            })
-        });
-        g.finish();
-    }
+                black_box(&memcpy_dst);
+            }),
+        ),
+    ]
 }
 
-fn gzip(c: &mut Criterion) {
-    for size in [1024usize, 64 * 1024] {
-        let text = json_text(size);
-        let mut packed = Vec::new();
-        Gzip::default().compress(&text, &mut packed).unwrap();
-        let id = label(size, 0);
-        let mut g = c.benchmark_group("gzip");
-        g.throughput(Throughput::Bytes(size as u64));
-        g.bench_function(BenchmarkId::new("encode_reused", &id), |b| {
-            let mut gz = Gzip::default();
-            let mut out = Vec::new();
-            b.iter(|| {
-                out.clear();
-                gz.compress(&text, &mut out).unwrap();
-                black_box(&out);
-            })
-        });
-        g.bench_function(BenchmarkId::new("decode_reused", &id), |b| {
-            let mut gz = Gzip::default();
-            let mut out = Vec::new();
-            b.iter(|| {
-                out.clear();
-                gz.decompress(&packed, &mut out, LIMIT).unwrap();
-                black_box(&out);
-            })
-        });
-        g.bench_function(BenchmarkId::new("decode_fresh", &id), |b| {
-            let mut out = Vec::new();
-            b.iter(|| {
-                out.clear();
-                Gzip::default()
-                    .decompress(&packed, &mut out, LIMIT)
-                    .unwrap();
-                black_box(&out);
-            })
-        });
-        g.finish();
+/// Runs every variant once per round, for up to `budget`, and returns each one's median
+/// nanoseconds per iteration.
+fn interleaved(variants: &mut [Variant<'_>], budget: Duration) -> Vec<f64> {
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    for (_, f) in variants.iter_mut() {
+        f(); // warm-up
     }
-}
-
-/// Criterion's output directory, as criterion itself resolves it.
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
+    let start = Instant::now();
+    let mut rounds = 0;
+    while rounds < 15 || (start.elapsed() < budget && rounds < 2000) {
+        for (i, (_, f)) in variants.iter_mut().enumerate() {
+            let t = Instant::now();
+            f();
+            samples[i].push(t.elapsed().as_nanos() as f64);
+        }
+        rounds += 1;
     }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(target).join("criterion");
-    }
-    // <target>/release/deps/frame-<hash>
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| Some(p.parent()?.parent()?.parent()?.join("criterion")))
-        .unwrap_or_else(|| PathBuf::from("target/criterion"))
-}
-
-/// Median (ns per iteration) of a benchmark measured in this run.
-fn median_ns(group: &str, function: &str, id: &str, since: SystemTime) -> Option<f64> {
-    let path = criterion_dir()
-        .join(group)
-        .join(function)
-        .join(id)
-        .join("new/estimates.json");
-    let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
-    if modified < since {
-        return None;
-    }
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-    json["median"]["point_estimate"].as_f64()
+    samples
+        .into_iter()
+        .map(|mut s| {
+            s.sort_by(f64::total_cmp);
+            s[s.len() / 2]
+        })
+        .collect()
 }
 
 fn gbps(bytes: usize, ns: f64) -> f64 {
     bytes as f64 / ns
 }
 
-fn report(since: SystemTime) {
-    println!("\n## decode (median; GB/s; ns/frame for ours_chunk; ratios = ours_chunk speedup)");
-    println!(
-        "| payload | chunk | ours_chunk | ns/frame | ours_bytesmut | copying | connectrpc | memcpy | vs copying | vs connectrpc | % of memcpy |"
+fn decode(c: &mut Criterion, table: &mut Vec<String>) {
+    table.push(
+        "\n## decode: interleaved medians, GB/s of wire bytes (ratios = ours_chunk speedup)".into(),
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    table.push("| payload | chunk | ours_chunk | ns/frame | ours_bytesmut | copying | connectrpc | memcpy | vs copying | vs connectrpc | % of memcpy |".into());
+    table.push("|---|---|---|---|---|---|---|---|---|---|---|".into());
     for size in SIZES {
         for chunk in CHUNKS {
-            let id = label(size, chunk);
-            let bytes = (5 + size) * frame_count(size);
-            let get = |f: &str| median_ns("decode", f, &id, since);
-            let (Some(ours), Some(bm), Some(copy), Some(crpc), Some(mc)) = (
-                get("ours_chunk"),
-                get("ours_bytesmut"),
-                get("copying"),
-                get("connectrpc"),
-                get("memcpy"),
-            ) else {
-                continue;
-            };
-            println!(
+            let count = frame_count(size);
+            let stream = envelope_stream(size, count);
+            let pieces = chunks(&stream, chunk);
+            let id = format!("{}_in_{}k", label(size), chunk >> 10);
+            let mut variants = decode_variants(&pieces, count, stream.len());
+            let mut g = c.benchmark_group("decode");
+            g.throughput(Throughput::Bytes(stream.len() as u64));
+            for (name, f) in variants.iter_mut() {
+                g.bench_function(BenchmarkId::new(*name, &id), |b| b.iter(&mut *f));
+            }
+            g.finish();
+            let m = interleaved(&mut variants, Duration::from_millis(1500));
+            let bytes = stream.len();
+            table.push(format!(
                 "| {} | {} KiB | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2}x | {:.2}x | {:.0}% |",
-                label(size, 0),
+                label(size),
                 chunk >> 10,
-                gbps(bytes, ours),
-                ours / frame_count(size) as f64,
-                gbps(bytes, bm),
-                gbps(bytes, copy),
-                gbps(bytes, crpc),
-                gbps(bytes, mc),
-                copy / ours,
-                crpc / ours,
-                100.0 * mc / ours,
-            );
+                gbps(bytes, m[0]),
+                m[0] / count as f64,
+                gbps(bytes, m[1]),
+                gbps(bytes, m[2]),
+                gbps(bytes, m[3]),
+                gbps(bytes, m[4]),
+                m[2] / m[0],
+                m[3] / m[0],
+                100.0 * m[4] / m[0],
+            ));
         }
     }
-    println!("\n## encode (median GB/s)");
-    println!("| payload | ours | ns/frame | connectrpc | memcpy | vs connectrpc |");
-    println!("|---|---|---|---|---|---|");
+}
+
+fn encode(c: &mut Criterion, table: &mut Vec<String>) {
+    table.push("\n## encode: interleaved medians, GB/s of wire bytes".into());
+    table.push(
+        "| payload | ours | ns/frame | connectrpc | memcpy | vs connectrpc | % of memcpy |".into(),
+    );
+    table.push("|---|---|---|---|---|---|---|".into());
     for size in SIZES {
-        let id = label(size, 0);
-        let bytes = (5 + size) * frame_count(size);
-        let get = |f: &str| median_ns("encode", f, &id, since);
-        let (Some(ours), Some(crpc), Some(mc)) = (get("ours"), get("connectrpc"), get("memcpy"))
-        else {
-            continue;
-        };
-        println!(
-            "| {} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2}x |",
+        let count = frame_count(size);
+        let payload: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        let shared = Bytes::from(payload.clone());
+        let bytes = (5 + size) * count;
+        let id = label(size);
+        let mut variants = encode_variants(&payload, &shared, count);
+        let mut g = c.benchmark_group("encode");
+        g.throughput(Throughput::Bytes(bytes as u64));
+        for (name, f) in variants.iter_mut() {
+            g.bench_function(BenchmarkId::new(*name, &id), |b| b.iter(&mut *f));
+        }
+        g.finish();
+        let m = interleaved(&mut variants, Duration::from_millis(1000));
+        table.push(format!(
+            "| {} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2}x | {:.0}% |",
             id,
-            gbps(bytes, ours),
-            ours / frame_count(size) as f64,
-            gbps(bytes, crpc),
-            gbps(bytes, mc),
-            crpc / ours
-        );
+            gbps(bytes, m[0]),
+            m[0] / count as f64,
+            gbps(bytes, m[1]),
+            gbps(bytes, m[2]),
+            m[1] / m[0],
+            100.0 * m[2] / m[0],
+        ));
     }
-    println!("\n## gzip (median per message; GB/s of uncompressed bytes)");
-    println!("| message | encode | decode (reused state) | decode (fresh state) |");
-    println!("|---|---|---|---|");
+}
+
+fn gzip(c: &mut Criterion, table: &mut Vec<String>) {
+    table.push(
+        "\n## gzip (level 6): interleaved medians per message, GB/s of uncompressed bytes".into(),
+    );
+    table.push("| message | encode | decode, reused state | decode, fresh state |".into());
+    table.push("|---|---|---|---|".into());
     for size in [1024usize, 64 * 1024] {
-        let id = label(size, 0);
-        let get = |f: &str| median_ns("gzip", f, &id, since);
-        let (Some(e), Some(d), Some(f)) = (
-            get("encode_reused"),
-            get("decode_reused"),
-            get("decode_fresh"),
-        ) else {
-            continue;
-        };
-        println!(
-            "| {} | {:.1} µs, {:.3} GB/s | {:.1} µs, {:.3} GB/s | {:.1} µs, {:.3} GB/s |",
+        let text = json_text(size);
+        let mut packed = Vec::new();
+        Gzip::default().compress(&text, &mut packed).unwrap();
+        let id = label(size);
+        let (mut gz_enc, mut gz_dec) = (Gzip::default(), Gzip::default());
+        let (mut out_e, mut out_d, mut out_f) = (Vec::new(), Vec::new(), Vec::new());
+        let mut variants: Vec<Variant<'_>> = vec![
+            (
+                "encode_reused",
+                Box::new(|| {
+                    out_e.clear();
+                    gz_enc.compress(&text, &mut out_e).unwrap();
+                    black_box(&out_e);
+                }),
+            ),
+            (
+                "decode_reused",
+                Box::new(|| {
+                    out_d.clear();
+                    gz_dec.decompress(&packed, &mut out_d, LIMIT).unwrap();
+                    black_box(&out_d);
+                }),
+            ),
+            (
+                "decode_fresh",
+                Box::new(|| {
+                    out_f.clear();
+                    Gzip::default()
+                        .decompress(&packed, &mut out_f, LIMIT)
+                        .unwrap();
+                    black_box(&out_f);
+                }),
+            ),
+        ];
+        let mut g = c.benchmark_group("gzip");
+        g.throughput(Throughput::Bytes(size as u64));
+        for (name, f) in variants.iter_mut() {
+            g.bench_function(BenchmarkId::new(*name, &id), |b| b.iter(&mut *f));
+        }
+        g.finish();
+        let m = interleaved(&mut variants, Duration::from_millis(1000));
+        let cell = |ns: f64| format!("{:.1} µs, {:.3} GB/s", ns / 1e3, gbps(size, ns));
+        table.push(format!(
+            "| {} ({} B gzipped) | {} | {} | {} |",
             id,
-            e / 1e3,
-            gbps(size, e),
-            d / 1e3,
-            gbps(size, d),
-            f / 1e3,
-            gbps(size, f)
-        );
+            packed.len(),
+            cell(m[0]),
+            cell(m[1]),
+            cell(m[2])
+        ));
     }
 }
 
 fn main() {
-    let since = SystemTime::now() - Duration::from_secs(1);
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(20)
         .configure_from_args();
-    decode(&mut c);
-    encode(&mut c);
-    gzip(&mut c);
+    let mut table = Vec::new();
+    decode(&mut c, &mut table);
+    encode(&mut c, &mut table);
+    gzip(&mut c, &mut table);
     c.final_summary();
-    report(since);
+    println!("{}", table.join("\n"));
 }

@@ -79,14 +79,40 @@ impl ChunkDecoder {
     }
 
     /// Returns the next complete frame, or `Ok(None)` when more input is needed.
+    #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
-        self.decoder.check_open(0)?;
+        // Hot path, small enough to inline into the caller's loop: a plain frame lying wholly
+        // inside the front chunk, between frames. Everything else takes the general path.
+        if self.partial_len == 0
+            && self.decoder.is_between_frames()
+            && let Some(chunk) = self.chunks.front_mut()
+            && let Some(hdr) = chunk.first_chunk::<HEADER_LEN>()
+            && let Some(len) = self.decoder.plain_len(hdr)
+            && chunk.len() - HEADER_LEN >= len
+        {
+            chunk.advance(HEADER_LEN);
+            let payload = chunk.split_to(len);
+            if chunk.is_empty() {
+                self.chunks.pop_front();
+            }
+            return Ok(Some(Frame {
+                flags: Flags::NONE,
+                payload,
+            }));
+        }
+        self.next_frame_general()
+    }
+
+    fn next_frame_general(&mut self) -> Result<Option<Frame>, FrameError> {
         loop {
             if self.partial_len == 0 {
                 let Some(chunk) = self.chunks.front_mut() else {
-                    return Ok(None);
+                    return self.decoder.check_open(0).map(|()| None);
                 };
-                self.decoder.check_open(chunk.len())?;
+                if !self.decoder.is_between_frames() {
+                    // Failed (sticky error) or finished (these bytes come after the end).
+                    self.decoder.check_open(chunk.len())?;
+                }
                 if let Some(hdr) = chunk.first_chunk::<HEADER_LEN>() {
                     let (flags, len) = self.decoder.check_header(*hdr)?;
                     if chunk.len() - HEADER_LEN >= len {
@@ -106,6 +132,7 @@ impl ChunkDecoder {
                 }
                 continue;
             }
+            self.decoder.check_open(0)?;
             if self.pending.is_none()
                 && let Some(hdr) = self.partial_header()
             {

@@ -124,6 +124,7 @@ impl Decoder {
     ///
     /// Returns `Ok(None)` when `src` does not yet hold a complete frame (append more bytes and
     /// call again), or when a finished response stream has no more input.
+    #[inline]
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         let (flags, len) = match self.state {
             State::Failed(ref e) => return Err(e.clone()),
@@ -180,7 +181,14 @@ impl Decoder {
         err
     }
 
+    /// Whether the decoder is between frames and may accept more (the hot-path state).
+    #[inline]
+    pub(crate) fn is_between_frames(&self) -> bool {
+        matches!(self.state, State::Header)
+    }
+
     /// The sticky error, if any, or the "data after end-stream" error for `extra` bytes.
+    #[inline]
     pub(crate) fn check_open(&mut self, extra: usize) -> Result<(), FrameError> {
         match self.state {
             State::Failed(ref e) => Err(e.clone()),
@@ -189,6 +197,15 @@ impl Decoder {
             }
             _ => Ok(()),
         }
+    }
+
+    /// The payload length of a plain (flags 0) header within the limit: the one case that
+    /// needs no further checks. `None` for anything else.
+    #[inline]
+    pub(crate) fn plain_len(&self, hdr: &[u8; HEADER_LEN]) -> Option<usize> {
+        let declared = u32::from_be_bytes([hdr[1], hdr[2], hdr[3], hdr[4]]);
+        let len = usize::try_from(declared).ok()?;
+        (hdr[0] == 0 && len <= self.limit).then_some(len)
     }
 
     /// Validates a header against the direction, the compression and the limit.

@@ -100,13 +100,20 @@ impl EndStream {
 }
 
 fn parse_metadata(m: &Map<String, Value>) -> Result<Metadata, FrameError> {
+    // A JSON object has no reliable order (serde_json sorts keys, case-sensitively). Sorting by
+    // the lowercase name makes the result independent of key case, so that writing the
+    // metadata back (lowercased) and reading it again gives an equal map. Found by the
+    // `end_stream_json` fuzz target.
+    let mut entries: Vec<(String, &Value)> =
+        m.iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
     let mut md = Metadata::new();
-    for (k, v) in m {
+    for (k, v) in entries {
         match v {
             Value::Array(vs) => {
                 for v in vs {
                     match v {
-                        Value::String(s) => md.append(k.as_str(), s.as_str()),
+                        Value::String(s) => md.append(&*k, s.as_str()),
                         _ => {
                             return Err(FrameError::EndStreamShape {
                                 reason: "metadata value is not a string",
@@ -116,7 +123,7 @@ fn parse_metadata(m: &Map<String, Value>) -> Result<Metadata, FrameError> {
                 }
             }
             // Not what the spec says, but unambiguous; connect-es accepts it too.
-            Value::String(s) => md.append(k.as_str(), s.as_str()),
+            Value::String(s) => md.append(&*k, s.as_str()),
             _ => {
                 return Err(FrameError::EndStreamShape {
                     reason: "metadata values are not an array of strings",
@@ -307,6 +314,20 @@ mod tests {
             .with_detail(ErrorDetail::new("t", Bytes::new()).with_debug("plain words"));
         let text = String::from_utf8(e.to_json()).unwrap();
         assert!(text.contains(r#""debug":"plain words""#), "{text}");
+    }
+
+    #[test]
+    fn metadata_order_survives_a_round_trip_whatever_the_key_case() {
+        // Regression (fuzz/end_stream_json): "Zeta" sorts before "alpha" case-sensitively, so
+        // the order used to flip once the names were written back lowercase.
+        let json = br#"{"metadata":{"Zeta":["1"],"alpha":["2"],"ZETA":["3"],"Beta":"4"}}"#;
+        let end = EndStream::parse(json).unwrap();
+        assert_eq!(
+            end.metadata.iter().collect::<Vec<_>>(),
+            [("alpha", "2"), ("beta", "4"), ("zeta", "3"), ("zeta", "1")]
+        );
+        let again = EndStream::parse(&end.to_json()).unwrap();
+        assert_eq!(again.metadata, end.metadata);
     }
 
     #[test]
