@@ -243,3 +243,50 @@ async fn healthz_and_models_in_both_shapes() {
     assert_eq!(a["data"][0]["type"], "model");
     assert_eq!(a["has_more"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_tool_wait_closes_the_upstream_stream() {
+    let m = MockServer::start(Scenario::default()).await.unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upstream: UpstreamMode::Remote("mock".into()),
+        api_keys: vec![Secret::new(KEY)],
+        tool_wait_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let acct = Account::new(AccountConfig::named("a"), Secret::new("tok"), &m.url());
+    let p = Proxy::start_with(
+        &config,
+        Arc::new(CursorUpstream::new()),
+        vec![acct],
+        "mock".into(),
+    )
+    .await
+    .unwrap();
+    let body = r#"{"model":"composer-2.5","messages":[{"role":"user","content":"weather?"}],
+        "tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]}"#;
+    let r = request(&p, "POST", "/v1/chat/completions", &[AUTH], body).await;
+    assert_eq!(
+        r.json()["choices"][0]["finish_reason"],
+        "tool_calls",
+        "{}",
+        r.body
+    );
+    assert_eq!(p.state().engine.parked_count(), 1);
+    let run_finished = || {
+        m.received()
+            .iter()
+            .any(|c| c.path.ends_with("/Run") && c.finished)
+    };
+    assert!(
+        !run_finished(),
+        "the upstream turn stays open while the caller runs the tool"
+    );
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while p.state().engine.parked_count() > 0 || !run_finished() {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    })
+    .await
+    .expect("the abandoned wait is reaped and the upstream stream closed");
+}
