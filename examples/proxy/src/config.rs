@@ -58,6 +58,13 @@ pub struct AccountConfig {
     /// Backend base URL for this account (default: the global upstream).
     #[serde(default)]
     pub upstream: Option<String>,
+    /// A refresh token: expiring or rejected access tokens are renewed with Cursor's OAuth
+    /// refresh grant.
+    #[serde(default)]
+    pub refresh_token: Option<Secret>,
+    /// A Cursor user API key, exchanged for access tokens (then no `token` is needed).
+    #[serde(default)]
+    pub cursor_api_key: Option<Secret>,
 }
 
 impl AccountConfig {
@@ -91,9 +98,17 @@ impl AccountConfig {
                 .map(Secret::new)
                 .ok_or_else(|| ConfigError::MissingEnv(var.clone()));
         }
-        self.token
-            .clone()
-            .ok_or_else(|| ConfigError::NoToken(self.name.clone()))
+        match (&self.token, &self.cursor_api_key) {
+            (Some(t), _) => Ok(t.clone()),
+            // The access token is obtained by exchanging the API key on first use.
+            (None, Some(_)) => Ok(Secret::default()),
+            (None, None) => Err(ConfigError::NoToken(self.name.clone())),
+        }
+    }
+
+    /// Whether the account's credentials can be renewed through Cursor's token endpoints.
+    pub fn renewable(&self) -> bool {
+        self.refresh_token.is_some() || self.cursor_api_key.is_some()
     }
 }
 
@@ -216,7 +231,7 @@ pub enum ConfigError {
     #[error("environment variable {0} is not set")]
     MissingEnv(String),
     /// An account has no token source.
-    #[error("account {0:?} has no token, token_env or token_file")]
+    #[error("account {0:?} has no token, token_env, token_file or cursor_api_key")]
     NoToken(String),
     /// Keys are required in this mode.
     #[error(
@@ -257,8 +272,15 @@ impl Config {
         for a in &file.accounts {
             accounts.push((a.clone(), a.load_token_with(env)?));
         }
-        if let Some(tok) = env("CURSOR_ACCESS_TOKEN") {
-            accounts.push((AccountConfig::named("env"), Secret::new(tok)));
+        let access = env("CURSOR_ACCESS_TOKEN");
+        let api_key = env("CURSOR_API_KEY");
+        if access.is_some() || api_key.is_some() {
+            let acct = AccountConfig {
+                refresh_token: env("CURSOR_REFRESH_TOKEN").map(Secret::new),
+                cursor_api_key: api_key.map(Secret::new),
+                ..AccountConfig::named("env")
+            };
+            accounts.push((acct, Secret::new(access.unwrap_or_default())));
         }
         if let Some(list) = env("CURSOR_ACCESS_TOKENS") {
             for (i, tok) in list
@@ -408,6 +430,37 @@ mod tests {
             Some("CURSOR_TOKEN_PERSONAL")
         );
         assert_eq!(cfg.max_attempts, Some(3));
+    }
+
+    #[test]
+    fn env_account_with_refresh_token_or_api_key_only() {
+        let env = |k: &str| match k {
+            "CURSOR_API_KEY" => Some("key_abc".to_owned()),
+            "CURSOR_REFRESH_TOKEN" => Some("rt".to_owned()),
+            _ => None,
+        };
+        let cfg = Config::resolve(
+            &Cli {
+                api_keys: vec!["k".into()],
+                ..Cli::default()
+            },
+            &env,
+        )
+        .unwrap();
+        let (acct, token) = &cfg.accounts[0];
+        assert!(acct.renewable() && token.expose().is_empty());
+        assert_eq!(
+            acct.cursor_api_key.as_ref().map(Secret::expose),
+            Some("key_abc")
+        );
+        let file: FileConfig =
+            toml::from_str("[[accounts]]\nname = \"k\"\ncursor_api_key = \"key_x\"\n").unwrap();
+        assert!(file.accounts[0].load_token_with(&no_env).is_ok());
+        let bare: FileConfig = toml::from_str("[[accounts]]\nname = \"n\"\n").unwrap();
+        assert!(matches!(
+            bare.accounts[0].load_token_with(&no_env),
+            Err(ConfigError::NoToken(_))
+        ));
     }
 
     #[test]

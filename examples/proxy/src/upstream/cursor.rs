@@ -3,9 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use cursor_connect::auth::OAuthRefresh;
 use cursor_connect::{
-    Credentials, CursorClient, Error as ClientError, ErrorKind, Event, ImageInput, Run, RunRequest,
-    ToolDefinition, ToolResult,
+    AccessToken, Credentials, CursorClient, Error as ClientError, ErrorKind, Event, ImageInput,
+    Run, RunRequest, Secret as ClientSecret, TokenSet, ToolDefinition, ToolResult,
 };
 use futures_util::future::BoxFuture;
 use http::StatusCode;
@@ -40,12 +41,36 @@ impl CursorUpstream {
         }
         let client = CursorClient::builder()
             .base_url(account.upstream())
-            .credentials(Credentials::access_token(token.expose()))
+            .credentials(credentials(account, &token)?)
             .build()
             .map_err(|e| convert(&e))?;
         clients.insert(account.name().to_owned(), (token, client.clone()));
         Ok(client)
     }
+}
+
+/// The account's credentials; with a refresh token or API key they renew themselves through
+/// Cursor's token endpoints on the account's API host.
+fn credentials(account: &Account, token: &crate::config::Secret) -> UpResult<Credentials> {
+    let cfg = account.config();
+    let mut set = TokenSet::default();
+    if !token.expose().is_empty() {
+        set.access_token = Some(AccessToken::new(token.expose()));
+    }
+    set.refresh_token = cfg
+        .refresh_token
+        .as_ref()
+        .map(|t| ClientSecret::new(t.expose()));
+    set.api_key = cfg
+        .cursor_api_key
+        .as_ref()
+        .map(|k| ClientSecret::new(k.expose()));
+    let creds = Credentials::from_tokens(set);
+    if !cfg.renewable() {
+        return Ok(creds);
+    }
+    let refresher = OAuthRefresh::new(account.upstream()).map_err(|e| convert(&e))?;
+    Ok(creds.with_refresh(refresher))
 }
 
 /// Turns a client error into the proxy's classified failure.
@@ -159,6 +184,18 @@ impl Upstream for CursorUpstream {
 
     fn refresh<'a>(&'a self, account: &'a Account) -> BoxFuture<'a, UpResult<bool>> {
         Box::pin(async move {
+            // Renewable credentials: drop the rejected access token and fetch a new one now.
+            if account.config().renewable() {
+                let client = self.client(account)?;
+                client.credentials().invalidate().await;
+                client
+                    .credentials()
+                    .current()
+                    .await
+                    .map_err(|e| convert(&e))?;
+                return Ok(true);
+            }
+            // Otherwise re-read the token's source (a rotated file or variable).
             let token = account.config().load_token().map_err(|e| {
                 UpstreamError::local(
                     StatusCode::UNAUTHORIZED,
