@@ -284,10 +284,10 @@ impl Engine {
                     return Ok(rx);
                 }
                 Err(e) => {
-                    let cooldown = self.pool.record_failure(account, &e.category, &e.advice);
+                    let cooldown = self.pool.record_failure(account, e.category, &e.advice);
                     warn!(
                         conversation = short(conv), account = account.name(), attempt, status = e.status.as_u16(),
-                        category = %e.category, retry_other = e.advice.retry_other_account, retry_same = e.advice.retry_same_account,
+                        code = e.code, category = %e.category, retry_other = e.advice.retry_other_account, retry_same = e.advice.retry_same_account,
                         refresh = e.advice.refresh_credentials, cooldown_ms = cooldown.map(|d| d.as_millis() as u64),
                         message = %e.message, "upstream attempt failed"
                     );
@@ -466,9 +466,9 @@ impl Engine {
                     let cooldown = self
                         .pool
                         .get(&key.account)
-                        .and_then(|a| self.pool.record_failure(a, &e.category, &e.advice));
+                        .and_then(|a| self.pool.record_failure(a, e.category, &e.advice));
                     warn!(
-                        conversation = short(&key.conv), account = %key.account, status = e.status.as_u16(), category = %e.category,
+                        conversation = short(&key.conv), account = %key.account, status = e.status.as_u16(), code = e.code, category = %e.category,
                         cooldown_ms = cooldown.map(|d| d.as_millis() as u64), message = %e.message,
                         "upstream failed after output began; ending the caller's stream with an error event"
                     );

@@ -145,7 +145,7 @@ impl From<&UpstreamError> for ApiError {
     fn from(e: &UpstreamError) -> Self {
         Self {
             status: e.status,
-            category: e.category.clone(),
+            category: e.category.to_owned(),
             message: e.message.clone(),
             retry_after: e.advice.retry_after,
         }

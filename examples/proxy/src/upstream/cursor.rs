@@ -119,8 +119,9 @@ pub fn convert(e: &ClientError) -> UpstreamError {
     };
     UpstreamError {
         status,
-        category: category.to_owned(),
+        category,
         message,
+        code: e.connect_error().map(|c| c.code().as_str()),
         advice,
         source: Some(Box::new(e.clone())),
     }

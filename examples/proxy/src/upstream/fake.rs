@@ -76,7 +76,7 @@ struct FakeRun {
     cancelled: AtomicBool,
 }
 
-fn err(status: StatusCode, category: &str, advice: FailureAdvice) -> UpstreamError {
+fn err(status: StatusCode, category: &'static str, advice: FailureAdvice) -> UpstreamError {
     let mut e = UpstreamError::local(status, category, format!("scripted {category}"));
     e.advice = advice;
     e

@@ -147,9 +147,12 @@ pub struct UpstreamError {
     /// HTTP status to show the caller.
     pub status: StatusCode,
     /// Classifier category, snake case (e.g. `quota_exhausted`).
-    pub category: String,
+    pub category: &'static str,
     /// Upstream (or local) message, never containing secrets.
     pub message: String,
+    /// The Connect code behind it (`resource_exhausted`, ...), when there was one; logged so
+    /// the codes real servers send can be observed.
+    pub code: Option<&'static str>,
     /// Advice for the pool and the retry loop.
     pub advice: FailureAdvice,
     /// The underlying error.
@@ -159,11 +162,12 @@ pub struct UpstreamError {
 
 impl UpstreamError {
     /// A local failure with no upstream cause.
-    pub fn local(status: StatusCode, category: &str, message: impl Into<String>) -> Self {
+    pub fn local(status: StatusCode, category: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
-            category: category.to_owned(),
+            category,
             message: message.into(),
+            code: None,
             advice: FailureAdvice::default(),
             source: None,
         }
