@@ -24,8 +24,14 @@ async fn main() -> ExitCode {
     for key in &config.api_keys {
         redactor.add(key.expose());
     }
-    for (_, token) in &config.accounts {
+    for (account, token) in &config.accounts {
         redactor.add(token.expose());
+        for extra in [&account.refresh_token, &account.cursor_api_key]
+            .into_iter()
+            .flatten()
+        {
+            redactor.add(extra.expose());
+        }
     }
     let proxy = match Proxy::start(config).await {
         Ok(p) => p,
