@@ -25,6 +25,7 @@ pub(crate) struct Call {
     pub(crate) conn: Arc<ConnState>,
     pub(crate) deadline: Option<Instant>,
     response_started: AtomicBool,
+    data_received: AtomicBool,
     finished: AtomicBool,
     send_error: Mutex<Option<Error>>,
     _permit: Option<OwnedSemaphorePermit>,
@@ -42,6 +43,7 @@ impl Call {
             conn,
             deadline,
             response_started: AtomicBool::new(false),
+            data_received: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             send_error: Mutex::new(None),
             _permit: permit,
@@ -57,8 +59,20 @@ impl Call {
         self.response_started.store(true, Ordering::Release);
     }
 
+    /// Records that response DATA arrived (implies the response started).
+    pub(crate) fn mark_data(&self) {
+        self.response_started.store(true, Ordering::Release);
+        self.data_received.store(true, Ordering::Release);
+    }
+
     pub(crate) fn started(&self) -> bool {
         self.response_started.load(Ordering::Acquire)
+    }
+
+    /// Adds how far the response got to an error about this call (see
+    /// [`Error::set_response_progress`]).
+    pub(crate) fn progress(&self, err: Error) -> Error {
+        err.set_response_progress(self.started(), self.data_received.load(Ordering::Acquire))
     }
 
     /// Records that the call reached its end (clean or failed): dropping the halves then
@@ -93,14 +107,12 @@ impl Call {
     /// Turns an h2 stream error into ours, with the response-started flag and, for a lost
     /// connection, the driver's recorded reason.
     pub(crate) async fn stream_error(&self, err: h2::Error) -> Error {
-        let e = Error::from_h2(err).set_response_started(self.started());
+        let e = self.progress(Error::from_h2(err));
         self.conn.refine(e).await
     }
 
     pub(crate) fn deadline_error(&self) -> Error {
-        Error::new(ErrorKind::Deadline)
-            .detail("call deadline passed")
-            .set_response_started(self.started())
+        self.progress(Error::new(ErrorKind::Deadline).detail("call deadline passed"))
     }
 
     /// Why the stream can no longer send: the peer's RST_STREAM reason, the connection's
@@ -118,7 +130,7 @@ impl Call {
             Poll::Ready(Err(e)) => Error::from_h2(e),
             Poll::Pending => Error::new(ErrorKind::Closed).detail("stream closed"),
         };
-        let e = e.set_response_started(self.started());
+        let e = self.progress(e);
         self.conn.refine(e).await
     }
 

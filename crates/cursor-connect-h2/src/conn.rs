@@ -76,7 +76,7 @@ impl ConnState {
             // The stream was open on the connection, so the server may have processed it.
             Some(f) => f
                 .retry_safe(false)
-                .set_response_started(err.response_started()),
+                .set_response_progress(err.response_started(), false),
             None => err,
         }
     }

@@ -100,13 +100,27 @@ impl Error {
         self
     }
 
-    pub(crate) fn set_response_started(mut self, started: bool) -> Self {
-        self.inner.response_started = started;
-        // Once the server answered, it has processed (part of) the request.
-        if started {
+    /// Records how far the response got before the failure: `headers` if response headers
+    /// arrived, `data` if any response DATA (a message or part of one) arrived.
+    ///
+    /// Once the server answered it has usually processed (part of) the request, so retry
+    /// safety is cleared, with one exception: a peer's RST_STREAM REFUSED_STREAM after only
+    /// headers. RFC 9113 §8.7 says REFUSED_STREAM means the stream was closed before any
+    /// application processing, whatever was sent before it. Response data is different: the
+    /// server visibly produced output, so a retry could duplicate its effects.
+    pub(crate) fn set_response_progress(mut self, headers: bool, data: bool) -> Self {
+        self.inner.response_started = headers || data;
+        if data || (headers && !self.is_refused_stream()) {
             self.inner.retry_safe = false;
         }
         self
+    }
+
+    /// `true` for a peer's RST_STREAM with REFUSED_STREAM (0x7).
+    fn is_refused_stream(&self) -> bool {
+        self.inner.kind == ErrorKind::Reset
+            && self.inner.remote
+            && self.inner.reason == Some(u32::from(h2::Reason::REFUSED_STREAM))
     }
 
     pub(crate) fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -185,7 +199,8 @@ impl Error {
     }
 
     /// `true` if the request was provably not processed by the server, so sending it again
-    /// (on a new stream or connection) cannot duplicate its effects.
+    /// (on a new stream or connection) cannot duplicate its effects. A peer's REFUSED_STREAM
+    /// stays retry safe after response headers (RFC 9113 §8.7), but not after response data.
     pub fn is_retry_safe(&self) -> bool {
         self.inner.retry_safe
     }
@@ -342,9 +357,29 @@ mod tests {
     fn response_started_clears_retry_safety() {
         let e = Error::new(ErrorKind::GoAway)
             .retry_safe(true)
-            .set_response_started(true);
+            .set_response_progress(true, false);
         assert!(!e.is_retry_safe());
         assert!(e.response_started());
+    }
+
+    #[test]
+    fn refused_stream_after_headers_only_stays_retry_safe() {
+        let refused = || {
+            Error::new(ErrorKind::Reset)
+                .with_reason(7)
+                .remote(true)
+                .retry_safe(true)
+        };
+        let e = refused().set_response_progress(true, false);
+        assert!(e.is_retry_safe() && e.response_started());
+        let e = refused().set_response_progress(true, true);
+        assert!(!e.is_retry_safe() && e.response_started());
+        // A local REFUSED_STREAM reset proves nothing about the server.
+        let e = Error::new(ErrorKind::Reset)
+            .with_reason(7)
+            .retry_safe(true)
+            .set_response_progress(true, false);
+        assert!(!e.is_retry_safe());
     }
 
     #[test]

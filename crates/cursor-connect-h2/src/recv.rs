@@ -150,7 +150,10 @@ impl RecvHalf {
             let chunk = wait(&self.call, self.idle, body.data()).await?;
             match chunk {
                 Some(Ok(chunk)) => {
-                    self.call.mark_started();
+                    // An empty DATA frame carries no output of the server.
+                    if !chunk.is_empty() {
+                        self.call.mark_data();
+                    }
                     // Release as bytes enter the decoder, not per message: a message larger
                     // than the window would otherwise deadlock. The decoder bounds the buffer.
                     let _ = body.flow_control().release_capacity(chunk.len());
@@ -207,7 +210,7 @@ impl RecvHalf {
             );
         }
         let ct = header_str(&parts.headers, "content-type");
-        if !ct.starts_with("application/connect+") {
+        if !media_type(ct).eq_ignore_ascii_case(&self.content_type) {
             return Err(ConnectError::new(
                 Code::Internal,
                 format!(
@@ -250,6 +253,16 @@ pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// The media type of a content-type value: parameters after `;` (e.g. `charset=utf-8`)
+/// and surrounding whitespace dropped. Media types compare case-insensitively (RFC 9110
+/// §8.3.1), so callers compare the result with `eq_ignore_ascii_case`.
+pub(crate) fn media_type(content_type: &str) -> &str {
+    content_type
+        .split_once(';')
+        .map_or(content_type, |(media, _)| media)
+        .trim()
+}
+
 /// Awaits `fut` bounded by the call deadline and the idle timeout.
 pub(crate) async fn wait<F: Future>(
     call: &Call,
@@ -271,12 +284,10 @@ pub(crate) async fn wait<F: Future>(
             if call.deadline.is_some_and(|d| d <= Instant::now()) {
                 Err(call.deadline_error())
             } else {
-                Err(Error::new(ErrorKind::Idle)
-                    .detail(format!(
-                        "no response bytes for {:?}",
-                        idle.unwrap_or_default()
-                    ))
-                    .set_response_started(call.started()))
+                Err(call.progress(Error::new(ErrorKind::Idle).detail(format!(
+                    "no response bytes for {:?}",
+                    idle.unwrap_or_default()
+                ))))
             }
         }
     }
@@ -302,4 +313,21 @@ pub(crate) async fn read_limited(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::media_type;
+
+    #[test]
+    fn media_type_drops_parameters_and_whitespace() {
+        assert_eq!(media_type("application/json"), "application/json");
+        assert_eq!(
+            media_type(" Application/JSON ; charset=utf-8"),
+            "Application/JSON"
+        );
+        assert_eq!(media_type("application/proto;"), "application/proto");
+        assert_eq!(media_type(""), "");
+        assert_eq!(media_type(";x=y"), "");
+    }
 }

@@ -12,7 +12,7 @@ use crate::call::Call;
 use crate::channel::{Channel, Shape};
 use crate::error::{Error, ErrorKind};
 use crate::options::CallOptions;
-use crate::recv::{header_str, read_limited, wait};
+use crate::recv::{header_str, media_type, read_limited, wait};
 
 /// Most bytes read from a non-200 unary body (a Connect error JSON is small).
 const ERROR_BODY_LIMIT: usize = 64 << 10;
@@ -105,7 +105,8 @@ async fn read_response(
     }
     let ct = header_str(&parts.headers, "content-type");
     let want = opts.unary_content_type();
-    if !ct.eq_ignore_ascii_case(&want) {
+    // REST endpoints answer e.g. `application/json; charset=utf-8`: compare media types.
+    if !media_type(ct).eq_ignore_ascii_case(&want) {
         return Err(ConnectError::new(
             Code::Internal,
             format!("unexpected response content-type {ct:?} (wanted {want})"),
@@ -117,6 +118,10 @@ async fn read_response(
     loop {
         match wait(call, opts.idle_timeout, body.data()).await? {
             Some(Ok(chunk)) => {
+                // An empty DATA frame carries no output of the server.
+                if !chunk.is_empty() {
+                    call.mark_data();
+                }
                 let _ = body.flow_control().release_capacity(chunk.len());
                 if raw.len() + chunk.len() > limit {
                     return Err(ConnectError::new(

@@ -475,3 +475,118 @@ async fn oversized_declared_length_and_data_after_end_stream() {
         .unwrap_err();
     assert_eq!(e.code(), Code::Internal, "{e}");
 }
+
+/// Answers 200 with the content-type the client asked for in `x-ct`: a bare body for unary
+/// paths (`/U`), one message and a clean end-stream otherwise.
+fn content_type_handler() -> Handler {
+    handler(|req, mut respond, _| async move {
+        let ct = req.headers()["x-ct"].clone();
+        let unary = req.uri().path().ends_with("/U");
+        let _ = read_body(&mut req.into_body()).await;
+        let resp = Response::builder()
+            .header("content-type", ct)
+            .body(())
+            .unwrap();
+        let mut tx = respond.send_response(resp, false).unwrap();
+        if unary {
+            tx.send_data(Bytes::from_static(b"{}"), true).unwrap();
+        } else {
+            tx.send_data(env(b"m"), false).unwrap();
+            tx.send_data(end_ok(), true).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    })
+}
+
+fn with_ct(ct: &'static str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("x-ct", HeaderValue::from_static(ct));
+    h
+}
+
+/// REST endpoints answer `application/json; charset=utf-8`: media types compare without
+/// parameters, whitespace or case, and a wrong media type is still an `internal` error.
+#[tokio::test]
+async fn unary_content_type_ignores_parameters_and_case() {
+    let s = Server::start(Opts::default(), content_type_handler()).await;
+    let ch = channel(&s).await;
+    let json = || CallOptions::default().codec("json");
+    for ok in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/json;charset=UTF-8",
+        " Application/JSON ; charset=utf-8",
+    ] {
+        let r = tokio::time::timeout(T, ch.unary("/e.v1.E/U", with_ct(ok), Bytes::new(), json()))
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        assert_eq!(r.message, "{}", "{ok:?}");
+    }
+    for bad in [
+        "application/proto; charset=utf-8",
+        "text/html; charset=utf-8",
+        "application/jsonx",
+        "application/json+x; charset=utf-8",
+    ] {
+        let e = tokio::time::timeout(T, ch.unary("/e.v1.E/U", with_ct(bad), Bytes::new(), json()))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Internal, "{bad:?}: {e}");
+        assert_eq!(e.http_status_seen().map(|s| s.as_u16()), Some(200));
+        assert!(e.message().contains("content-type"), "{e}");
+    }
+    // The default proto codec, with a parameter.
+    let r = ch
+        .unary(
+            "/e.v1.E/U",
+            with_ct("application/proto; x=y"),
+            Bytes::new(),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.message, "{}");
+}
+
+/// Streaming responses use the same media-type comparison, and must carry the codec that was
+/// requested (`application/connect+<codec>`).
+#[tokio::test]
+async fn stream_content_type_ignores_parameters_and_case() {
+    let s = Server::start(Opts::default(), content_type_handler()).await;
+    let ch = channel(&s).await;
+    let call = |ct: &'static str| {
+        let ch = ch.clone();
+        async move {
+            let mut rx = ch
+                .server_stream(
+                    "/e.v1.E/S",
+                    with_ct(ct),
+                    Bytes::new(),
+                    CallOptions::default(),
+                )
+                .await
+                .unwrap();
+            let first = rx.message().await?;
+            assert_eq!(first.as_deref(), Some(&b"m"[..]));
+            rx.message().await
+        }
+    };
+    for ok in [
+        "application/connect+proto",
+        "application/connect+proto; charset=utf-8",
+        "Application/Connect+Proto",
+    ] {
+        let end = tokio::time::timeout(T, call(ok)).await.unwrap();
+        assert_eq!(end.unwrap_or_else(|e| panic!("{ok:?}: {e}")), None);
+    }
+    for bad in ["application/connect+json", "application/proto; x=y"] {
+        let e = tokio::time::timeout(T, call(bad))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Internal, "{bad:?}: {e}");
+        assert!(e.message().contains("content-type"), "{e}");
+    }
+}

@@ -62,6 +62,10 @@ async fn rst_stream_each_reason_before_and_after_headers() {
             let _body = req.into_body();
             if when == "before" {
                 respond.send_reset(Reason::from(code));
+            } else if when == "headers" {
+                let mut tx = respond_stream(&mut respond);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                tx.send_reset(Reason::from(code));
             } else {
                 let mut tx = respond_stream(&mut respond);
                 tx.send_data(env(b"partial"), false).unwrap();
@@ -74,7 +78,7 @@ async fn rst_stream_each_reason_before_and_after_headers() {
     .await;
     let ch = h2c(&s).await;
     for code in 0u32..=0xd {
-        for when in ["before", "after"] {
+        for when in ["before", "headers", "after"] {
             let path = format!("/r/{when}/{code}");
             let (_tx, mut rx) = ch
                 .bidi(&path, HeaderMap::new(), CallOptions::default())
@@ -93,20 +97,68 @@ async fn rst_stream_each_reason_before_and_after_headers() {
             assert_eq!(t.kind(), ErrorKind::Reset, "{ctx}");
             assert_eq!(t.reason(), Some(code), "{ctx}");
             assert!(t.is_remote(), "{ctx}");
-            assert_eq!(t.response_started(), when == "after", "{ctx}");
-            assert_eq!(t.is_retry_safe(), when == "before" && code == 7, "{ctx}");
+            assert_eq!(t.response_started(), when != "before", "{ctx}");
+            // REFUSED_STREAM is retry safe unless response data already arrived (RFC 9113
+            // §8.7: the stream was closed before any processing, headers or not).
+            assert_eq!(t.is_retry_safe(), when != "after" && code == 7, "{ctx}");
             assert_eq!(e.code(), code_for(code), "{ctx}");
             assert_eq!(e.origin(), Origin::Transport);
             let cause = e.transport_cause().unwrap();
             assert_eq!(cause.kind, TransportKind::Reset);
             assert_eq!(cause.reason, Some(code));
             assert_eq!(cause.retry_safe, t.is_retry_safe());
+            assert_eq!(cause.response_started, t.response_started());
             // Sticky.
             assert_eq!(rx.message().await.unwrap_err().code(), e.code());
         }
     }
     // Resets never hurt the connection.
     assert_eq!(s.conns.load(Ordering::SeqCst), 1);
+}
+
+/// Unary: REFUSED_STREAM after the response headers is retry safe (the response started but
+/// the server did no work); after part of the body it is not.
+#[tokio::test]
+async fn unary_refused_stream_after_headers_is_retry_safe() {
+    let s = Server::start(
+        Opts::default(),
+        handler(|req, mut respond, _| async move {
+            let data = req.uri().path().ends_with("/data");
+            let _ = read_body(&mut req.into_body()).await;
+            let resp = http::Response::builder()
+                .header("content-type", "application/proto")
+                .body(())
+                .unwrap();
+            let mut tx = respond.send_response(resp, false).unwrap();
+            if data {
+                tx.send_data(Bytes::from_static(b"part"), false).unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            tx.send_reset(Reason::REFUSED_STREAM);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }),
+    )
+    .await;
+    let ch = h2c(&s).await;
+    for (path, safe) in [("/u/headers", true), ("/u/data", false)] {
+        let e = tokio::time::timeout(
+            T,
+            ch.unary(path, HeaderMap::new(), Bytes::new(), CallOptions::default()),
+        )
+        .await
+        .unwrap()
+        .unwrap_err();
+        let t = transport(&e);
+        let ctx = format!("{path}: {e} / {t:?}");
+        assert_eq!(t.kind(), ErrorKind::Reset, "{ctx}");
+        assert_eq!(t.reason(), Some(7), "{ctx}");
+        assert!(t.is_remote() && t.response_started(), "{ctx}");
+        assert_eq!(t.is_retry_safe(), safe, "{ctx}");
+        assert_eq!(e.code(), Code::Unavailable, "{ctx}");
+        let cause = e.transport_cause().unwrap();
+        assert!(cause.response_started && cause.remote_initiated, "{ctx}");
+        assert_eq!(cause.retry_safe, safe, "{ctx}");
+    }
 }
 
 /// Server behaviours for the GOAWAY matrix, chosen by path.

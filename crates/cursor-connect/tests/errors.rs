@@ -98,14 +98,56 @@ async fn provider_error() {
     assert!(e.classification().is_some());
 }
 
+/// REFUSED_STREAM after the response headers (the model-selected `mock-reset-refused`: headers,
+/// then the reset once the run request arrived) is still provably unprocessed (RFC 9113 §8.7):
+/// the client re-opens the stream. The mock refuses every attempt, so after the first open and
+/// two re-opens the retry-safe transport error surfaces, before any output.
 #[tokio::test]
-async fn refused_stream_after_headers_is_a_transport_error() {
-    let (out, e) = failed_run(names::RESET_REFUSED).await;
+async fn refused_stream_after_headers_is_retried_then_surfaces() {
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let c = client(&mock.url());
+    let mut run = tokio::time::timeout(
+        Duration::from_secs(20),
+        c.agent().run(RunRequest::new(names::RESET_REFUSED, "x")),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let out = common::collect(&mut run).await;
+    let e = expect_error(&out);
     assert_eq!(out.events, 0);
+    assert!(e.is_before_output());
     let ce = e.connect_error().unwrap();
     assert_eq!(ce.origin(), Origin::Transport);
-    assert_eq!(ce.transport_cause().unwrap().reason, Some(0x7));
-    assert!(e.is_before_output());
+    assert_eq!(ce.code(), Code::Unavailable);
+    let cause = ce.transport_cause().unwrap();
+    assert_eq!(cause.reason, Some(0x7));
+    assert!(
+        cause.retry_safe && cause.response_started && cause.remote_initiated,
+        "{cause:?}"
+    );
+    let calls = mock.received();
+    assert_eq!(calls.len(), 3, "first open plus two re-opens");
+    for call in &calls {
+        assert_eq!(call.path, cursor_mock::RUN_PATH);
+        // Every attempt carried the run request (the mock picks the scenario from its model).
+        assert_eq!(call.model.as_deref(), Some(names::RESET_REFUSED));
+        assert!(call.finished);
+    }
+    let ids: std::collections::HashSet<_> = calls
+        .iter()
+        .map(|c| c.headers["x-request-id"].clone())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        calls.len(),
+        "x-request-id reused across attempts"
+    );
+    assert!(
+        calls
+            .windows(2)
+            .all(|w| w[0].headers["x-original-request-id"] == w[1].headers["x-original-request-id"])
+    );
 }
 
 /// REFUSED_STREAM before any response: provably unprocessed, so the client retries the open
