@@ -232,7 +232,7 @@ impl Engine {
         let mut excluded: Vec<String> = Vec::new();
         let mut last: Option<UpstreamError> = None;
         for attempt in 1..=self.cfg.max_attempts {
-            let now = Instant::now();
+            let now = self.pool.now();
             // A checkpoint covers the conversation up to the request that produced it; a request
             // with no more messages than that (a regenerate or an edit) cannot build on it.
             let saved = self

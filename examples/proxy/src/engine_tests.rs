@@ -382,3 +382,74 @@ async fn caller_going_away_cancels_the_upstream_turn() {
     .await
     .expect("run not cancelled");
 }
+
+fn unauthenticated() -> Step {
+    let advice = FailureAdvice {
+        retry_other_account: true,
+        retry_same_account: true,
+        refresh_credentials: true,
+        ..FailureAdvice::default()
+    };
+    Step::Fail(StatusCode::UNAUTHORIZED, "unauthenticated", advice)
+}
+
+#[tokio::test]
+async fn refresh_advice_renews_credentials_before_the_account_is_used_again() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // a0 answers `unauthenticated` until its credentials were refreshed once.
+    let refreshed = Arc::new(AtomicBool::new(false));
+    let r = Arc::clone(&refreshed);
+    let fake = FakeUpstream::new(move |acct, _| {
+        if acct == "a0" && !r.load(Ordering::SeqCst) {
+            vec![unauthenticated()]
+        } else {
+            text_turn("ok")
+        }
+    });
+    let refresh_ok = Arc::clone(&fake.refresh_ok);
+    let seen = Arc::clone(&fake.seen);
+    let clock = cursor_connect::classify::ManualClock::new(std::time::Instant::now());
+    let accounts = (0..2)
+        .map(|i| {
+            Account::new(
+                AccountConfig::named(&format!("a{i}")),
+                Secret::new("t"),
+                "http://127.0.0.1:1",
+            )
+        })
+        .collect();
+    let pool = Arc::new(Pool::with_clock(accounts, clock.clone()));
+    let e = Engine::new(Arc::new(fake), pool, EngineConfig::default());
+
+    // The caller never notices: a1 answers, a0 waits for a refresh.
+    assert!(matches!(
+        drain(e.start("k", &user("1")).await.unwrap()).await.last(),
+        Some(TurnItem::Done { .. })
+    ));
+    assert_eq!(e.pool().status(e.pool().now())[0].state, "refresh");
+
+    // The refresh fails: a0 stays out (longer), a1 answers.
+    clock.advance(Duration::from_secs(6));
+    drain(e.start("k", &user("2")).await.unwrap()).await;
+    drain(e.start("k", &user("3")).await.unwrap()).await;
+    let st = e.pool().status(e.pool().now());
+    assert_eq!(
+        (st[0].state, st[0].consecutive_failures),
+        ("refresh", 2),
+        "{st:?}"
+    );
+
+    // The refresh works: a0 is used again and healthy.
+    clock.advance(Duration::from_secs(60));
+    refresh_ok.store(true, Ordering::SeqCst);
+    refreshed.store(true, Ordering::SeqCst);
+    for i in 0..2 {
+        drain(e.start("k", &user(&format!("again {i}"))).await.unwrap()).await;
+    }
+    assert_eq!(e.pool().status(e.pool().now())[0].state, "healthy");
+    let runs = &seen.lock().unwrap().runs;
+    assert!(
+        runs.iter().skip(1).any(|(a, _)| a == "a0"),
+        "a0 served again after its refresh"
+    );
+}

@@ -37,7 +37,7 @@ impl ModelCache {
         {
             return Ok(list.clone());
         }
-        let fetched = match engine.pool().pick(None, &[], Instant::now()) {
+        let fetched = match engine.pool().pick(None, &[], engine.pool().now()) {
             Ok(pick) => {
                 match tokio::time::timeout(FETCH_TIMEOUT, engine.upstream().models(pick.account))
                     .await

@@ -172,6 +172,7 @@ pub struct AccountStatus {
 pub struct Pool {
     accounts: Vec<Account>,
     next: AtomicUsize,
+    clock: PoolClock,
 }
 
 impl Pool {
@@ -180,7 +181,13 @@ impl Pool {
         Self {
             accounts,
             next: AtomicUsize::new(0),
+            clock: PoolClock::default(),
         }
+    }
+
+    /// The pool's "now" (what `pick`, `status` and the cooldowns are measured against).
+    pub fn now(&self) -> Instant {
+        self.clock.now()
     }
 
     /// A pool whose cooldowns run on `clock` (tests), without jitter.
@@ -188,7 +195,10 @@ impl Pool {
         for a in &accounts {
             *lock(&a.health) = Health::new(PoolClock::manual(clock.clone()), 0);
         }
-        Self::new(accounts)
+        Self {
+            clock: PoolClock::manual(clock),
+            ..Self::new(accounts)
+        }
     }
 
     /// All accounts.

@@ -175,7 +175,7 @@ async fn models(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response
 }
 
 async fn healthz(State(st): State<Arc<AppState>>) -> Response {
-    let accounts = st.engine.pool().status(Instant::now());
+    let accounts = st.engine.pool().status(st.engine.pool().now());
     let healthy = accounts.iter().filter(|a| a.state == "healthy").count();
     let body = json!({
         "status": if healthy > 0 { "ok" } else { "degraded" },

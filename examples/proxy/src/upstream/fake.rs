@@ -47,6 +47,8 @@ pub(crate) struct FakeUpstream {
     pub seen: Arc<Mutex<Seen>>,
     /// When set, `models` fails with 503.
     pub models_fail: Arc<AtomicBool>,
+    /// What `refresh` answers (whether new credentials were obtained).
+    pub refresh_ok: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for FakeUpstream {
@@ -63,6 +65,7 @@ impl FakeUpstream {
             plan: Box::new(plan),
             seen: Arc::default(),
             models_fail: Arc::default(),
+            refresh_ok: Arc::default(),
         }
     }
 }
@@ -164,6 +167,6 @@ impl Upstream for FakeUpstream {
     }
 
     fn refresh<'a>(&'a self, _account: &'a Account) -> BoxFuture<'a, UpResult<bool>> {
-        Box::pin(async { Ok(false) })
+        Box::pin(async { Ok(self.refresh_ok.load(Ordering::SeqCst)) })
     }
 }
