@@ -498,7 +498,10 @@ impl Turn {
                     name: tool.name.clone(),
                 },
             );
-            let message = wire::exec_mcp(id, &exec_id, &tool, &call_id, wire::args_map(&args));
+            // Arguments that are not a JSON object travel as an empty map (the tool then sees
+            // no arguments), as the scenario's own text cannot be repaired here.
+            let args = cursor_proto::json::fields_from_json_str(&args).unwrap_or_default();
+            let message = wire::exec_mcp(id, &exec_id, &tool, &call_id, args);
             self.send(message).await?;
         }
         let limit = self.shared.settings.tool_timeout;

@@ -519,38 +519,6 @@ fn run_info(run: pb::AgentRunRequest) -> RunInfo {
     }
 }
 
-/// Converts a JSON value to a `google.protobuf.Value`.
-pub(crate) fn json_to_value(json: &serde_json::Value) -> prost_types::Value {
-    use prost_types::value::Kind;
-    let kind = match json {
-        serde_json::Value::Null => Kind::NullValue(0),
-        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
-        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
-        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
-            values: items.iter().map(json_to_value).collect(),
-        }),
-        serde_json::Value::Object(map) => Kind::StructValue(prost_types::Struct {
-            fields: map
-                .iter()
-                .map(|(k, v)| (k.clone(), json_to_value(v)))
-                .collect(),
-        }),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
-
-/// The MCP args map for a JSON object text (anything else gives an empty map).
-pub(crate) fn args_map(arguments_json: &str) -> HashMap<String, prost_types::Value> {
-    match serde_json::from_str::<serde_json::Value>(arguments_json) {
-        Ok(serde_json::Value::Object(map)) => map
-            .iter()
-            .map(|(k, v)| (k.clone(), json_to_value(v)))
-            .collect(),
-        _ => HashMap::new(),
-    }
-}
-
 /// `GetUsableModelsResponse` / `GetDefaultModelForCliResponse` / `AvailableModelsResponse` /
 /// `GetServerConfigResponse` bodies.
 pub(crate) mod unary {

@@ -11,6 +11,10 @@
 //! unknown (skipped), never as an error. Fields whose shape no source publishes are left
 //! undeclared rather than guessed, because a wrong wire type would fail the whole message.
 //!
+//! With the default feature `json`, the module `json` converts between `serde_json::Value` and
+//! `google.protobuf.Value` (MCP tool arguments and input schemas), with documented choices for
+//! non-finite numbers and nesting depth.
+//!
 //! # Example
 //!
 //! ```
@@ -54,6 +58,8 @@
 
 pub mod checkpoint;
 pub mod error_details;
+#[cfg(feature = "json")]
+pub mod json;
 pub mod paths;
 
 /// Package `agent.v1`: the agent conversation protocol.

@@ -260,13 +260,7 @@ pub(crate) fn resolve_tool(declared: &[String], tool_name: &str, name: &str) -> 
 
 /// The MCP arguments as JSON object text (keys sorted, so the text is deterministic).
 pub(crate) fn args_json(args: &HashMap<String, prost_types::Value>) -> String {
-    let mut keys: Vec<&String> = args.keys().collect();
-    keys.sort();
-    let obj: serde_json::Map<String, serde_json::Value> = keys
-        .into_iter()
-        .map(|k| (k.clone(), super::value::value_to_json(&args[k])))
-        .collect();
-    serde_json::Value::Object(obj).to_string()
+    serde_json::Value::Object(cursor_proto::json::fields_to_json(args)).to_string()
 }
 
 #[cfg(test)]
@@ -465,11 +459,11 @@ mod tests {
         let mut m = HashMap::new();
         m.insert(
             "b".to_owned(),
-            super::super::value::json_to_value(&serde_json::json!(2)),
+            cursor_proto::json::value_from_json(&serde_json::json!(2)),
         );
         m.insert(
             "a".to_owned(),
-            super::super::value::json_to_value(&serde_json::json!("x")),
+            cursor_proto::json::value_from_json(&serde_json::json!("x")),
         );
         assert_eq!(args_json(&m), r#"{"a":"x","b":2}"#);
     }

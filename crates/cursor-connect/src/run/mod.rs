@@ -4,7 +4,6 @@ mod driver;
 mod event;
 mod exec;
 mod request;
-mod value;
 
 use std::fmt;
 use std::sync::Arc;

@@ -38,7 +38,7 @@ impl ToolDefinition {
         pb::McpToolDefinition {
             name: self.name.clone(),
             description: self.description.clone(),
-            input_schema: Some(super::value::json_to_value(&self.input_schema)),
+            input_schema: Some(cursor_proto::json::value_from_json(&self.input_schema)),
             provider_identifier: PROVIDER.to_owned(),
             tool_name: self.name.clone(),
             input_schema_json: Some(self.input_schema.to_string()),
@@ -512,7 +512,7 @@ mod tests {
         assert_eq!(tool.name, "add");
         assert_eq!(tool.tool_name, "add");
         assert_eq!(
-            super::super::value::value_to_json(tool.input_schema.as_ref().unwrap()),
+            cursor_proto::json::value_to_json(tool.input_schema.as_ref().unwrap()),
             schema
         );
         assert!(
