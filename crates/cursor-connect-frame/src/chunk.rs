@@ -18,7 +18,9 @@ const COALESCE_BELOW: usize = 4096;
 /// It applies exactly the checks of the wrapped [`Decoder`], but a frame that lies wholly
 /// inside one chunk is returned as a slice of that chunk (a reference-count bump, no copy).
 /// A frame that straddles chunks is copied exactly once, into a buffer of exactly its size,
-/// when its last byte arrives; until then only the bytes that arrived are held.
+/// when its last byte arrives. Until then only the bytes that arrived are held, never the
+/// declared length: large pieces as they came, small ones (under 4 KiB) coalesced into one
+/// growing buffer, whose capacity is at most about twice what arrived.
 ///
 /// ```
 /// use bytes::Bytes;
