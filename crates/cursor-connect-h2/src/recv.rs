@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use crate::call::Call;
 use crate::error::{Error, ErrorKind};
 use crate::options::CallOptions;
+use crate::send::WriterGuard;
 
 /// Most body bytes read from a non-200 streaming response to look for a Connect error.
 const ERROR_BODY_LIMIT: usize = 64 << 10;
@@ -48,6 +49,8 @@ pub struct RecvHalf {
     eof: bool,
     clean_end: bool,
     reserve_cap: usize,
+    /// Keeps the send half's writer task alive while this half lives (see `WriterGuard`).
+    _writer: Option<Arc<WriterGuard>>,
 }
 
 impl std::fmt::Debug for RecvHalf {
@@ -82,7 +85,14 @@ impl RecvHalf {
             eof: false,
             clean_end: false,
             reserve_cap: usize::try_from(stream_window).unwrap_or(usize::MAX),
+            _writer: None,
         }
+    }
+
+    /// Ties the send half's writer task to this half too.
+    pub(crate) fn with_writer(mut self, writer: Arc<WriterGuard>) -> Self {
+        self._writer = Some(writer);
+        self
     }
 
     /// The next message; `Ok(None)` after a clean end-stream. Errors are sticky.
@@ -127,7 +137,12 @@ impl RecvHalf {
         }
         loop {
             let Some(decoder) = self.decoder.as_mut() else {
-                return Ok(None);
+                // Only reachable when reading an error response was abandoned midway (the
+                // caller dropped a `message()` future): never report that as a clean end.
+                return Err(ConnectError::new(
+                    Code::Internal,
+                    "response abandoned before it was read",
+                ));
             };
             let frame = if self.eof {
                 decoder.decode_eof(&mut self.buf)?
@@ -192,10 +207,14 @@ impl RecvHalf {
     }
 
     async fn await_head(&mut self) -> Result<(), ConnectError> {
-        let State::Waiting(fut) = std::mem::replace(&mut self.state, State::Done) else {
+        let State::Waiting(fut) = &mut self.state else {
             return Ok(());
         };
-        let resp = match wait(&self.call, self.idle, fut).await? {
+        // The future stays in `self.state` while it is polled, so a caller that drops this
+        // `message()` future (a timeout, a `select!`) can call again and keep waiting.
+        let polled = wait(&self.call, self.idle, fut).await;
+        self.state = State::Done;
+        let resp = match polled? {
             Ok(r) => r,
             Err(e) => return Err(self.call.stream_error(e).await.into()),
         };

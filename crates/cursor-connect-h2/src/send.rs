@@ -39,6 +39,20 @@ pub struct SendHalf {
     encoder: Encoder,
     scratch: BytesMut,
     closed: bool,
+    writer: Arc<WriterGuard>,
+}
+
+/// Aborts the call's writer task once both halves are gone. While the receive half lives,
+/// the writer may still be delivering a `close_send` whose caller stopped waiting; after
+/// that nobody owns the call, and a peer that never grants window must not keep the task
+/// (and through it the stream and the connection) alive.
+#[derive(Debug)]
+pub(crate) struct WriterGuard(tokio::task::AbortHandle);
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Wrapper so the private command enum can cross the channel without a Debug bound leak.
@@ -54,7 +68,8 @@ impl SendHalf {
     pub(crate) fn start(call: Arc<Call>, opts: &CallOptions, budget_max: usize) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let budget = Arc::new(Semaphore::new(budget_max));
-        tokio::spawn(writer(call.clone(), rx, budget.clone()));
+        let task = tokio::spawn(writer(call.clone(), rx, budget.clone()));
+        let writer = Arc::new(WriterGuard(task.abort_handle()));
         let encoder = Encoder::new()
             .compression(opts.send_compression.and_then(compression_for))
             .compress_min_bytes(opts.compress_min_bytes);
@@ -66,7 +81,13 @@ impl SendHalf {
             encoder,
             scratch: BytesMut::new(),
             closed: false,
+            writer,
         }
+    }
+
+    /// A share of the writer task's lifetime, for the receive half to hold.
+    pub(crate) fn writer_guard(&self) -> Arc<WriterGuard> {
+        self.writer.clone()
     }
 
     /// Queues one message (already-serialized protobuf). Returns once it is queued; waits

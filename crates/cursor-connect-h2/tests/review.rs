@@ -1,0 +1,100 @@
+//! Regression tests from the code review: cancellation of `RecvHalf::message`, and the send
+//! half's writer task ending with its call.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use cursor_connect_h2::{CallOptions, Channel, Endpoint};
+use http::HeaderMap;
+use support::*;
+use tokio::net::TcpListener;
+
+const T: Duration = Duration::from_secs(5);
+
+/// A `message()` future dropped while the response head is outstanding (a caller's timeout
+/// or `select!`) must not turn the call into a quiet clean end: the next call keeps waiting
+/// and gets the messages.
+#[tokio::test]
+async fn message_cancelled_before_headers_is_resumable() {
+    let s = Server::start(
+        Opts::default(),
+        handler(|req, mut respond, _| async move {
+            let mut body = req.into_body();
+            let _ = read_body(&mut body).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut tx = respond_stream(&mut respond);
+            let _ = tx.send_data(env(b"late"), false);
+            let _ = tx.send_data(end_ok(), true);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }),
+    )
+    .await;
+    let ch = Channel::connect(Endpoint::h2c(&s.authority()).unwrap())
+        .await
+        .unwrap();
+    let opts = CallOptions::default().deadline(T);
+    let (mut tx, mut rx) = ch.bidi("/a.B/C", HeaderMap::new(), opts).await.unwrap();
+    tx.close_send().await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), rx.message())
+            .await
+            .is_err(),
+        "headers arrive after 300 ms"
+    );
+    let first = tokio::time::timeout(T, rx.message()).await.unwrap();
+    assert_eq!(first.unwrap(), Some(Bytes::from_static(b"late")));
+    let end = tokio::time::timeout(T, rx.message()).await.unwrap();
+    assert_eq!(end.unwrap(), None);
+}
+
+/// A peer that finishes its response but never grants request window and never resets
+/// (an `h2` server would send RST_STREAM NO_ERROR, so this is a raw peer): once the caller
+/// has dropped both halves, its `close_send` wait cut short, the writer task must not keep
+/// the stream open. It is aborted, the stream's last handle goes, and h2 resets it (CANCEL).
+#[tokio::test]
+async fn writer_task_ends_with_both_halves() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = tokio::spawn(async move {
+        // SETTINGS_INITIAL_WINDOW_SIZE (0x4) = 0: no request byte may be sent.
+        let mut raw = Raw::accept(&listener, &[(4, 0)]).await;
+        let (_, sid, _) = raw.until(1).await.expect("request headers");
+        raw.send(&Raw::ok_headers(sid)).await;
+        raw.send(&frame(0, 0, sid, &env(b"hi"))).await;
+        raw.send(&frame(0, 1, sid, &end_ok())).await;
+        let rst = tokio::time::timeout(Duration::from_secs(3), raw.until(3)).await;
+        matches!(rst, Ok(Some((_, s, p))) if s == sid && p == 8u32.to_be_bytes())
+    });
+    let ch = Channel::connect(Endpoint::h2c(&addr.to_string()).unwrap())
+        .await
+        .unwrap();
+    let (mut tx, mut rx) = ch
+        .bidi("/a.B/C", HeaderMap::new(), CallOptions::default())
+        .await
+        .unwrap();
+    // Larger than the 65,535-byte window the client may assume before the peer's SETTINGS
+    // arrive, so the writer blocks either way.
+    tx.send(Bytes::from(vec![7u8; 128 << 10])).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_millis(100), tx.close_send()).await;
+    assert!(
+        closed.is_err(),
+        "no window, so close_send cannot finish: {closed:?}"
+    );
+    let m = tokio::time::timeout(T, rx.message()).await.unwrap();
+    assert_eq!(m.unwrap(), Some(Bytes::from_static(b"hi")));
+    assert_eq!(
+        tokio::time::timeout(T, rx.message())
+            .await
+            .unwrap()
+            .unwrap(),
+        None
+    );
+    drop((tx, rx));
+    let reset = tokio::time::timeout(T, peer).await.unwrap().unwrap();
+    assert!(
+        reset,
+        "peer saw no RST_STREAM CANCEL: the writer kept the stream"
+    );
+}
