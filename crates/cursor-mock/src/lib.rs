@@ -106,7 +106,10 @@ pub use error_spec::{
     DetailSpec, ERROR_DETAILS_TYPE, ErrorSpec, FIRST_MESSAGE_END_STREAM, MODEL_RETIRED_END_STREAM,
     NOT_LOGGED_IN_DETAILS_B64,
 };
-pub use record::{MessageKind, ReceivedCall, ReceivedMessage, Violation};
+pub use record::{
+    MAX_MESSAGES_PER_CALL, MAX_RECORDED_BYTES, MAX_RECORDED_CALLS, MessageKind, ReceivedCall,
+    ReceivedMessage, Violation,
+};
 pub use scenario::{
     DECLARED_TOOL_ARGUMENTS, DEFAULT_CACHE_READ_TOKENS, DEFAULT_CACHE_WRITE_TOKENS,
     DEFAULT_INPUT_TOKENS, DEFAULT_OUTPUT_TOKENS, DEFAULT_REASONING_TOKENS, DEFAULT_TEXT,

@@ -1,6 +1,6 @@
 //! What the mock saw: every call, every client message, heartbeats, protocol violations.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -102,15 +102,34 @@ impl ReceivedCall {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Violation {
-    /// Index of the call in [`crate::MockServer::received`].
+    /// Number of the call, counting every call the server received from 0; the same as its
+    /// index in [`crate::MockServer::received`] until the oldest calls are dropped (see
+    /// [`MAX_RECORDED_CALLS`]).
     pub call: usize,
     /// What was wrong.
     pub message: String,
 }
 
+/// Most calls kept; older ones are dropped so a long-running mock (the proxy's embedded
+/// upstream) does not grow without bound.
+pub const MAX_RECORDED_CALLS: usize = 1024;
+/// Most payload bytes kept over all recorded calls; the oldest calls go first, and a message
+/// that does not fit even then is counted but not kept.
+pub const MAX_RECORDED_BYTES: usize = 64 << 20;
+/// Most messages kept per call (later ones are counted, not kept).
+pub const MAX_MESSAGES_PER_CALL: usize = 16_384;
+/// Most violations kept (the first ones).
+const MAX_VIOLATIONS: usize = 1024;
+/// Most checkpoints remembered per conversation (the latest), and conversations remembered.
+const MAX_CHECKPOINTS_PER_CONVERSATION: usize = 16;
+const MAX_CONVERSATIONS: usize = 4096;
+
 #[derive(Debug, Default)]
 pub(crate) struct Inner {
-    pub(crate) calls: Vec<(Instant, ReceivedCall)>,
+    /// The most recent calls; `calls[0]` is call number `dropped_calls`.
+    pub(crate) calls: VecDeque<(Instant, ReceivedCall)>,
+    dropped_calls: usize,
+    recorded_bytes: usize,
     pub(crate) violations: Vec<Violation>,
     pub(crate) heartbeats: u64,
     pub(crate) connections: u64,
@@ -118,6 +137,38 @@ pub(crate) struct Inner {
     pub(crate) blobs: HashMap<Bytes, Bytes>,
     /// Every checkpoint sent, per conversation id, oldest first.
     pub(crate) checkpoints: HashMap<String, Vec<Bytes>>,
+}
+
+impl Inner {
+    fn call_mut(&mut self, call: usize) -> Option<&mut (Instant, ReceivedCall)> {
+        let at = call.checked_sub(self.dropped_calls)?;
+        self.calls.get_mut(at)
+    }
+
+    fn drop_oldest_call(&mut self) {
+        if let Some((_, c)) = self.calls.pop_front() {
+            self.dropped_calls += 1;
+            let bytes: usize = c.messages.iter().map(|m| m.payload.len()).sum();
+            self.recorded_bytes = self.recorded_bytes.saturating_sub(bytes);
+        }
+    }
+
+    /// Remembers a checkpoint sent for `conversation` (bounded: the latest few per
+    /// conversation, a bounded number of conversations; a forgotten conversation is simply not
+    /// checked when a client echoes its state).
+    pub(crate) fn remember_checkpoint(&mut self, conversation: &str, checkpoint: Bytes) {
+        if self.checkpoints.len() >= MAX_CONVERSATIONS
+            && !self.checkpoints.contains_key(conversation)
+            && let Some(victim) = self.checkpoints.keys().next().cloned()
+        {
+            self.checkpoints.remove(&victim);
+        }
+        let list = self.checkpoints.entry(conversation.to_owned()).or_default();
+        if list.len() >= MAX_CHECKPOINTS_PER_CONVERSATION {
+            list.remove(0);
+        }
+        list.push(checkpoint);
+    }
 }
 
 /// Shared, lock-protected record. The lock is never held across an await.
@@ -134,7 +185,10 @@ impl Recorder {
 
     pub(crate) fn start_call(&self, path: &str, headers: http::HeaderMap) -> usize {
         let mut inner = self.lock();
-        inner.calls.push((
+        while inner.calls.len() >= MAX_RECORDED_CALLS {
+            inner.drop_oldest_call();
+        }
+        inner.calls.push_back((
             Instant::now(),
             ReceivedCall {
                 path: path.to_owned(),
@@ -145,7 +199,7 @@ impl Recorder {
                 finished: false,
             },
         ));
-        inner.calls.len() - 1
+        inner.dropped_calls + inner.calls.len() - 1
     }
 
     pub(crate) fn push(&self, call: usize, kind: MessageKind, payload: Bytes) {
@@ -153,19 +207,109 @@ impl Recorder {
         if kind == MessageKind::ClientHeartbeat {
             inner.heartbeats += 1;
         }
-        if let Some((start, c)) = inner.calls.get_mut(call) {
+        // Make room by dropping older calls, never the one being recorded.
+        while inner.recorded_bytes + payload.len() > MAX_RECORDED_BYTES
+            && inner.calls.len() > 1
+            && inner.dropped_calls < call
+        {
+            inner.drop_oldest_call();
+        }
+        if inner.recorded_bytes + payload.len() > MAX_RECORDED_BYTES {
+            return;
+        }
+        let n = payload.len();
+        if let Some((start, c)) = inner.call_mut(call)
+            && c.messages.len() < MAX_MESSAGES_PER_CALL
+        {
             let at = start.elapsed();
             c.messages.push(ReceivedMessage { kind, payload, at });
+            inner.recorded_bytes += n;
         }
     }
 
     pub(crate) fn update(&self, call: usize, f: impl FnOnce(&mut ReceivedCall)) {
-        if let Some((_, c)) = self.lock().calls.get_mut(call) {
+        if let Some((_, c)) = self.lock().call_mut(call) {
             f(c);
         }
     }
 
     pub(crate) fn violation(&self, call: usize, message: String) {
-        self.lock().violations.push(Violation { call, message });
+        let mut inner = self.lock();
+        if inner.violations.len() < MAX_VIOLATIONS {
+            inner.violations.push(Violation { call, message });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_record_is_bounded_and_call_numbers_stay_stable() {
+        let rec = Recorder::default();
+        let total = MAX_RECORDED_CALLS + 10;
+        for i in 0..total {
+            let call = rec.start_call(&format!("/p{i}"), http::HeaderMap::new());
+            assert_eq!(call, i, "call numbers count every call");
+            rec.push(call, MessageKind::ClientHeartbeat, Bytes::from_static(b"x"));
+        }
+        rec.update(total - 1, |c| c.finished = true);
+        rec.update(0, |c| c.finished = true); // dropped: ignored
+        let inner = rec.lock();
+        assert_eq!(inner.calls.len(), MAX_RECORDED_CALLS);
+        assert_eq!(
+            inner.heartbeats, total as u64,
+            "counters still count everything"
+        );
+        let (_, last) = inner.calls.back().expect("calls");
+        assert_eq!(last.path, format!("/p{}", total - 1));
+        assert!(last.finished && last.messages.len() == 1);
+        assert!(inner.calls.iter().filter(|(_, c)| c.finished).count() == 1);
+    }
+
+    #[test]
+    fn recorded_payload_bytes_are_bounded() {
+        let rec = Recorder::default();
+        let big = Bytes::from(vec![0u8; 1 << 20]);
+        for i in 0..(MAX_RECORDED_BYTES >> 20) + 8 {
+            let call = rec.start_call(&format!("/p{i}"), http::HeaderMap::new());
+            rec.push(call, MessageKind::RunRequest, big.clone());
+        }
+        // One call alone cannot exceed the budget either.
+        let call = rec.start_call("/last", http::HeaderMap::new());
+        for _ in 0..(MAX_RECORDED_BYTES >> 20) + 8 {
+            rec.push(call, MessageKind::ExecResult, big.clone());
+        }
+        let inner = rec.lock();
+        let kept: usize = inner
+            .calls
+            .iter()
+            .flat_map(|(_, c)| &c.messages)
+            .map(|m| m.payload.len())
+            .sum();
+        assert!(kept <= MAX_RECORDED_BYTES, "{kept}");
+        assert_eq!(kept, inner.recorded_bytes);
+        assert_eq!(
+            inner.calls.back().map(|(_, c)| c.path.as_str()),
+            Some("/last")
+        );
+    }
+
+    #[test]
+    fn checkpoints_remembered_are_bounded() {
+        let rec = Recorder::default();
+        let mut inner = rec.lock();
+        for i in 0..MAX_CHECKPOINTS_PER_CONVERSATION + 5 {
+            inner.remember_checkpoint("c", Bytes::from(i.to_string()));
+        }
+        let list = &inner.checkpoints["c"];
+        assert_eq!(list.len(), MAX_CHECKPOINTS_PER_CONVERSATION);
+        let latest = (MAX_CHECKPOINTS_PER_CONVERSATION + 4).to_string();
+        assert_eq!(list.last().map(|b| &b[..]), Some(latest.as_bytes()));
+        for i in 0..MAX_CONVERSATIONS + 5 {
+            inner.remember_checkpoint(&format!("k{i}"), Bytes::from_static(b"cp"));
+        }
+        assert_eq!(inner.checkpoints.len(), MAX_CONVERSATIONS);
     }
 }

@@ -413,10 +413,7 @@ impl Turn {
         self.shared
             .recorder
             .lock()
-            .checkpoints
-            .entry(self.run.conversation_id.clone())
-            .or_default()
-            .push(bytes.clone());
+            .remember_checkpoint(&self.run.conversation_id, bytes.clone());
         self.send(wire::checkpoint(bytes)).await
     }
 

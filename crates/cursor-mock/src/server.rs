@@ -267,7 +267,10 @@ impl MockServer {
         self.pki.as_ref().map(|p| p.ca_pem.clone())
     }
 
-    /// Every call received so far, in arrival order, with every client message.
+    /// The calls received so far, in arrival order, with their client messages. Bounded so a
+    /// long-running mock does not grow without limit: the latest [`crate::MAX_RECORDED_CALLS`]
+    /// calls, [`crate::MAX_MESSAGES_PER_CALL`] messages per call and
+    /// [`crate::MAX_RECORDED_BYTES`] payload bytes in all (the oldest calls are dropped first).
     pub fn received(&self) -> Vec<ReceivedCall> {
         self.recorder
             .lock()

@@ -340,30 +340,30 @@ pub async fn collect(
     model: &str,
     mut rx: tokio::sync::mpsc::Receiver<TurnItem>,
 ) -> Result<Value, ApiError> {
-    let mut content: Vec<Value> = Vec::new();
-    let mut append = |kind: &str, field: &str, t: &str| match content.last_mut() {
-        Some(last) if last["type"] == kind => {
-            let joined = format!("{}{t}", last[field].as_str().unwrap_or(""));
-            last[field] = json!(joined);
-        }
-        _ => {
-            let mut block = json!({"type": kind});
-            block[field] = json!(t);
-            if kind == "thinking" {
-                block["signature"] = json!("");
-            }
-            content.push(block);
-        }
+    // Text is appended in place (re-joining a JSON string per delta is quadratic in the answer).
+    let mut blocks: Vec<(&'static str, String)> = Vec::new();
+    let mut append = |kind: &'static str, t: &str| match blocks.last_mut() {
+        Some((k, text)) if *k == kind => text.push_str(t),
+        _ => blocks.push((kind, t.to_owned())),
     };
     let mut calls = Vec::new();
     while let Some(item) = rx.recv().await {
         match item {
-            TurnItem::Text(t) => append("text", "text", &t),
-            TurnItem::Thinking(t) => append("thinking", "thinking", &t),
+            TurnItem::Text(t) => append("text", &t),
+            TurnItem::Thinking(t) => append("thinking", &t),
             TurnItem::ThinkingDone => {}
             TurnItem::ToolCall(c) => calls.push(c),
             TurnItem::Failed(e) => return Err(e),
             TurnItem::Done { stop, usage } => {
+                let mut content: Vec<Value> = blocks
+                    .drain(..)
+                    .map(|(kind, text)| match kind {
+                        "thinking" => {
+                            json!({"type": "thinking", "thinking": text, "signature": ""})
+                        }
+                        _ => json!({"type": kind, "text": text}),
+                    })
+                    .collect();
                 for c in calls {
                     let input: Value =
                         serde_json::from_str(&c.arguments).unwrap_or_else(|_| json!({}));
@@ -422,6 +422,39 @@ mod tests {
         assert!(
             matches!(&r.messages[1].parts[0], Part::ToolCall(c) if c.arguments == r#"{"a":1}"#)
         );
+    }
+
+    #[tokio::test]
+    async fn collect_merges_deltas_in_linear_time() {
+        // 100k deltas of 16 bytes: re-joining the text per delta copies ~80 GB, appending 1.6 MB.
+        const N: usize = 100_000;
+        let (tx, rx) = tokio::sync::mpsc::channel(N + 8);
+        tx.try_send(TurnItem::Thinking("th".into())).unwrap();
+        tx.try_send(TurnItem::Thinking("ink".into())).unwrap();
+        tx.try_send(TurnItem::ThinkingDone).unwrap();
+        for _ in 0..N {
+            tx.try_send(TurnItem::Text("0123456789abcdef".into()))
+                .unwrap();
+        }
+        tx.try_send(TurnItem::Done {
+            stop: Stop::EndTurn,
+            usage: TokenUsage::default(),
+        })
+        .unwrap();
+        let started = std::time::Instant::now();
+        let v = collect("msg_1", "m", rx).await.unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            v["content"][0],
+            json!({"type": "thinking", "thinking": "think", "signature": ""})
+        );
+        assert_eq!(v["content"][1]["type"], "text");
+        assert_eq!(v["content"][1]["text"].as_str().map(str::len), Some(16 * N));
+        assert_eq!(v["content"].as_array().map(Vec::len), Some(2));
     }
 
     #[test]

@@ -189,6 +189,44 @@ impl Engine {
         self.fresh(&conv, req).await
     }
 
+    /// [`Engine::start`] for callers that see nothing until the turn is complete (non-streaming
+    /// responses): the turn is run to its end before anything is returned, so a retryable
+    /// failure after upstream output began is still invisible to the caller and is retried
+    /// (at most `max_attempts` turns). The returned channel holds the whole turn.
+    pub async fn start_complete(
+        self: &Arc<Self>,
+        caller_key: &str,
+        req: &ChatRequest,
+    ) -> Result<mpsc::Receiver<TurnItem>, ApiError> {
+        let mut attempt = 1;
+        loop {
+            let mut rx = self.start(caller_key, req).await?;
+            let mut items = Vec::new();
+            while let Some(item) = rx.recv().await {
+                let end = matches!(item, TurnItem::Done { .. } | TurnItem::Failed(_));
+                items.push(item);
+                if end {
+                    break;
+                }
+            }
+            if let Some(TurnItem::Failed(e)) = items.last()
+                && e.retryable
+                && attempt < self.cfg.max_attempts
+            {
+                attempt += 1;
+                warn!(status = e.status.as_u16(), category = %e.category, attempt,
+                      "turn failed before the caller saw any of it; retrying");
+                continue;
+            }
+            let (tx, out) = mpsc::channel(items.len().max(1));
+            for item in items {
+                // Capacity is the item count: never full.
+                let _ = tx.try_send(item);
+            }
+            return Ok(out);
+        }
+    }
+
     async fn resume(
         self: &Arc<Self>,
         conv: &str,

@@ -453,3 +453,78 @@ async fn refresh_advice_renews_credentials_before_the_account_is_used_again() {
         "a0 served again after its refresh"
     );
 }
+
+/// A run that emits some text and then fails with `advice`, on the first `failing` runs only.
+fn fails_after_output(failing: usize, advice: FailureAdvice) -> FakeUpstream {
+    let runs = std::sync::atomic::AtomicUsize::new(0);
+    FakeUpstream::new(move |_, _| {
+        if runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < failing {
+            vec![
+                Step::Ev(UpEvent::Text("partial".into())),
+                Step::Fail(StatusCode::BAD_GATEWAY, "transport", advice.clone()),
+            ]
+        } else {
+            text_turn("ok")
+        }
+    })
+}
+
+#[tokio::test]
+async fn non_streaming_turn_failing_after_upstream_output_is_retried_invisibly() {
+    let retry = FailureAdvice {
+        retry_other_account: true,
+        ..FailureAdvice::default()
+    };
+    let (e, seen) = engine(
+        2,
+        fails_after_output(1, retry.clone()),
+        EngineConfig::default(),
+    );
+    let items = drain(e.start_complete("key", &user("x")).await.unwrap()).await;
+    assert!(
+        !items.contains(&TurnItem::Text("partial".into())),
+        "{items:?}"
+    );
+    assert!(items.contains(&TurnItem::Text("ok".into())), "{items:?}");
+    assert!(matches!(items.last(), Some(TurnItem::Done { .. })));
+    assert_eq!(seen.lock().unwrap().runs.len(), 2);
+
+    // Attempts are bounded: every run failing ends in the error after `max_attempts` turns.
+    let (e, seen) = engine(
+        2,
+        fails_after_output(usize::MAX, retry),
+        EngineConfig::default(),
+    );
+    let items = drain(e.start_complete("key", &user("x")).await.unwrap()).await;
+    assert!(
+        matches!(items.last(), Some(TurnItem::Failed(err)) if err.status == StatusCode::BAD_GATEWAY)
+    );
+    assert_eq!(seen.lock().unwrap().runs.len(), 3);
+
+    // A failure the upstream calls final is not retried.
+    let (e, seen) = engine(
+        2,
+        fails_after_output(1, FailureAdvice::default()),
+        EngineConfig::default(),
+    );
+    let items = drain(e.start_complete("key", &user("x")).await.unwrap()).await;
+    assert!(matches!(items.last(), Some(TurnItem::Failed(_))));
+    assert_eq!(seen.lock().unwrap().runs.len(), 1);
+
+    // A streaming start is never retried after output: the caller may have seen it.
+    let (e, seen) = engine(
+        2,
+        fails_after_output(
+            1,
+            FailureAdvice {
+                retry_other_account: true,
+                ..FailureAdvice::default()
+            },
+        ),
+        EngineConfig::default(),
+    );
+    let items = drain(e.start("key", &user("x")).await.unwrap()).await;
+    assert_eq!(items[0], TurnItem::Text("partial".into()));
+    assert!(matches!(&items[1], TurnItem::Failed(_)));
+    assert_eq!(seen.lock().unwrap().runs.len(), 1);
+}

@@ -31,6 +31,9 @@ pub struct ApiError {
     pub message: String,
     /// When to try again.
     pub retry_after: Option<Duration>,
+    /// The upstream advised that a fresh attempt may succeed (only acted on while nothing has
+    /// reached the caller).
+    pub retryable: bool,
 }
 
 impl ApiError {
@@ -55,6 +58,7 @@ impl ApiError {
             category: category.to_owned(),
             message: message.into(),
             retry_after: None,
+            retryable: false,
         }
     }
 
@@ -148,6 +152,7 @@ impl From<&UpstreamError> for ApiError {
             category: e.category.to_owned(),
             message: e.message.clone(),
             retry_after: e.advice.retry_after,
+            retryable: e.retryable(),
         }
     }
 }

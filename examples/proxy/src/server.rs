@@ -81,7 +81,7 @@ async fn chat_completions(
         Err(e) => return log_error(Api::OpenAi, None, started, e),
     };
     let id = new_id("chatcmpl-");
-    match st.engine.start(&caller, &req).await {
+    match start(&st.engine, &caller, &req).await {
         Err(e) => log_error(Api::OpenAi, Some(&req), started, e),
         Ok(rx) if req.stream => {
             log_ok(Api::OpenAi, &req, started);
@@ -116,7 +116,7 @@ async fn messages(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         Err(e) => return log_error(Api::Anthropic, None, started, e),
     };
     let id = new_id("msg_");
-    match st.engine.start(&caller, &req).await {
+    match start(&st.engine, &caller, &req).await {
         Err(e) => log_error(Api::Anthropic, Some(&req), started, e),
         Ok(rx) if req.stream => {
             log_ok(Api::Anthropic, &req, started);
@@ -129,6 +129,20 @@ async fn messages(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
             }
             Err(e) => log_error(Api::Anthropic, Some(&req), started, e),
         },
+    }
+}
+
+/// Streaming callers see output as it comes, so only failures before the first event can be
+/// retried; a non-streaming caller sees nothing until the end, so its whole turn can be.
+async fn start(
+    engine: &Arc<Engine>,
+    caller: &str,
+    req: &ChatRequest,
+) -> Result<tokio::sync::mpsc::Receiver<crate::engine::TurnItem>, ApiError> {
+    if req.stream {
+        engine.start(caller, req).await
+    } else {
+        engine.start_complete(caller, req).await
     }
 }
 
