@@ -70,10 +70,12 @@ fn json_post(
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::USER_AGENT, crate::config::USER_AGENT);
     if let Some(secret) = bearer {
-        b = b.header(
-            http::header::AUTHORIZATION,
-            format!("Bearer {}", secret.expose()),
-        );
+        let mut v = http::HeaderValue::from_str(&format!("Bearer {}", secret.expose()))
+            .map_err(|_| Error::credentials("api key is not a valid header value"))?;
+        // Sensitive values print as `Sensitive` in the request's Debug output (and h2 never
+        // adds them to its HPACK table).
+        v.set_sensitive(true);
+        b = b.header(http::header::AUTHORIZATION, v);
     }
     b.body(body)
         .map_err(|e| Error::with_source(ErrorKind::Config, "invalid token endpoint url", e))
@@ -457,6 +459,8 @@ mod tests {
             "https://api2.cursor.sh/auth/exchange_user_api_key"
         );
         assert_eq!(req.headers()["authorization"], "Bearer key_123");
+        assert!(req.headers()["authorization"].is_sensitive());
+        assert!(!format!("{req:?}").contains("key_123"), "{req:?}");
         assert_eq!(req.headers()["content-type"], "application/json");
         assert_eq!(req.body().as_ref(), b"{}");
     }

@@ -21,7 +21,7 @@ pub enum BlobError {
     /// Storing the blob would exceed the store's byte budget.
     #[error("blob store full: {len} more bytes would exceed the budget of {limit}")]
     Full {
-        /// Size of the rejected blob.
+        /// Size of the rejected blob, id included.
         len: usize,
         /// The store's budget.
         limit: usize,
@@ -65,7 +65,7 @@ struct Inner {
 }
 
 impl MemoryBlobStore {
-    /// A store that holds at most `max_bytes` of blob data (ids not counted).
+    /// A store that holds at most `max_bytes` of blob ids and data.
     pub fn with_max_bytes(max_bytes: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
@@ -93,7 +93,7 @@ impl MemoryBlobStore {
         self.len() == 0
     }
 
-    /// Bytes of blob data held.
+    /// Bytes held, ids and data.
     pub fn total_bytes(&self) -> usize {
         self.lock().bytes
     }
@@ -130,11 +130,14 @@ impl BlobStore for MemoryBlobStore {
 
     fn set(&self, id: Bytes, data: Bytes) -> Result<(), BlobError> {
         let mut g = self.lock();
-        let old = g.map.get(&id).map_or(0, Bytes::len);
-        let after = g.bytes - old + data.len();
+        // Ids count too: the server chooses them, and a flood of empty blobs under large ids
+        // must not grow memory past the budget.
+        let old = g.map.get(&id).map_or(0, |d| id.len() + d.len());
+        let len = id.len().saturating_add(data.len());
+        let after = (g.bytes - old).saturating_add(len);
         if after > self.limit {
             return Err(BlobError::Full {
-                len: data.len(),
+                len,
                 limit: self.limit,
             });
         }
@@ -159,22 +162,37 @@ mod tests {
 
     #[test]
     fn set_get_and_overwrite_accounting() {
-        let s = MemoryBlobStore::with_max_bytes(10);
+        let s = MemoryBlobStore::with_max_bytes(12);
         s.set(Bytes::from_static(b"a"), Bytes::from_static(b"12345"))
             .unwrap();
         s.set(Bytes::from_static(b"a"), Bytes::from_static(b"1234567"))
             .unwrap();
-        assert_eq!(s.total_bytes(), 7);
+        assert_eq!(s.total_bytes(), 8);
         assert_eq!(s.len(), 1);
         assert_eq!(
             s.set(Bytes::from_static(b"b"), Bytes::from_static(b"1234")),
-            Err(BlobError::Full { len: 4, limit: 10 })
+            Err(BlobError::Full { len: 5, limit: 12 })
         );
         assert_eq!(s.get(b"b"), None);
         s.set(Bytes::from_static(b"b"), Bytes::from_static(b"123"))
             .unwrap();
-        assert_eq!(s.total_bytes(), 10);
+        assert_eq!(s.total_bytes(), 12);
         assert_eq!(s.get(b"a").unwrap(), "1234567");
+    }
+
+    #[test]
+    fn server_chosen_ids_count_against_the_budget() {
+        // Empty blobs under large ids: without counting ids the map grows without bound.
+        let s = MemoryBlobStore::with_max_bytes(1 << 20);
+        let mut stored = 0;
+        for i in 0..64u8 {
+            let id = Bytes::from(vec![i; 64 << 10]);
+            if s.set(id, Bytes::new()).is_ok() {
+                stored += 1;
+            }
+        }
+        assert_eq!(stored, 16);
+        assert!(s.total_bytes() <= 1 << 20);
     }
 
     #[test]
