@@ -479,11 +479,14 @@ impl Engine {
                         usage.output_tokens = tokens;
                     }
                     self.drain(&mut *run, &key).await;
-                    let _ = tx
-                        .send(TurnItem::Done {
-                            stop: Stop::EndTurn,
-                            usage,
-                        })
+                    let _ = self
+                        .deliver(
+                            &tx,
+                            TurnItem::Done {
+                                stop: Stop::EndTurn,
+                                usage,
+                            },
+                        )
                         .await;
                     return;
                 }
@@ -492,11 +495,14 @@ impl Engine {
                         output_tokens: tokens,
                         ..TokenUsage::default()
                     };
-                    let _ = tx
-                        .send(TurnItem::Done {
-                            stop: Stop::EndTurn,
-                            usage,
-                        })
+                    let _ = self
+                        .deliver(
+                            &tx,
+                            TurnItem::Done {
+                                stop: Stop::EndTurn,
+                                usage,
+                            },
+                        )
                         .await;
                     return;
                 }
@@ -510,19 +516,28 @@ impl Engine {
                         cooldown_ms = cooldown.map(|d| d.as_millis() as u64), message = %e.message,
                         "upstream failed after output began; ending the caller's stream with an error event"
                     );
-                    let _ = tx.send(TurnItem::Failed(ApiError::from(&e))).await;
+                    let _ = self
+                        .deliver(&tx, TurnItem::Failed(ApiError::from(&e)))
+                        .await;
                     return;
                 }
             };
-            if tx.send(item).await.is_err() {
+            if !self.deliver(&tx, item).await {
                 debug!(
                     conversation = short(&key.conv),
-                    "caller went away; cancelling the upstream turn"
+                    "caller went away or stopped reading; cancelling the upstream turn"
                 );
                 cancel_quietly(&mut run).await;
                 return;
             }
         }
+    }
+
+    /// Hands `item` to the caller's response; false when the caller went away or stopped reading
+    /// for `idle_timeout` (a caller that keeps its connection open but never reads must not hold
+    /// the upstream turn, or this task, forever).
+    async fn deliver(&self, tx: &mpsc::Sender<TurnItem>, item: TurnItem) -> bool {
+        tx.send_timeout(item, self.cfg.idle_timeout).await.is_ok()
     }
 
     /// After `turn_ended`, reads the clean end of the stream (bounded in time).
@@ -589,11 +604,14 @@ impl Engine {
             output_tokens: tokens,
             ..TokenUsage::default()
         };
-        let _ = tx
-            .send(TurnItem::Done {
-                stop: Stop::ToolUse,
-                usage,
-            })
+        let _ = self
+            .deliver(
+                tx,
+                TurnItem::Done {
+                    stop: Stop::ToolUse,
+                    usage,
+                },
+            )
             .await;
     }
 

@@ -528,3 +528,26 @@ async fn non_streaming_turn_failing_after_upstream_output_is_retried_invisibly()
     assert!(matches!(&items[1], TurnItem::Failed(_)));
     assert_eq!(seen.lock().unwrap().runs.len(), 1);
 }
+
+#[tokio::test]
+async fn caller_that_stops_reading_does_not_hold_the_upstream_turn_forever() {
+    let fake = FakeUpstream::new(|_, _| {
+        (0..500)
+            .map(|i| Step::Ev(UpEvent::Text(format!("{i}"))))
+            .collect()
+    });
+    let cfg = EngineConfig {
+        idle_timeout: Duration::from_millis(200),
+        ..EngineConfig::default()
+    };
+    let (e, seen) = engine(1, fake, cfg);
+    // The connection stays open (the receiver lives) but nothing is read.
+    let _rx = e.start("key", &user("x")).await.unwrap();
+    timeout(Duration::from_secs(5), async {
+        while seen.lock().unwrap().cancelled == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("a stalled caller kept the upstream turn open");
+}
