@@ -99,9 +99,18 @@ impl Channel {
         opts: CallOptions,
     ) -> Result<RecvHalf, Error> {
         let (mut send, recv) = self.bidi(path, headers, opts).await?;
-        send.send(message).await?;
-        send.close_send().await?;
-        Ok(recv)
+        let sent = match send.send(message).await {
+            Ok(()) => send.close_send().await,
+            Err(e) => Err(e),
+        };
+        match sent {
+            // The peer reset or closed the request side. A server may answer (often with an
+            // error) before reading the whole request and then reset with NO_ERROR (RFC 9113
+            // §8.1); the receive half has that answer, or else the same typed cause.
+            Err(e) if e.is_remote() => Ok(recv),
+            Err(e) => Err(e),
+            Ok(()) => Ok(recv),
+        }
     }
 
     /// Starts a stream: waits for a call slot and a connection, then sends the headers.

@@ -98,3 +98,42 @@ async fn writer_task_ends_with_both_halves() {
         "peer saw no RST_STREAM CANCEL: the writer kept the stream"
     );
 }
+
+/// A server may answer a server-streaming call (here with an error) before reading the whole
+/// request, and then reset the request side with NO_ERROR (RFC 9113 §8.1; `h2` servers do).
+/// The caller must get the server's answer, not a transport reset from the unfinished upload.
+#[tokio::test]
+async fn server_stream_answer_before_upload_finished() {
+    let s = Server::start(
+        Opts {
+            stream_window: 65_535,
+            ..Opts::default()
+        },
+        handler(|req, mut respond, _| async move {
+            let _body = req.into_body();
+            let mut tx = respond_stream(&mut respond);
+            let _ = tx.send_data(end_err("resource_exhausted", "request too large"), true);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }),
+    )
+    .await;
+    let ch = Channel::connect(Endpoint::h2c(&s.authority()).unwrap())
+        .await
+        .unwrap();
+    let opts = CallOptions::default().deadline(T);
+    let big = Bytes::from(vec![1u8; 1 << 20]);
+    let mut rx = tokio::time::timeout(T, ch.server_stream("/a.B/C", HeaderMap::new(), big, opts))
+        .await
+        .unwrap()
+        .expect("the server's answer is in the receive half");
+    let err = tokio::time::timeout(T, rx.message())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        cursor_connect_frame::Code::ResourceExhausted,
+        "{err:?}"
+    );
+    assert_eq!(err.message(), "request too large");
+}

@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use cursor_connect_frame::{Decoder, Direction, Flags};
 use cursor_connect_h2::{CallOptions, Channel, Endpoint};
 use cursor_proto::agent::v1 as pb;
 use cursor_proto::aiserver::v1 as ai;
@@ -205,16 +206,21 @@ impl CursorClient {
 }
 
 /// Unary answers are raw protobuf; some servers wrap them in a Connect envelope anyway. A
-/// protobuf message never starts with byte 0 (field number 0 is invalid), so an envelope whose
-/// declared length matches exactly is unambiguous.
+/// protobuf message never starts with byte 0 (field number 0 is invalid), so one plain
+/// envelope that spans the whole body exactly is unambiguous. The frame crate's decoder
+/// parses it, so the envelope rules live in one place.
 fn strip_envelope(body: Bytes) -> Bytes {
-    if body.len() >= 5 && body[0] == 0 {
-        let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
-        if len == body.len() - 5 {
-            return body.slice(5..);
-        }
+    if body.first() != Some(&0) {
+        return body;
     }
-    body
+    let mut buf = BytesMut::from(body.clone());
+    match Decoder::new(Direction::Request)
+        .max_message_size(usize::MAX)
+        .decode_eof(&mut buf)
+    {
+        Ok(Some(frame)) if buf.is_empty() && frame.flags == Flags::NONE => frame.payload,
+        _ => body,
+    }
 }
 
 /// Configures a [`CursorClient`].
@@ -486,6 +492,12 @@ mod tests {
         assert_eq!(strip_envelope(wrapped), raw);
         let wrong_len = Bytes::from_static(&[0, 0, 0, 0, 9, 0x0a]);
         assert_eq!(strip_envelope(wrong_len.clone()), wrong_len);
+        let trailing = Bytes::from_static(&[0, 0, 0, 0, 1, 0x0a, 0x01]);
+        assert_eq!(strip_envelope(trailing.clone()), trailing);
+        let short = Bytes::from_static(&[0, 0, 0]);
+        assert_eq!(strip_envelope(short.clone()), short);
+        let empty = Bytes::from_static(&[0, 0, 0, 0, 0]);
+        assert_eq!(strip_envelope(empty), Bytes::new());
     }
 
     #[test]
