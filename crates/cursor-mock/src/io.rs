@@ -177,6 +177,11 @@ pub(crate) struct ReaderConfig {
     pub(crate) paused: tokio::sync::watch::Receiver<bool>,
 }
 
+/// Decoded client messages the reader may hold for a driver that is busy (writing under flow
+/// control, say); past it the reader stops taking data, so h2 flow control holds the client
+/// back. With the decoder's size limit this bounds what a client can make the mock buffer.
+pub(crate) const READ_AHEAD: usize = 32;
+
 /// Reads the request body until it ends, decoding Connect envelopes and recording every message.
 pub(crate) async fn read_client(
     mut body: RecvStream,

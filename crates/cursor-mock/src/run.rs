@@ -90,7 +90,7 @@ pub(crate) async fn serve(
         }
     };
 
-    let (tx, rx) = mpsc::channel(1024);
+    let (tx, rx) = mpsc::channel(crate::io::READ_AHEAD);
     let (pause_tx, paused) = tokio::sync::watch::channel(false);
     let config = ReaderConfig {
         paused,

@@ -573,3 +573,24 @@ async fn malformed_client_bytes_end_the_stream_without_panicking() {
         assert_eq!(violations[i].call, i);
     }
 }
+
+#[tokio::test]
+async fn a_client_flooding_a_busy_stream_is_held_back_by_flow_control() {
+    let mock = mock().await;
+    // A 1-byte receive window: the mock's first write blocks, so it reads nothing for a while.
+    let (mut h2, _conn) = connect_with(
+        mock.addr(),
+        h2::client::Builder::new().initial_window_size(1).clone(),
+    )
+    .await;
+    let mut call = open_run(&mut h2, &[]).await;
+    call.send_msg(&run_msg(run_request("composer-2.5", "hi")));
+    for _ in 0..3000 {
+        call.send_msg(&heartbeat_msg());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // What the mock took off the wire (and holds) while it could not act on it is bounded by
+    // its read-ahead, not by what the client chose to send.
+    let taken = mock.received()[0].messages.len();
+    assert!(taken <= 100, "the mock buffered {taken} messages");
+}
