@@ -121,7 +121,8 @@ impl Channel {
         opts: &CallOptions,
         shape: Shape,
     ) -> Result<(Arc<Call>, ResponseFuture), Error> {
-        let deadline = opts.deadline.map(|d| Instant::now() + d);
+        // A deadline beyond what `Instant` can represent (e.g. `Duration::MAX`) means none.
+        let deadline = opts.deadline.and_then(|d| Instant::now().checked_add(d));
         let req = self.request(path, extra, opts, shape)?;
         let permit = self.slot(deadline).await?;
         // A request that meets a GOAWAY before reaching the wire was not processed: try once

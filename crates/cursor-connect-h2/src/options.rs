@@ -48,6 +48,7 @@ impl Default for CallOptions {
 impl CallOptions {
     /// Total time the call may take, from its start. Sent as `connect-timeout-ms`; when it
     /// passes, the stream is reset (CANCEL) and the call fails with `deadline_exceeded`.
+    /// A duration too large for the clock (such as `Duration::MAX`) means no deadline.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
         self

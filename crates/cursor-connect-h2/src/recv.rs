@@ -288,7 +288,7 @@ pub(crate) async fn wait<F: Future>(
     idle: Option<Duration>,
     fut: F,
 ) -> Result<F::Output, Error> {
-    let idle_at = idle.map(|d| Instant::now() + d);
+    let idle_at = idle.and_then(|d| Instant::now().checked_add(d));
     let at = match (idle_at, call.deadline) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

@@ -137,3 +137,26 @@ async fn server_stream_answer_before_upload_finished() {
     );
     assert_eq!(err.message(), "request too large");
 }
+
+/// `Duration::MAX` is a natural way to say "no limit"; it must not panic on `Instant`
+/// arithmetic (it did, in the caller's task, when the call started).
+#[tokio::test]
+async fn unrepresentable_deadline_and_idle_timeout_mean_none() {
+    let s = Server::start(Opts::default(), echo()).await;
+    let ch = Channel::connect(Endpoint::h2c(&s.authority()).unwrap())
+        .await
+        .unwrap();
+    let opts = CallOptions::default()
+        .deadline(Duration::MAX)
+        .idle_timeout(Duration::MAX);
+    let call = async {
+        let (mut tx, mut rx) = ch.bidi("/a.B/C", HeaderMap::new(), opts).await.unwrap();
+        tx.send(Bytes::from_static(b"x")).await.unwrap();
+        tx.close_send().await.unwrap();
+        let first = rx.message().await.unwrap();
+        (first, rx.message().await.unwrap())
+    };
+    let (first, end) = tokio::time::timeout(T, call).await.unwrap();
+    assert_eq!(first, Some(Bytes::from_static(b"x")));
+    assert_eq!(end, None);
+}

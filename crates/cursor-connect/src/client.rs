@@ -417,6 +417,13 @@ impl ClientBuilder {
                 "heartbeat interval and stall timeout must be non-zero",
             ));
         }
+        // Timers past ~136 years mean "never"; larger values (say `Duration::MAX`) would
+        // overflow the `Instant` arithmetic of every run's heartbeat and stall timers.
+        let cap = Duration::from_secs(u64::from(u32::MAX));
+        let (heartbeat_interval, stall_timeout) = (
+            self.heartbeat_interval.min(cap),
+            self.stall_timeout.min(cap),
+        );
         let lazy = |url: &str| -> Result<Channel, Error> {
             let ep = Endpoint::from_url(url)
                 .map_err(|e| {
@@ -469,8 +476,8 @@ impl ClientBuilder {
                 agent_channel,
                 credentials,
                 header_config,
-                heartbeat_interval: self.heartbeat_interval,
-                stall_timeout: self.stall_timeout,
+                heartbeat_interval,
+                stall_timeout,
                 unary_timeout: self.unary_timeout,
                 blob_store,
                 interaction_policy: self.interaction_policy,
