@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use cursor_connect::HistoryMessage;
+
 use crate::upstream::{Image, ToolCall, ToolOutput, ToolSpec};
 
 /// Who said a message.
@@ -137,19 +139,14 @@ impl ChatRequest {
 
     /// The user text for a turn with no usable checkpoint: earlier messages flattened into a
     /// transcript, then the latest turn. A single plain user message goes through unchanged.
+    /// The transcript format is `cursor-connect`'s [`cursor_connect::flatten_history`].
     pub fn flattened_text(&self) -> String {
         let start = self.latest_turn_start();
-        if start == 0
-            && self.messages.iter().all(|m| m.role == Role::User)
-            && self.messages.len() <= 1
-        {
+        let history = history(&self.messages[..start]);
+        if history.is_empty() {
             return self.latest_turn_text();
         }
-        let mut out = String::from("<conversation_history>\n");
-        out.push_str(&render(&self.messages[..start]));
-        out.push_str("</conversation_history>\n\n");
-        out.push_str(&render(&self.messages[start..]));
-        out
+        cursor_connect::flatten_history(&history, &self.latest_turn_text())
     }
 
     /// The system prompt with the tool-choice constraint spelled out (Cursor has no such field).
@@ -194,6 +191,46 @@ fn text_of<'a>(parts: impl IntoIterator<Item = &'a Part>) -> String {
         }
     }
     out
+}
+
+/// Earlier messages as `cursor-connect` history (thinking is not replayed; images are named).
+fn history(messages: &[Message]) -> Vec<HistoryMessage> {
+    let mut out = Vec::new();
+    for m in messages {
+        for p in &m.parts {
+            let item = match (m.role, p) {
+                (_, Part::Thinking(_)) => continue,
+                (Role::Assistant, Part::Text(t)) => HistoryMessage::Assistant(t.clone()),
+                (_, Part::Text(t)) => HistoryMessage::User(t.clone()),
+                (_, Part::Image(i)) => HistoryMessage::User(format!("[image {}]", i.mime)),
+                (_, Part::ToolCall(c)) => HistoryMessage::ToolCall {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    arguments: c.arguments.clone(),
+                },
+                (_, Part::ToolResult(r)) => HistoryMessage::ToolResult {
+                    id: r.call_id.clone(),
+                    name: tool_name(messages, &r.call_id).to_owned(),
+                    content: r.content.clone(),
+                    is_error: r.is_error,
+                },
+            };
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// The name of the tool call `id` answers, if the history has it.
+fn tool_name<'a>(messages: &'a [Message], id: &str) -> &'a str {
+    messages
+        .iter()
+        .flat_map(|m| &m.parts)
+        .find_map(|p| match p {
+            Part::ToolCall(c) if c.id == id => Some(c.name.as_str()),
+            _ => None,
+        })
+        .unwrap_or("")
 }
 
 /// Renders messages as a readable transcript; a lone user text renders as itself.
@@ -288,10 +325,32 @@ mod tests {
         let r = tool_round();
         assert_eq!(r.trailing_tool_results()[0].content, "sunny");
         let flat = r.flattened_text();
+        // The lower crate's transcript format, not a second one of our own.
+        let history = [
+            HistoryMessage::User("weather?".into()),
+            HistoryMessage::ToolCall {
+                id: "c1".into(),
+                name: "get".into(),
+                arguments: "{}".into(),
+            },
+        ];
+        assert_eq!(
+            flat,
+            cursor_connect::flatten_history(&history, &r.latest_turn_text())
+        );
         assert!(
-            flat.contains("User: weather?")
-                && flat.contains("called tool get")
-                && flat.contains("sunny"),
+            flat.contains("weather?") && flat.contains("sunny"),
+            "{flat}"
+        );
+        let mut answered = tool_round();
+        answered.messages.push(Message {
+            role: Role::Assistant,
+            parts: vec![Part::Text("sunny it is".into())],
+        });
+        answered.messages.push(text(Role::User, "thanks"));
+        let flat = answered.flattened_text();
+        assert!(
+            flat.contains("[tool result get id=c1]\nsunny") && flat.ends_with("thanks"),
             "{flat}"
         );
         assert!(

@@ -361,7 +361,7 @@ async fn checkpoint_from_another_account_is_discarded_and_history_flattened() {
     let (acct2, req2) = &seen.runs[1];
     assert_ne!(acct2, &first_account);
     assert!(req2.checkpoint.is_none());
-    assert!(req2.user_text.contains("User: hi") && req2.user_text.contains("again"));
+    assert!(req2.user_text.contains("[user]\nhi") && req2.user_text.contains("again"));
 }
 
 #[tokio::test]
