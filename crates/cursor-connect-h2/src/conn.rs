@@ -19,6 +19,11 @@ use crate::error::{Error, ErrorKind};
 /// downloads; h2 buffers one frame at most, so this also bounds a single read.
 const MAX_RECV_FRAME: u32 = 256 << 10;
 
+/// Largest response header (or trailer) block we accept, decoded. h2's default is 16 MiB per
+/// stream, which a peer could hold on every open call; Connect headers are a few hundred
+/// bytes, and generous proxies' additions stay far below this.
+const MAX_HEADER_LIST: u32 = 64 << 10;
+
 /// How long a call that saw "connection lost" waits for the driver to record the real cause.
 const FATE_GRACE: Duration = Duration::from_millis(100);
 
@@ -139,6 +144,7 @@ pub(crate) fn builder(ep: &Endpoint) -> h2::client::Builder {
     b.initial_window_size(ep.stream_window)
         .initial_connection_window_size(ep.conn_window)
         .max_frame_size(MAX_RECV_FRAME)
+        .max_header_list_size(MAX_HEADER_LIST)
         .max_send_buffer_size(ep.max_send_buffer)
         .enable_push(false);
     b

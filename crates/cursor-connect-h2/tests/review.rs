@@ -160,3 +160,81 @@ async fn unrepresentable_deadline_and_idle_timeout_mean_none() {
     assert_eq!(first, Some(Bytes::from_static(b"x")));
     assert_eq!(end, None);
 }
+
+/// The connection task does not outlive its channel: dropping the last `Channel` (no calls
+/// open) closes the connection even with keepalive PINGs on.
+#[tokio::test]
+async fn connection_task_ends_with_the_channel() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = tokio::spawn(async move {
+        let mut raw = Raw::accept(&listener, &[]).await;
+        // GOAWAY (type 7) or EOF both mean the client let the connection go.
+        tokio::time::timeout(Duration::from_secs(3), raw.until(7))
+            .await
+            .is_ok()
+    });
+    let ep = Endpoint::h2c(&addr.to_string())
+        .unwrap()
+        .keepalive(Duration::from_millis(200), Duration::from_secs(5));
+    let ch = Channel::connect(ep).await.unwrap();
+    let clone = ch.clone();
+    drop(ch);
+    drop(clone);
+    let closed = tokio::time::timeout(T, peer).await.unwrap().unwrap();
+    assert!(
+        closed,
+        "the connection stayed open after the channel was dropped"
+    );
+}
+
+/// HPACK integer with a 7-bit prefix (RFC 7541 §5.1), first byte's high bit clear.
+fn hpack_len(mut n: usize, out: &mut Vec<u8>) {
+    if n < 127 {
+        out.push(n as u8);
+        return;
+    }
+    out.push(127);
+    n -= 127;
+    while n >= 128 {
+        out.push((n % 128) as u8 | 0x80);
+        n /= 128;
+    }
+    out.push(n as u8);
+}
+
+/// A response header block far larger than any Connect peer sends (h2 would take up to
+/// 16 MiB per stream by default) is refused, not held for the caller.
+#[tokio::test]
+async fn oversized_response_headers_are_refused() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = tokio::spawn(async move {
+        let mut raw = Raw::accept(&listener, &[]).await;
+        let (_, sid, _) = raw.until(1).await.expect("request headers");
+        // :status 200, the Connect content-type (as `Raw::ok_headers`), then a literal
+        // header `x-big` (new name, not indexed) of 200 KiB.
+        let ct = b"application/connect+proto";
+        let mut block = vec![0x88, 0x0f, 0x10, ct.len() as u8];
+        block.extend_from_slice(ct);
+        block.extend_from_slice(&[0x00, 5]);
+        block.extend_from_slice(b"x-big");
+        let value = vec![b'a'; 200 << 10];
+        hpack_len(value.len(), &mut block);
+        block.extend_from_slice(&value);
+        raw.send(&frame(1, 4, sid, &block)).await;
+        raw.send(&frame(0, 1, sid, &end_ok())).await;
+        // Keep the socket open while the client decides.
+        let _ = tokio::time::timeout(Duration::from_secs(2), raw.until(0xff)).await;
+    });
+    let ch = Channel::connect(Endpoint::h2c(&addr.to_string()).unwrap())
+        .await
+        .unwrap();
+    let opts = CallOptions::default().deadline(T);
+    let (mut tx, mut rx) = ch.bidi("/a.B/C", HeaderMap::new(), opts).await.unwrap();
+    tx.close_send().await.unwrap();
+    let got = tokio::time::timeout(T, rx.message()).await.unwrap();
+    assert!(got.is_err(), "oversized headers accepted: {got:?}");
+    assert!(rx.response_headers().is_none());
+    peer.abort();
+}
