@@ -115,8 +115,12 @@ impl Rule {
     /// retry on this account unless the credentials change first; another account is only
     /// tried when the failure is account-specific; a short cooldown becomes long (the server
     /// says waiting briefly will not help). `Some(true)`: both retries are allowed (the same
-    /// account only if it is not disabled).
+    /// account only if it is not disabled), except for an outdated client: every account
+    /// shares the client version, so no retry can succeed whatever the flag says.
     pub(crate) const fn with_server_retryable(mut self, retryable: Option<bool>) -> Self {
+        if matches!(self.category, Category::OutdatedClient) {
+            return self;
+        }
         match retryable {
             Some(false) => {
                 self.retry_same = self.retry_same && self.refresh;

@@ -39,7 +39,8 @@ pub fn render_markdown() -> String {
          `CustomErrorDetails.is_retryable = false` clears the same-account retry unless \
          credentials are refreshed first, keeps the other-account retry only for \
          account-specific categories, and turns a short cooldown long; `true` allows both \
-         retries (the same account only if the row does not disable it). A suggested model \
+         retries (the same account only if the row does not disable it), except for \
+         `outdated_client`, which every account shares and no retry fixes. A suggested model \
          (`additionalInfo.autoSwitchToModel` / `fallbackModel`, or a \"switch model\" \
          button) becomes the fallback model.\n\n",
     );

@@ -121,6 +121,14 @@ fn every_error_value_with_custom_details() {
             let (a, p) = (c.advice(), plain.advice());
             match retryable {
                 None => assert_eq!(a, p, "{name}: no flag, no change"),
+                // Every account shares the client version: no flag makes a retry useful.
+                Some(_) if c.category() == OutdatedClient => {
+                    assert_eq!(a, p, "{name}: outdated client is never retryable");
+                    assert!(
+                        !a.is_retryable() && !c.transparent_retry_allowed(),
+                        "{name}"
+                    );
+                }
                 Some(true) => {
                     assert!(a.retry_other_account(), "{name}");
                     assert_eq!(a.retry_same_account(), !p.disable_account(), "{name}");
