@@ -99,6 +99,9 @@ pub struct CooldownPolicy {
     jitter: f64,
 }
 
+/// Longest delay the tracker schedules, whatever the policy or advice says (about 100 years).
+const MAX_DELAY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 impl Default for CooldownPolicy {
     /// Doubling, capped at 24 hours, with up to 20 % jitter taken off each delay.
     fn default() -> Self {
@@ -226,7 +229,8 @@ impl<C: Clock> CooldownTracker<C> {
         }
         let backoff = advice.cooldown().map(|base| {
             self.failures = self.failures.saturating_add(1);
-            let full = self.policy.backoff(base, self.failures);
+            // Bounded before the float multiply, which panics past `Duration::MAX`.
+            let full = self.policy.backoff(base, self.failures).min(MAX_DELAY);
             let cut = (self.policy.jitter * self.jitter.next_unit()).clamp(0.0, 1.0);
             full.mul_f64(1.0 - cut)
         });
@@ -234,7 +238,11 @@ impl<C: Clock> CooldownTracker<C> {
             (Some(b), Some(r)) => b.max(r),
             (b, r) => b.or(r)?,
         };
-        let until = self.clock.now() + delay;
+        // Caller-supplied caps, cooldowns and retry-afters may be huge: an `Instant` must not
+        // overflow (that panics), so the delay is bounded first.
+        let delay = delay.min(MAX_DELAY);
+        let now = self.clock.now();
+        let until = now.checked_add(delay).unwrap_or(now);
         self.until = Some(self.until.map_or(until, |u| u.max(until)));
         Some(delay)
     }

@@ -161,3 +161,19 @@ fn driven_by_classifications() {
     clock.advance(secs(1));
     assert!(!t.is_cooling_now());
 }
+
+#[test]
+fn huge_caps_cooldowns_and_retry_afters_do_not_panic() {
+    let clock = ManualClock::new(Instant::now());
+    let mut t = CooldownTracker::with_clock(clock.clone())
+        .policy(CooldownPolicy::default().cap(Duration::MAX));
+    let advice = Advice::new()
+        .with_cooldown(Some(Duration::MAX))
+        .with_retry_after(Some(Duration::MAX));
+    for _ in 0..3 {
+        let d = t.record_failure(&advice).expect("a delay");
+        assert!(d >= secs(365 * 24 * HOUR), "{d:?}");
+    }
+    assert!(t.is_cooling_now());
+    assert!(matches!(t.state(clock.now()), AccountState::Cooling { .. }));
+}
