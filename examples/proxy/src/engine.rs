@@ -171,10 +171,19 @@ impl Engine {
                     .iter()
                     .all(|id| results.iter().any(|r| &r.call_id == id));
             if answers_all {
+                let account = p.account.clone();
                 match self.resume(&conv, p, &results, req.messages.len()).await {
                     Ok(rx) => return Ok(rx),
                     Err(e) => {
-                        warn!(conversation = short(&conv), error = %e, "resuming the parked turn failed; starting afresh")
+                        // The classifier's advice drives the account's health here too, so the
+                        // fresh attempt below does not go straight back to an exhausted account.
+                        let cooldown = self
+                            .pool
+                            .get(&account)
+                            .and_then(|a| self.pool.record_failure(a, e.category, &e.advice));
+                        warn!(conversation = short(&conv), account = %account, error = %e,
+                              cooldown_ms = cooldown.map(|d| d.as_millis() as u64),
+                              "resuming the parked turn failed; starting afresh")
                     }
                 }
             } else {

@@ -551,3 +551,51 @@ async fn caller_that_stops_reading_does_not_hold_the_upstream_turn_forever() {
     .await
     .expect("a stalled caller kept the upstream turn open");
 }
+
+#[tokio::test]
+async fn a_parked_turn_failing_on_resume_cools_its_account_and_continues_elsewhere() {
+    let fake = FakeUpstream::new(|acct, _| {
+        if acct == "a0" {
+            vec![
+                Step::Ev(UpEvent::ToolCall(ToolCall {
+                    id: "c1".into(),
+                    name: "get".into(),
+                    arguments: "{}".into(),
+                })),
+                Step::AwaitResult,
+                quota(),
+            ]
+        } else {
+            text_turn("done")
+        }
+    });
+    let (e, seen) = engine(2, fake, EngineConfig::default());
+    let first = drain(e.start("key", &user("weather?")).await.unwrap()).await;
+    assert!(matches!(
+        first.last(),
+        Some(TurnItem::Done {
+            stop: Stop::ToolUse,
+            ..
+        })
+    ));
+    let second = drain(
+        e.start("key", &with_results(user("weather?"), &["c1"]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        second.contains(&TurnItem::Text("done".into())),
+        "{second:?}"
+    );
+    let status = e.pool().status(std::time::Instant::now());
+    assert_eq!(status[0].state, "cooldown", "the quota on resume counts");
+    let runs: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .runs
+        .iter()
+        .map(|(a, _)| a.clone())
+        .collect();
+    assert_eq!(runs, ["a0", "a1"]);
+}
