@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -59,7 +60,17 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}{t:x}{n:06x}")
 }
 
-fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+/// The body as JSON; an unreadable body (over [`MAX_BODY`], cut off) is reported in the caller's
+/// API shape like every other error, not as the framework's plain-text rejection.
+fn parse_json(body: &Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let body = body.as_ref().map_err(|e| {
+        let category = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "request_too_large"
+        } else {
+            "bad_request"
+        };
+        ApiError::new(e.status(), category, e.body_text())
+    })?;
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))
 }
@@ -67,7 +78,7 @@ fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
 async fn chat_completions(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
     let result = async {
@@ -100,7 +111,11 @@ async fn chat_completions(
     }
 }
 
-async fn messages(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn messages(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let started = Instant::now();
     let result = async {
         let caller = st.auth.check(&headers)?;

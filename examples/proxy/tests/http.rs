@@ -290,3 +290,49 @@ async fn abandoned_tool_wait_closes_the_upstream_stream() {
     .await
     .expect("the abandoned wait is reaped and the upstream stream closed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_is_refused_in_the_api_shape() {
+    let m = MockServer::start(Scenario::default()).await.unwrap();
+    let p = proxy(&[m.url()]).await;
+    for (path, shape) in [
+        ("/v1/chat/completions", "openai"),
+        ("/v1/messages", "anthropic"),
+    ] {
+        let len = cursor_proxy::server::MAX_BODY + 1;
+        let mut s = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        // The proxy may answer (and close) before it has read everything: write errors are fine.
+        let chunk = vec![b' '; 1 << 20];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            if s.write_all(&chunk[..n]).await.is_err() {
+                break;
+            }
+            left -= n;
+        }
+        let mut raw = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut raw)).await;
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.starts_with("HTTP/1.1 413"), "{shape}: {text}");
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let json: Value = serde_json::from_str(body)
+            .unwrap_or_else(|e| panic!("{shape}: not JSON ({e}): {body}"));
+        let kind = if shape == "openai" {
+            json["error"]["type"].as_str()
+        } else {
+            assert_eq!(json["type"], "error");
+            json["error"]["type"].as_str()
+        };
+        let want = if shape == "openai" {
+            "invalid_request_error"
+        } else {
+            "request_too_large"
+        };
+        assert_eq!(kind, Some(want), "{shape}: {body}");
+    }
+}
