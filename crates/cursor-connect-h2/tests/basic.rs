@@ -109,15 +109,7 @@ async fn missing_end_stream_is_an_error() {
     )
     .await;
     let ch = channel(&s).await;
-    let mut rx = ch
-        .server_stream(
-            "/e.v1.E/S",
-            HeaderMap::new(),
-            Bytes::new(),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut rx = open_server_stream(&ch, "/e.v1.E/S").await;
     tokio::time::timeout(T, async {
         assert_eq!(rx.message().await.unwrap().unwrap(), "one");
         let e = rx.message().await.unwrap_err();
@@ -140,15 +132,7 @@ async fn truncated_envelope_is_an_error() {
     )
     .await;
     let ch = channel(&s).await;
-    let mut rx = ch
-        .server_stream(
-            "/e.v1.E/S",
-            HeaderMap::new(),
-            Bytes::new(),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut rx = open_server_stream(&ch, "/e.v1.E/S").await;
     let e = tokio::time::timeout(T, rx.message())
         .await
         .unwrap()
@@ -187,30 +171,14 @@ async fn non_200_stream_and_wrong_content_type() {
     )
     .await;
     let ch = channel(&s).await;
-    let mut rx = ch
-        .server_stream(
-            "/e.v1.E/A",
-            HeaderMap::new(),
-            Bytes::new(),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut rx = open_server_stream(&ch, "/e.v1.E/A").await;
     let e = tokio::time::timeout(T, rx.message())
         .await
         .unwrap()
         .unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted);
     assert_eq!(e.http_status_seen().map(|s| s.as_u16()), Some(429));
-    let mut rx = ch
-        .server_stream(
-            "/e.v1.E/B",
-            HeaderMap::new(),
-            Bytes::new(),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut rx = open_server_stream(&ch, "/e.v1.E/B").await;
     let e = tokio::time::timeout(T, rx.message())
         .await
         .unwrap()
@@ -460,15 +428,7 @@ async fn oversized_declared_length_and_data_after_end_stream() {
         Code::ResourceExhausted
     );
 
-    let mut rx = ch
-        .server_stream(
-            "/e.v1.E/Late",
-            HeaderMap::new(),
-            Bytes::new(),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut rx = open_server_stream(&ch, "/e.v1.E/Late").await;
     let e = tokio::time::timeout(T, rx.message())
         .await
         .unwrap()

@@ -194,15 +194,7 @@ fn goaway_handler() -> Handler {
 }
 
 async fn ok_call(ch: &Channel) {
-    let mut rx = ch
-        .server_stream(
-            "/g/ok",
-            HeaderMap::new(),
-            Bytes::new(),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut rx = open_server_stream(ch, "/g/ok").await;
     assert_eq!(rx.message().await.unwrap().unwrap(), "fine");
     assert_eq!(rx.message().await.unwrap(), None);
 }
@@ -211,15 +203,7 @@ async fn ok_call(ch: &Channel) {
 async fn graceful_goaway_lets_the_call_finish_and_reconnects() {
     let s = Server::start(Opts::default(), goaway_handler()).await;
     let ch = h2c(&s).await;
-    let mut rx = ch
-        .server_stream(
-            "/g/graceful",
-            HeaderMap::new(),
-            Bytes::new(),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut rx = open_server_stream(&ch, "/g/graceful").await;
     tokio::time::timeout(T, async {
         assert_eq!(rx.message().await.unwrap().unwrap(), "finished");
         assert_eq!(rx.message().await.unwrap(), None);
@@ -338,15 +322,7 @@ async fn drop_mid_stream(linger_zero: bool) -> ConnectError {
     )
     .await;
     let ch = h2c(&s).await;
-    let mut rx = ch
-        .server_stream(
-            "/d/x",
-            HeaderMap::new(),
-            Bytes::new(),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut rx = open_server_stream(&ch, "/d/x").await;
     tokio::time::timeout(T, async {
         assert_eq!(rx.message().await.unwrap().unwrap(), "partial");
         let e = rx.message().await.unwrap_err();

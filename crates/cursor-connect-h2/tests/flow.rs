@@ -260,15 +260,7 @@ async fn many_tiny_frames_read_late() {
     let ch = Channel::connect(Endpoint::h2c(&s.authority()).unwrap())
         .await
         .unwrap();
-    let mut rx = ch
-        .server_stream(
-            "/t.v1.T/Tiny",
-            HeaderMap::new(),
-            Bytes::new(),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut rx = open_server_stream(&ch, "/t.v1.T/Tiny").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     tokio::time::timeout(Duration::from_secs(5), async {
         for i in 0..2000u32 {
@@ -280,15 +272,7 @@ async fn many_tiny_frames_read_late() {
     .await
     .unwrap();
     // The connection survived: another call works on it.
-    let mut rx = ch
-        .server_stream(
-            "/t.v1.T/Tiny",
-            HeaderMap::new(),
-            Bytes::new(),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut rx = open_server_stream(&ch, "/t.v1.T/Tiny").await;
     assert!(rx.message().await.unwrap().is_some());
     assert_eq!(s.conns.load(Ordering::SeqCst), 1);
 }
@@ -311,15 +295,7 @@ async fn message_larger_than_window_downloads() {
         .unwrap()
         .windows(65_535, 65_535);
     let ch = Channel::connect(ep).await.unwrap();
-    let mut rx = ch
-        .server_stream(
-            "/d.v1.D/Big",
-            HeaderMap::new(),
-            Bytes::new(),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut rx = open_server_stream(&ch, "/d.v1.D/Big").await;
     let m = tokio::time::timeout(Duration::from_secs(5), rx.message())
         .await
         .unwrap()

@@ -314,3 +314,19 @@ impl Raw {
         frame(7, 0, 0, &p)
     }
 }
+
+/// Opens a server-streaming call with no extra headers, an empty request and default options:
+/// the shape most fault tests need before they look at what the server sends back.
+pub async fn open_server_stream(
+    ch: &cursor_connect_h2::Channel,
+    path: &str,
+) -> cursor_connect_h2::RecvHalf {
+    ch.server_stream(
+        path,
+        HeaderMap::new(),
+        Bytes::new(),
+        cursor_connect_h2::CallOptions::default(),
+    )
+    .await
+    .expect("server stream opens")
+}
