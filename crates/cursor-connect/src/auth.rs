@@ -31,7 +31,7 @@ const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 pub fn exchange_api_key_request(
     base_url: &str,
     api_key: &Secret,
-) -> Result<http::Request<Bytes>, Error> {
+) -> Result<http::Request<RedactedBody>, Error> {
     json_post(
         base_url,
         EXCHANGE_API_KEY_PATH,
@@ -45,18 +45,46 @@ pub fn exchange_api_key_request(
 pub fn oauth_refresh_request(
     base_url: &str,
     refresh_token: &Secret,
-) -> Result<http::Request<Bytes>, Error> {
+) -> Result<http::Request<RedactedBody>, Error> {
+    json_post(
+        base_url,
+        OAUTH_TOKEN_PATH,
+        None,
+        refresh_grant_body(refresh_token),
+    )
+}
+
+/// The JSON body of the OAuth refresh-token grant (it carries the refresh token itself).
+fn refresh_grant_body(refresh_token: &Secret) -> Bytes {
     let body = serde_json::json!({
         "grant_type": "refresh_token",
         "client_id": OAUTH_CLIENT_ID,
         "refresh_token": refresh_token.expose(),
     });
-    json_post(
-        base_url,
-        OAUTH_TOKEN_PATH,
-        None,
-        Bytes::from(body.to_string()),
-    )
+    Bytes::from(body.to_string())
+}
+
+/// A request body that may carry a secret (the refresh grant holds the refresh token), so its
+/// `Debug` prints only its length: `http::Request`'s own `Debug` prints the body.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedactedBody(Bytes);
+
+impl RedactedBody {
+    /// The body bytes, to put on the wire.
+    pub fn expose(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// The body bytes, by value.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for RedactedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedactedBody({} bytes)", self.0.len())
+    }
 }
 
 fn json_post(
@@ -64,7 +92,7 @@ fn json_post(
     path: &str,
     bearer: Option<&Secret>,
     body: Bytes,
-) -> Result<http::Request<Bytes>, Error> {
+) -> Result<http::Request<RedactedBody>, Error> {
     let uri = format!("{}{path}", base_url.trim_end_matches('/'));
     let mut b = http::Request::post(uri)
         .header(http::header::CONTENT_TYPE, "application/json")
@@ -77,7 +105,7 @@ fn json_post(
         v.set_sensitive(true);
         b = b.header(http::header::AUTHORIZATION, v);
     }
-    b.body(body)
+    b.body(RedactedBody(body))
         .map_err(|e| Error::with_source(ErrorKind::Config, "invalid token endpoint url", e))
 }
 
@@ -321,12 +349,7 @@ impl crate::Refresh for OAuthRefresh {
         Box::pin(async move {
             match (&current.refresh_token, &current.api_key) {
                 (Some(rt), key) => {
-                    let body = serde_json::json!({
-                        "grant_type": "refresh_token",
-                        "client_id": OAUTH_CLIENT_ID,
-                        "refresh_token": rt.expose(),
-                    });
-                    let body = Bytes::from(body.to_string());
+                    let body = refresh_grant_body(rt);
                     match (self.endpoint.post(OAUTH_TOKEN_PATH, None, body).await, key) {
                         (Ok(set), _) => Ok(set),
                         (Err(e), Some(key)) => {
@@ -462,18 +485,22 @@ mod tests {
         assert!(req.headers()["authorization"].is_sensitive());
         assert!(!format!("{req:?}").contains("key_123"), "{req:?}");
         assert_eq!(req.headers()["content-type"], "application/json");
-        assert_eq!(req.body().as_ref(), b"{}");
+        assert_eq!(req.body().expose().as_ref(), b"{}");
     }
 
     #[test]
     fn oauth_request_shape() {
-        let req = oauth_refresh_request("https://api2.cursor.sh", &Secret::new("rt")).unwrap();
+        let req = oauth_refresh_request("https://api2.cursor.sh", &Secret::new("rt-7f3a")).unwrap();
         assert_eq!(req.uri(), "https://api2.cursor.sh/oauth/token");
         assert!(req.headers().get("authorization").is_none());
-        let v: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(req.body().expose()).unwrap();
         assert_eq!(v["grant_type"], "refresh_token");
         assert_eq!(v["client_id"], OAUTH_CLIENT_ID);
-        assert_eq!(v["refresh_token"], "rt");
+        assert_eq!(v["refresh_token"], "rt-7f3a");
+        // The refresh token rides in the body, which `http::Request`'s Debug would print.
+        let shown = format!("{req:?}");
+        assert!(!shown.contains("rt-7f3a"), "{shown}");
+        assert!(shown.contains("RedactedBody("), "{shown}");
     }
 
     #[test]
