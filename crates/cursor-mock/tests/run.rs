@@ -309,15 +309,12 @@ async fn unanswered_request_context_times_out_with_heartbeats() {
 
 #[tokio::test]
 async fn client_heartbeats_are_counted_with_times() {
-    let mock = MockServer::builder()
-        .scenario(Scenario::new(vec![
-            Step::Heartbeat,
-            Step::Sleep(Duration::from_millis(600)),
-            Step::EndOk,
-        ]))
-        .start()
-        .await
-        .expect("start");
+    let mock = scripted(vec![
+        Step::Heartbeat,
+        Step::Sleep(Duration::from_millis(600)),
+        Step::EndOk,
+    ])
+    .await;
     let mut h2 = connect(mock.addr()).await;
     let mut call = open_run(&mut h2, &[]).await;
     call.send_msg(&run_msg(run_request("composer-2.5", "hi")));
@@ -343,15 +340,12 @@ async fn client_heartbeats_are_counted_with_times() {
 
 #[tokio::test]
 async fn cancel_ends_the_turn_cleanly() {
-    let mock = MockServer::builder()
-        .scenario(Scenario::new(vec![
-            Step::Heartbeat,
-            Step::Sleep(Duration::from_secs(5)),
-            Step::EndOk,
-        ]))
-        .start()
-        .await
-        .expect("start");
+    let mock = scripted(vec![
+        Step::Heartbeat,
+        Step::Sleep(Duration::from_secs(5)),
+        Step::EndOk,
+    ])
+    .await;
     let mut h2 = connect(mock.addr()).await;
     let mut call = open_run(&mut h2, &[]).await;
     call.send_msg(&run_msg(run_request("composer-2.5", "hi")));
@@ -513,19 +507,16 @@ async fn captured_f04_exec_bytes_are_declined_with_a_throw() {
     let f04 = hex(
         "124c08019a01360a2035643966646435323964343435353930623239363434653430383234306134661210363765643565633635386264386163321800a2020b0a096f6d6e69726f757465b80300",
     );
-    let mock = MockServer::builder()
-        .scenario(Scenario::new(vec![
-            Step::RawExec {
-                id: 1,
-                exec_id: String::new(),
-                payload: Bytes::from(f04),
-            },
-            Step::TextDelta("after".into()),
-            Step::EndOk,
-        ]))
-        .start()
-        .await
-        .expect("start");
+    let mock = scripted(vec![
+        Step::RawExec {
+            id: 1,
+            exec_id: String::new(),
+            payload: Bytes::from(f04),
+        },
+        Step::TextDelta("after".into()),
+        Step::EndOk,
+    ])
+    .await;
     let mut h2 = connect(mock.addr()).await;
     let mut call = open_run(&mut h2, &[]).await;
     call.send_msg(&run_msg(run_request("composer-2.5", "hi")));

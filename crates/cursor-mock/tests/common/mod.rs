@@ -441,3 +441,12 @@ pub fn hex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
         .collect()
 }
+
+/// Starts a mock that plays `steps` for every run, with the builder's defaults otherwise.
+pub async fn scripted(steps: Vec<cursor_mock::Step>) -> cursor_mock::MockServer {
+    cursor_mock::MockServer::builder()
+        .scenario(cursor_mock::Scenario::new(steps))
+        .start()
+        .await
+        .expect("start")
+}
