@@ -92,9 +92,11 @@
 #![forbid(unsafe_code)]
 
 mod error_spec;
+mod http1;
 mod io;
 mod ledger;
 mod record;
+mod rest;
 mod run;
 mod scenario;
 mod server;
@@ -110,6 +112,7 @@ pub use record::{
     MAX_MESSAGES_PER_CALL, MAX_RECORDED_BYTES, MAX_RECORDED_CALLS, MessageKind, ReceivedCall,
     ReceivedMessage, Violation,
 };
+pub use rest::{EXCHANGE_API_KEY_PATH, MODELS_PATH};
 pub use scenario::{
     DECLARED_TOOL_ARGUMENTS, DEFAULT_CACHE_READ_TOKENS, DEFAULT_CACHE_WRITE_TOKENS,
     DEFAULT_INPUT_TOKENS, DEFAULT_OUTPUT_TOKENS, DEFAULT_REASONING_TOKENS, DEFAULT_TEXT,
@@ -118,6 +121,7 @@ pub use scenario::{
     names,
 };
 pub use server::{MockBuilder, MockServer, RUN_PATH, SCENARIO_HEADER, UNARY_PATHS};
+pub use unary::AMBIENT_PATHS;
 
 /// Model ids the mock lists in `GetUsableModels` and `AvailableModels` (the first one is the
 /// `GetDefaultModelForCli` answer); models with thinking support have `thinking_details` set.

@@ -258,8 +258,11 @@ impl Turn {
                 Step::KvGetRootPrompt => self.kv_get_root().await?,
                 Step::KvSet(data) => self.kv_set(data.clone()).await?,
                 Step::RequestContext => {
-                    let id = 0;
-                    let exec_id = "mock-exec-0".to_owned();
+                    // Numbered like every other exec (from 1): an echoed id 0 could not be told
+                    // from an absent one.
+                    let id = self.next_exec_id;
+                    self.next_exec_id += 1;
+                    let exec_id = format!("mock-exec-{id}");
                     let expect = Expect::RequestContext {
                         exec_id: exec_id.clone(),
                     };

@@ -343,11 +343,43 @@ async fn connection(
         Some(acceptor) => {
             let handshake =
                 tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
-            if let Ok(Ok(tls)) = handshake {
+            let Ok(Ok(tls)) = handshake else { return };
+            // Cursor's SDK makes its REST and some unary calls with `fetch` (ALPN http/1.1)
+            // and its Connect streams over HTTP/2, on the same host.
+            if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
                 serve_h2(tls, shared).await;
+            } else {
+                crate::http1::serve(tls, shared).await;
             }
         }
-        None => serve_h2(tcp, shared).await,
+        None => {
+            if starts_with_h2_preface(&tcp).await {
+                serve_h2(tcp, shared).await;
+            } else {
+                crate::http1::serve(tcp, shared).await;
+            }
+        }
+    }
+}
+
+/// Whether a cleartext client opens with the HTTP/2 connection preface (prior knowledge), as
+/// opposed to an HTTP/1.1 request line. Waits at most 10 s for the first bytes.
+async fn starts_with_h2_preface(tcp: &TcpStream) -> bool {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0";
+    let mut buf = [0u8; PREFACE.len()];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // `peek` returns what has arrived so far; a request line differs from the preface within its
+    // first bytes, so wait only until the bytes seen decide it.
+    loop {
+        let peeked = tokio::time::timeout_at(deadline, tcp.peek(&mut buf)).await;
+        let Ok(Ok(n)) = peeked else { return true };
+        if n == 0 || buf[..n] != PREFACE[..n] {
+            return n != 0 && buf[..n] == PREFACE[..n];
+        }
+        if n == PREFACE.len() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
@@ -418,14 +450,14 @@ async fn route(
             ctl,
         )
         .await;
-    } else if UNARY_PATHS.contains(&path.as_str()) {
+    } else if crate::unary::serves(&path) {
         crate::unary::serve(&shared, call, &path, &parts.headers, header, body, respond).await;
+    } else if crate::rest::serves(&path) {
+        let reply = crate::rest::answer(&shared, &parts.method, &path, &parts.headers);
+        crate::unary::respond_reply(respond, reply).await;
     } else {
-        let error = crate::ErrorSpec::new(
-            cursor_connect_frame::Code::Unimplemented,
-            format!("cursor-mock does not serve {path}"),
-        );
-        crate::unary::respond_error(respond, &error, None).await;
+        let reply = crate::unary::unexpected(&shared, call, &parts.method, &path);
+        crate::unary::respond_reply(respond, reply).await;
     }
     shared.recorder.update(call, |c| c.finished = true);
 }

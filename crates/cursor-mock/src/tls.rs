@@ -22,7 +22,7 @@ fn tls_error(context: &str, err: impl std::fmt::Display) -> std::io::Error {
 }
 
 /// Generates a CA and a leaf valid for `127.0.0.1`, `::1` and `localhost`, and builds a
-/// rustls server config that offers only ALPN `h2`.
+/// rustls server config that offers ALPN `h2` and `http/1.1`.
 pub(crate) fn generate() -> std::io::Result<TestPki> {
     let mut ca_params =
         CertificateParams::new(Vec::<String>::new()).map_err(|e| tls_error("ca params", e))?;
@@ -66,7 +66,8 @@ pub(crate) fn generate() -> std::io::Result<TestPki> {
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| tls_error("server cert", e))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    // Both, as Cursor's API host offers: the SDK's `fetch` calls negotiate http/1.1.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TestPki {
         ca_der: ca.der().clone(),
         ca_pem: ca.pem(),

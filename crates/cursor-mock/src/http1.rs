@@ -1,0 +1,92 @@
+//! HTTP/1.1 connections (TLS with ALPN `http/1.1`, or cleartext without the HTTP/2 preface):
+//! the REST endpoints and Connect unary calls, as Cursor's SDK makes them with `fetch`.
+//! Streaming calls need HTTP/2 here; an attempt is answered and recorded as a violation.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cursor_connect_frame::Code;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::error_spec::ErrorSpec;
+use crate::record::MessageKind;
+use crate::server::{SCENARIO_HEADER, Shared};
+use crate::unary::{MAX_UNARY_BODY, Reply};
+
+/// Serves one HTTP/1.1 connection until the peer closes it.
+pub(crate) async fn serve<T>(io: T, shared: Arc<Shared>)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(&shared, request).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .serve_connection(TokioIo::new(io), service);
+    let _ = connection.await;
+}
+
+async fn handle(shared: &Shared, request: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let call = shared.recorder.start_call(&path, parts.headers.clone());
+    let limit = shared.settings.reply_timeout;
+    let body = match tokio::time::timeout(limit, Limited::new(body, MAX_UNARY_BODY).collect()).await
+    {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) => Err(ErrorSpec::new(
+            Code::ResourceExhausted,
+            format!("request body unreadable or over {MAX_UNARY_BODY} bytes: {e}"),
+        )),
+        Err(_) => Err(ErrorSpec::new(
+            Code::DeadlineExceeded,
+            "request body did not arrive",
+        )),
+    };
+    let reply = if crate::rest::serves(&path) {
+        if let Ok(body) = &body {
+            shared
+                .recorder
+                .push(call, MessageKind::UnaryRequest, body.clone());
+        }
+        crate::rest::answer(shared, &parts.method, &path, &parts.headers)
+    } else if crate::unary::serves(&path) {
+        let scenario = parts
+            .headers
+            .get(SCENARIO_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        crate::unary::answer(shared, call, &path, &parts.headers, scenario, body)
+    } else {
+        crate::unary::unexpected(shared, call, &parts.method, &path)
+    };
+    shared.recorder.update(call, |c| c.finished = true);
+    into_response(reply)
+}
+
+fn into_response(reply: Reply) -> http::Response<Full<Bytes>> {
+    let mut builder = http::Response::builder()
+        .status(reply.status)
+        .header(http::header::CONTENT_TYPE, reply.content_type);
+    for (key, values) in &reply.metadata {
+        for value in values {
+            builder = builder.header(key.as_str(), value.as_str());
+        }
+    }
+    builder.body(Full::new(reply.body)).unwrap_or_else(|e| {
+        // Only a scenario's own metadata can be malformed here; say so instead of a bare 200.
+        let mut response = http::Response::new(Full::new(Bytes::from(format!(
+            "cursor-mock: bad reply: {e}"
+        ))));
+        *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        response
+    })
+}

@@ -1,0 +1,76 @@
+// Runs one case of Cursor's own SDK (@cursor/sdk, a local agent) against cursor-mock and prints
+// one JSON line with what the SDK returned. Usage: node run.mjs CASE_JSON
+// Environment: CURSOR_BACKEND_URL (the mock's https URL), NODE_EXTRA_CA_CERTS (its test CA).
+import { mkdtempSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Agent, JsonlLocalAgentStore } from "@cursor/sdk";
+
+const spec = JSON.parse(process.argv[2] ?? "{}");
+const workspace = mkdtempSync(join(tmpdir(), "sdk-peer-ws-"));
+const state = mkdtempSync(join(tmpdir(), "sdk-peer-state-"));
+for (const [name, text] of Object.entries(spec.files ?? {})) {
+  mkdirSync(join(workspace, name, ".."), { recursive: true });
+  writeFileSync(join(workspace, name), text);
+}
+
+const report = { case: spec.name, sends: [] };
+const toolCalls = [];
+const customTools = {};
+for (const name of spec.tools ?? []) {
+  customTools[name] = {
+    description: `a ${name} tool defined by the sdk-peer harness`,
+    inputSchema: { type: "object", properties: { query: { type: "string" } } },
+    execute: async (args) => {
+      toolCalls.push({ name, args });
+      return `sdk ran ${name}`;
+    },
+  };
+}
+
+const describe = (error) =>
+  error == null
+    ? null
+    : { name: error.constructor?.name, message: String(error.message ?? error), code: error.code };
+
+try {
+  const agent = await Agent.create({
+    apiKey: "sdk-peer-key",
+    model: { id: spec.model ?? "composer-2.5" },
+    local: {
+      cwd: workspace,
+      store: new JsonlLocalAgentStore(state),
+      customTools,
+      enableAgentRetries: false,
+    },
+  });
+  for (const text of spec.prompts ?? ["hello"]) {
+    const deltas = [];
+    const messages = [];
+    const one = {};
+    try {
+      const run = await agent.send(text, {
+        onDelta: ({ update }) => deltas.push(update.type),
+      });
+      for await (const message of run.stream()) messages.push(message.type);
+      const result = await run.wait();
+      Object.assign(one, {
+        status: result.status,
+        result: result.result,
+        error: result.error ?? null,
+        usage: result.usage ?? null,
+      });
+    } catch (error) {
+      one.thrown = describe(error);
+    }
+    one.deltas = deltas;
+    one.messages = messages;
+    report.sends.push(one);
+  }
+  agent.close();
+} catch (error) {
+  report.thrown = describe(error);
+}
+report.toolCalls = toolCalls;
+console.log(JSON.stringify(report));
+process.exit(0);
