@@ -52,6 +52,7 @@ impl Reply {
 pub const AMBIENT_PATHS: &[&str] = &[
     "/aiserver.v1.DashboardService/GetUserPrivacyMode",
     "/aiserver.v1.DashboardService/GetTeamAdminSettingsOrEmptyIfNotInTeam",
+    "/aiserver.v1.DashboardService/GetTeamReposOrEmptyIfNotInTeam",
     "/aiserver.v1.AnalyticsService/BootstrapStatsig",
     "/aiserver.v1.AnalyticsService/TrackEvents",
     "/aiserver.v1.AnalyticsService/Batch",

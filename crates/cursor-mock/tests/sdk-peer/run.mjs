@@ -1,20 +1,27 @@
 // Runs one case of Cursor's own SDK (@cursor/sdk, a local agent) against cursor-mock and prints
 // one JSON line with what the SDK returned. Usage: node run.mjs CASE_JSON
 // Environment: CURSOR_BACKEND_URL (the mock's https URL), NODE_EXTRA_CA_CERTS (its test CA).
-import { mkdtempSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, JsonlLocalAgentStore } from "@cursor/sdk";
 
 const spec = JSON.parse(process.argv[2] ?? "{}");
-const workspace = mkdtempSync(join(tmpdir(), "sdk-peer-ws-"));
+const workspace = spec.cwd ?? mkdtempSync(join(tmpdir(), "sdk-peer-ws-"));
 const state = mkdtempSync(join(tmpdir(), "sdk-peer-state-"));
 for (const [name, text] of Object.entries(spec.files ?? {})) {
   mkdirSync(join(workspace, name, ".."), { recursive: true });
   writeFileSync(join(workspace, name), text);
 }
 
-const report = { case: spec.name, sends: [] };
+const describe = (error) =>
+  error == null
+    ? null
+    : { name: error.constructor?.name, message: String(error.message ?? error), code: error.code };
+
+const report = { case: spec.name, sends: [], unhandled: [] };
+// Seed 003: an SDK once let a run's ConnectError escape as an unhandled rejection.
+process.on("unhandledRejection", (error) => report.unhandled.push(describe(error)));
 const toolCalls = [];
 const customTools = {};
 for (const name of spec.tools ?? []) {
@@ -27,11 +34,6 @@ for (const name of spec.tools ?? []) {
     },
   };
 }
-
-const describe = (error) =>
-  error == null
-    ? null
-    : { name: error.constructor?.name, message: String(error.message ?? error), code: error.code };
 
 try {
   const agent = await Agent.create({
@@ -52,7 +54,11 @@ try {
       const run = await agent.send(text, {
         onDelta: ({ update }) => deltas.push(update.type),
       });
-      for await (const message of run.stream()) messages.push(message.type);
+      try {
+        for await (const message of run.stream()) messages.push(message.type);
+      } catch (error) {
+        one.streamThrown = describe(error);
+      }
       const result = await run.wait();
       Object.assign(one, {
         status: result.status,
@@ -68,9 +74,13 @@ try {
     report.sends.push(one);
   }
   agent.close();
+  // Let late rejections surface before reporting.
+  await new Promise((resolve) => setTimeout(resolve, 200));
 } catch (error) {
   report.thrown = describe(error);
 }
 report.toolCalls = toolCalls;
+rmSync(state, { recursive: true, force: true });
+if (spec.cwd == null) rmSync(workspace, { recursive: true, force: true });
 console.log(JSON.stringify(report));
 process.exit(0);
