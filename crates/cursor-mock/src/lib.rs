@@ -99,6 +99,8 @@ mod record;
 mod rest;
 mod run;
 mod scenario;
+#[cfg(feature = "sdk-peer")]
+pub mod sdk_peer;
 mod server;
 mod tls;
 mod unary;

@@ -85,6 +85,37 @@ impl ReceivedCall {
         self.messages.iter().filter(move |m| m.kind == kind)
     }
 
+    /// The client messages decoded as `agent.v1.AgentClientMessage` (those that decode).
+    pub fn client_messages(&self) -> Vec<cursor_proto::agent::v1::AgentClientMessage> {
+        self.messages
+            .iter()
+            .filter_map(|m| m.decode().ok())
+            .collect()
+    }
+
+    /// The run request of a `Run` call, if it carried one.
+    pub fn run_request(&self) -> Option<cursor_proto::agent::v1::AgentRunRequest> {
+        use cursor_proto::agent::v1::agent_client_message::Message;
+        self.client_messages()
+            .into_iter()
+            .find_map(|m| match m.message {
+                Some(Message::RunRequest(r)) => Some(r),
+                _ => None,
+            })
+    }
+
+    /// The client's answer to exec `id`, as received: raw, because prost drops the fields this
+    /// workspace's schema does not declare, and a test may look for content in them.
+    pub fn exec_answer(&self, id: u32) -> Option<&ReceivedMessage> {
+        use cursor_proto::agent::v1::agent_client_message::Message;
+        self.messages.iter().find(|m| {
+            matches!(m.decode(), Ok(decoded) if matches!(
+                decoded.message,
+                Some(Message::ExecClientMessage(ref e)) if e.id == id
+            ))
+        })
+    }
+
     /// How many client heartbeats arrived on this call.
     pub fn heartbeats(&self) -> usize {
         self.messages_of(MessageKind::ClientHeartbeat).count()

@@ -33,10 +33,8 @@ fn has(list: &serde_json::Value, item: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_turn_streams_to_completion_with_usage() {
-    let peer = Peer::start(MockServer::builder()).await;
-    let report = peer
-        .run(json!({"name": "plain", "prompts": ["hello"]}))
-        .await;
+    let peer = start(MockServer::builder()).await;
+    let report = run(&peer, json!({"name": "plain", "prompts": ["hello"]})).await;
     let send = only_send(&report);
     assert_eq!(send["status"], "finished", "{report}");
     assert_eq!(send["result"], DEFAULT_TEXT, "{report}");
@@ -44,10 +42,10 @@ async fn a_plain_turn_streams_to_completion_with_usage() {
     assert!(has(&send["deltas"], "text-delta") && has(&send["deltas"], "turn-ended"));
     assert!(has(&send["messages"], "assistant"), "{report}");
 
-    peer.assert_no_violations();
+    assert_no_violations(&peer);
     let runs = peer.runs();
     assert_eq!(runs.len(), 1, "one Run, no retries");
-    let request = run_request(&runs[0]);
+    let request = runs[0].run_request().expect("run request");
     let model = request
         .requested_model
         .as_ref()
@@ -76,22 +74,20 @@ async fn a_plain_turn_streams_to_completion_with_usage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thinking_reaches_the_sdk_as_thinking() {
-    let peer = Peer::start(MockServer::builder()).await;
-    let report = peer
-        .run(json!({"name": "thinking", "model": names::THINKING}))
-        .await;
+    let peer = start(MockServer::builder()).await;
+    let report = run(&peer, json!({"name": "thinking", "model": names::THINKING})).await;
     let send = only_send(&report);
     assert_eq!(send["status"], "finished", "{report}");
     assert!(has(&send["deltas"], "thinking-delta"), "{report}");
     assert!(has(&send["deltas"], "thinking-completed"), "{report}");
     assert!(has(&send["messages"], "thinking"), "{report}");
-    peer.assert_no_violations();
+    assert_no_violations(&peer);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_custom_tool_is_called_answered_and_the_turn_continues() {
-    let peer = Peer::start(MockServer::builder()).await;
-    let report = peer.run(json!({"name": "tool", "tools": ["lookup"]})).await;
+    let peer = start(MockServer::builder()).await;
+    let report = run(&peer, json!({"name": "tool", "tools": ["lookup"]})).await;
     let send = only_send(&report);
     assert_eq!(send["status"], "finished", "{report}");
     // The SDK ran its own callback with the arguments the mock sent...
@@ -108,8 +104,8 @@ async fn a_custom_tool_is_called_answered_and_the_turn_continues() {
         )),
         "{report}"
     );
-    peer.assert_no_violations();
-    let request = run_request(&peer.runs()[0]);
+    assert_no_violations(&peer);
+    let request = peer.runs()[0].run_request().expect("run request");
     let tools = request.mcp_tools.expect("mcp_tools").mcp_tools;
     assert_eq!(tools.len(), 1);
     assert_eq!(tools[0].provider_identifier, "custom-user-tools");
@@ -169,18 +165,20 @@ async fn built_in_execs_run_in_the_sdk_and_come_back_with_their_output() {
         Step::TurnEnded(DEFAULT_USAGE),
         Step::EndOk,
     ];
-    let peer = Peer::start(MockServer::builder().named("sdk-builtins", Scenario::new(steps))).await;
-    let report = peer
-        .run(json!({"name": "builtins", "model": "sdk-builtins", "cwd": ws}))
-        .await;
+    let peer = start(MockServer::builder().named("sdk-builtins", Scenario::new(steps))).await;
+    let report = run(
+        &peer,
+        json!({"name": "builtins", "model": "sdk-builtins", "cwd": ws}),
+    )
+    .await;
     let send = only_send(&report);
     assert_eq!(send["status"], "finished", "{report}");
     assert_eq!(send["result"], "done", "{report}");
-    peer.assert_no_violations();
+    assert_no_violations(&peer);
 
     let run = &peer.runs()[0];
     let raw = |id: u32| {
-        let found = exec_answer_bytes(run, id);
+        let found = run.exec_answer(id).map(|m| m.payload.clone());
         let found = found.unwrap_or_else(|| panic!("no answer to exec {id}"));
         String::from_utf8_lossy(&found).into_owned()
     };
@@ -296,25 +294,27 @@ fn tempdir(tag: &str) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_send_carries_the_checkpoint_and_its_blobs_come_back() {
-    let peer = Peer::start(MockServer::builder()).await;
-    let report = peer
-        .run(json!({"name": "two", "prompts": ["hello", "again"]}))
-        .await;
+    let peer = start(MockServer::builder()).await;
+    let report = run(&peer, json!({"name": "two", "prompts": ["hello", "again"]})).await;
     assert!(report.get("thrown").is_none(), "{report}");
     for send in report["sends"].as_array().expect("sends") {
         assert_eq!(send["status"], "finished", "{report}");
     }
     // The mock checks that an echoed checkpoint is one it sent and that a stored blob comes
     // back byte for byte; either breach would be a violation.
-    peer.assert_no_violations();
+    assert_no_violations(&peer);
     let runs = peer.runs();
     assert_eq!(runs.len(), 2, "one Run per send");
-    let (first, second) = (run_request(&runs[0]), run_request(&runs[1]));
+    let (first, second) = (
+        runs[0].run_request().expect("run request"),
+        runs[1].run_request().expect("run request"),
+    );
     assert_eq!(first.conversation_id, second.conversation_id);
     let state = second.conversation_state.unwrap_or_default();
     assert!(!state.is_empty(), "the second send carries a checkpoint");
     // The root-prompt blob the mock stored in turn one was served back by the SDK in turn two.
-    let blob = client_messages(&runs[1])
+    let blob = runs[1]
+        .client_messages()
         .into_iter()
         .find_map(|m| match m.message {
             Some(pb::agent_client_message::Message::KvClientMessage(kv)) => match kv.message {

@@ -12,8 +12,8 @@ use serde_json::json;
 
 /// Runs `model`'s scenario once and returns the SDK's single send.
 async fn failed_send(model: &str) -> serde_json::Value {
-    let peer = Peer::start(MockServer::builder()).await;
-    let report = peer.run(json!({"name": model, "model": model})).await;
+    let peer = start(MockServer::builder()).await;
+    let report = run(&peer, json!({"name": model, "model": model})).await;
     let send = only_send(&report).clone();
     // Neither a throw nor a stray rejection: the failure is the run's result.
     assert!(send.get("thrown").is_none(), "{report}");
@@ -21,7 +21,7 @@ async fn failed_send(model: &str) -> serde_json::Value {
     assert_eq!(report["unhandled"], json!([]), "{report}");
     assert_eq!(send["status"], "error", "{report}");
     assert!(send["usage"].is_null(), "{report}");
-    peer.assert_no_violations();
+    assert_no_violations(&peer);
     assert_eq!(peer.runs().len(), 1, "retries are off: one Run");
     send
 }
