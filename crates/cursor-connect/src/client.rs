@@ -459,7 +459,7 @@ impl ClientBuilder {
         header_config.extra = self.extra_headers;
         let request_context = pb::RequestContext {
             env: Some(pb::RequestContextEnv {
-                os_version: header_config.os.clone(),
+                os_version: crate::config::os_version(&header_config.os),
                 workspace_paths: self.workspace_paths.clone(),
                 time_zone: header_config.timezone.clone(),
                 project_folder: self.workspace_paths.first().cloned().unwrap_or_default(),

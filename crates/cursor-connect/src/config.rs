@@ -22,6 +22,10 @@ pub const AGENT_NON_PRIVACY_URL: &str = "https://agentn.api5.cursor.sh";
 pub const DEFAULT_CLI_VERSION: &str = "cli-2026.08.11-e8db854";
 /// The IDE version sent by default with [`HeaderStyle::Ide`].
 pub const DEFAULT_IDE_VERSION: &str = "3.11.19";
+/// The SDK version sent by default with [`HeaderStyle::Sdk`] (`@cursor/sdk` 1.0.32).
+pub const DEFAULT_SDK_VERSION: &str = "sdk-1.0.32";
+/// The trace context Cursor's SDK sends when it has no trace: all-zero ids, not sampled.
+const ZERO_TRACEPARENT: &str = "00-00000000000000000000000000000000-0000000000000000-00";
 
 /// Which client the requests look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,6 +36,10 @@ pub enum HeaderStyle {
     Cli,
     /// The desktop IDE: checksum, session id, client key, platform headers (H01).
     Ide,
+    /// Cursor's TypeScript SDK (`@cursor/sdk` 1.0.32, a local agent), as recorded against
+    /// cursor-mock: the CLI's ids plus `traceparent`, `backend-traceparent` and a per-session
+    /// `x-blob-encryption-key`; run requests name the model in `requested_model` only.
+    Sdk,
 }
 
 /// Everything that goes into request headers except the token and request ids.
@@ -52,6 +60,8 @@ pub struct HeaderConfig {
     pub(crate) mac_machine_id: Option<String>,
     pub(crate) session_id: String,
     pub(crate) client_key: String,
+    /// `x-blob-encryption-key` of the SDK style: 32 random bytes per session, as hex.
+    pub(crate) blob_encryption_key: String,
     pub(crate) extra: HeaderMap,
 }
 
@@ -74,6 +84,7 @@ impl HeaderConfig {
             mac_machine_id,
             session_id: uuid_v4(),
             client_key: random_hex(32),
+            blob_encryption_key: random_hex(32),
             extra: HeaderMap::new(),
         }
     }
@@ -88,6 +99,7 @@ impl HeaderConfig {
         self.client_version.as_deref().unwrap_or(match self.style {
             HeaderStyle::Cli => DEFAULT_CLI_VERSION,
             HeaderStyle::Ide => DEFAULT_IDE_VERSION,
+            HeaderStyle::Sdk => DEFAULT_SDK_VERSION,
         })
     }
 
@@ -96,6 +108,7 @@ impl HeaderConfig {
         self.client_type.as_deref().unwrap_or(match self.style {
             HeaderStyle::Cli => "cli",
             HeaderStyle::Ide => "ide",
+            HeaderStyle::Sdk => "sdk",
         })
     }
 
@@ -158,6 +171,16 @@ impl HeaderConfig {
             HeaderStyle::Cli => {
                 put("x-original-request-id", ids.original_request_id())?;
             }
+            HeaderStyle::Sdk => {
+                put("x-original-request-id", ids.original_request_id())?;
+                put("traceparent", ZERO_TRACEPARENT)?;
+                put("backend-traceparent", ZERO_TRACEPARENT)?;
+                let mut key = HeaderValue::from_str(&self.blob_encryption_key)
+                    .map_err(|_| Error::config("invalid blob encryption key"))?;
+                // A key: never in logs.
+                key.set_sensitive(true);
+                h.insert(HeaderName::from_static("x-blob-encryption-key"), key);
+            }
             HeaderStyle::Ide => {
                 let checksum = crate::checksum::header_value(
                     now_ms,
@@ -203,6 +226,18 @@ impl fmt::Debug for HeaderConfig {
             .field("arch", &self.arch)
             .field("session_id", &self.session_id)
             .finish_non_exhaustive()
+    }
+}
+
+/// `<platform> <kernel release>` as Cursor's SDK reports it in the request context (Node's
+/// `os.platform()` and `os.release()`), or the platform alone where the release is unknown.
+pub(crate) fn os_version(platform: &str) -> String {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let release = release.trim();
+    if release.is_empty() || release.len() > 128 {
+        platform.to_owned()
+    } else {
+        format!("{platform} {release}")
     }
 }
 

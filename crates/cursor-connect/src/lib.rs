@@ -73,7 +73,7 @@ pub use client::{
 };
 pub use config::{
     AGENT_NON_PRIVACY_URL, AGENT_PRIVACY_URL, DEFAULT_BASE_URL, DEFAULT_CLI_VERSION,
-    DEFAULT_IDE_VERSION, HeaderConfig, HeaderStyle, USER_AGENT,
+    DEFAULT_IDE_VERSION, DEFAULT_SDK_VERSION, HeaderConfig, HeaderStyle, USER_AGENT,
 };
 pub use credentials::{
     AccessToken, BoxFuture, Credentials, EXPIRY_MARGIN, Refresh, RefreshFn, Secret, TokenClaims,

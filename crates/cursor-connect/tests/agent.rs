@@ -345,15 +345,22 @@ async fn unsupported_and_unknown_execs_and_queries_are_answered() {
         results.iter().any(|r| matches!(r, R::ReadResult(_))),
         "{results:?}"
     );
-    // The exec kind no descriptor has (F04 shape, no exec_id) is answered with a throw.
-    let throws = decoded(MessageKind::ExecControl);
-    assert_eq!(throws.len(), 1);
-    assert!(matches!(
-        &throws[0].message,
-        Some(M::ExecClientControlMessage(pb::ExecClientControlMessage {
-            message: Some(pb::exec_client_control_message::Message::Throw(_))
-        }))
-    ));
+    // The exec kind no descriptor has (F04 shape, no exec_id) is answered with a throw; every
+    // result is followed by a stream_close, as the SDK does.
+    use pb::exec_client_control_message::Message as Control;
+    let controls: Vec<Control> = decoded(MessageKind::ExecControl)
+        .into_iter()
+        .filter_map(|m| match m.message {
+            Some(M::ExecClientControlMessage(c)) => c.message,
+            _ => None,
+        })
+        .collect();
+    let throws = controls.iter().filter(|c| matches!(c, Control::Throw(_)));
+    assert_eq!(throws.count(), 1, "{controls:?}");
+    let closes = controls
+        .iter()
+        .filter(|c| matches!(c, Control::StreamClose(_)));
+    assert_eq!(closes.count(), results.len(), "{controls:?}");
     assert_eq!(decoded(MessageKind::InteractionResponse).len(), 1);
 }
 
@@ -386,9 +393,23 @@ async fn every_builtin_exec_kind_is_declined() {
     assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
     assert!(mock.violations().is_empty(), "{:?}", mock.violations());
     let call = &mock.received()[0];
-    let answered = call.messages_of(MessageKind::ExecResult).count()
-        + call.messages_of(MessageKind::ExecControl).count();
-    assert_eq!(answered, kinds.len());
+    let results = call.messages_of(MessageKind::ExecResult).count();
+    use pb::exec_client_control_message::Message as Control;
+    let controls: Vec<Control> = call
+        .messages_of(MessageKind::ExecControl)
+        .filter_map(|m| match m.decode().ok()?.message {
+            Some(pb::agent_client_message::Message::ExecClientControlMessage(c)) => c.message,
+            _ => None,
+        })
+        .collect();
+    let throws = controls
+        .iter()
+        .filter(|c| matches!(c, Control::Throw(_)))
+        .count();
+    let closes = controls.len() - throws;
+    // Each kind answered once (a result or a throw); each result closed, as the SDK does.
+    assert_eq!(results + throws, kinds.len());
+    assert_eq!(closes, results, "{controls:?}");
 }
 
 #[tokio::test]

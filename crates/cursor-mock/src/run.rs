@@ -23,6 +23,8 @@ use crate::scenario::{
 use crate::server::{ConnCommand, Shared};
 use crate::wire::{self, ClientMsg, DeclaredTool, RunInfo};
 
+/// How long a finished turn keeps reading the client's trailing messages.
+const LINGER: Duration = Duration::from_millis(250);
 /// Lets buffered DATA reach the socket before a reset or GOAWAY discards the stream's queue.
 const FLUSH_PAUSE: Duration = Duration::from_millis(30);
 
@@ -186,7 +188,8 @@ pub(crate) async fn serve(
         Err(abort) => Err(abort),
     };
     match outcome {
-        Ok(()) | Err(Abort::Gone) => {}
+        Ok(()) => turn.linger().await,
+        Err(Abort::Gone) => {}
         Err(Abort::Violation(message)) => {
             shared.recorder.violation(call, message.clone());
             let error = ErrorSpec::new(Code::InvalidArgument, format!("cursor-mock: {message}"));
@@ -396,6 +399,17 @@ impl Turn {
         // A script without a terminal step ends the stream without an end-stream envelope.
         self.out.finish().await?;
         Ok(())
+    }
+
+    /// After the turn, reads (and so records) what the client still sends until it closes its
+    /// side, for at most [`LINGER`]: a client's last `stream_close` may trail the end-stream.
+    async fn linger(&mut self) {
+        let deadline = Instant::now() + LINGER;
+        while let Ok(Some(inbound)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            if matches!(inbound, Inbound::Closed | Inbound::Reset) {
+                return;
+            }
+        }
     }
 
     async fn send(&mut self, payload: Bytes) -> Result<(), Abort> {

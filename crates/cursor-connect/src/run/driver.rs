@@ -83,6 +83,8 @@ enum Wake {
 struct PendingCall {
     id: u32,
     exec_id: String,
+    /// When the server asked, for `local_execution_time_ms`.
+    asked: Instant,
 }
 
 pub(crate) struct Driver {
@@ -276,6 +278,28 @@ impl Driver {
         }
     }
 
+    /// Sends an answer to an exec. A result carries how long it took and is followed by
+    /// `stream_close` for its id, as Cursor's SDK does (reference §"exec": practice differs
+    /// between clients; the SDK is the referee).
+    async fn send_exec(
+        &mut self,
+        mut msg: pb::AgentClientMessage,
+        asked: Instant,
+    ) -> Result<(), Error> {
+        let mut result_id = None;
+        if let Some(pb::agent_client_message::Message::ExecClientMessage(e)) = msg.message.as_mut()
+        {
+            let ms = asked.elapsed().as_millis();
+            e.local_execution_time_ms = Some(i32::try_from(ms).unwrap_or(i32::MAX));
+            result_id = Some(e.id);
+        }
+        self.send(msg).await?;
+        match result_id {
+            Some(id) => self.send(exec::stream_close(id)).await,
+            None => Ok(()),
+        }
+    }
+
     fn emit(&mut self, event: Event) {
         if matches!(
             event,
@@ -306,7 +330,7 @@ impl Driver {
                     return Ok(());
                 };
                 let msg = exec::mcp_result(call.id, call.exec_id, &result);
-                let r = self.send(msg).await;
+                let r = self.send_exec(msg, call.asked).await;
                 let _ = ack.send(r.clone());
                 r
             }
@@ -418,11 +442,12 @@ impl Driver {
     async fn on_exec(&mut self, e: pb::ExecServerMessage) -> Result<(), Error> {
         use pb::exec_server_message::Message as X;
         let (id, exec_id) = (e.id, e.exec_id);
+        let asked = Instant::now();
         match e.message {
             Some(X::RequestContextArgs(_)) => {
                 let reply =
                     exec::request_context_result(id, exec_id, self.cfg.request_context.clone());
-                self.send(reply).await
+                self.send_exec(reply, asked).await
             }
             Some(X::McpArgs(args)) => {
                 let Some(name) =
@@ -434,7 +459,7 @@ impl Driver {
                         &args.tool_name
                     };
                     let reply = exec::mcp_tool_not_found(id, exec_id, shown, &self.cfg.tool_names);
-                    return self.send(reply).await;
+                    return self.send_exec(reply, asked).await;
                 };
                 if self.calls.len() >= MAX_PENDING_CALLS {
                     let reply = exec::mcp_result(
@@ -442,7 +467,7 @@ impl Driver {
                         exec_id,
                         &ToolResult::error("too many outstanding tool calls"),
                     );
-                    return self.send(reply).await;
+                    return self.send_exec(reply, asked).await;
                 }
                 let mut call_id = if args.tool_call_id.is_empty() {
                     format!("exec-{id}")
@@ -454,7 +479,7 @@ impl Driver {
                 }
                 let arguments = exec::args_json(&args.args);
                 self.calls
-                    .insert(call_id.clone(), PendingCall { id, exec_id });
+                    .insert(call_id.clone(), PendingCall { id, exec_id, asked });
                 self.emit(Event::ToolCall(ToolCall {
                     id: call_id,
                     name,
@@ -464,7 +489,7 @@ impl Driver {
             }
             other => {
                 let reply = exec::decline(id, exec_id, other);
-                self.send(reply).await
+                self.send_exec(reply, asked).await
             }
         }
     }

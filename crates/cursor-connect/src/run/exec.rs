@@ -27,6 +27,17 @@ fn exec_message(
     ))
 }
 
+/// `exec_client_control_message{stream_close{id}}`: the client is done with exec `id`.
+pub(crate) fn stream_close(id: u32) -> pb::AgentClientMessage {
+    client_message(pb::agent_client_message::Message::ExecClientControlMessage(
+        pb::ExecClientControlMessage {
+            message: Some(pb::exec_client_control_message::Message::StreamClose(
+                pb::ExecClientStreamClose { id },
+            )),
+        },
+    ))
+}
+
 /// `exec_client_message{mcp_result{success{content=[text], is_error}}}`.
 pub(crate) fn mcp_result(id: u32, exec_id: String, result: &ToolResult) -> pb::AgentClientMessage {
     let success = pb::McpSuccess {
@@ -173,11 +184,10 @@ pub(crate) fn kv_reply(store: &dyn BlobStore, kv: pb::KvServerMessage) -> pb::Ag
                 blob_data: Some(data),
                 error: None,
             },
+            // An empty result, no error: what Cursor's SDK answers for a blob it lacks.
             None => pb::GetBlobResult {
                 blob_data: None,
-                error: Some(pb::KvError {
-                    message: "blob not found".to_owned(),
-                }),
+                error: None,
             },
         })),
         Some(S::SetBlobArgs(a)) => Some(C::SetBlobResult(pb::SetBlobResult {
@@ -405,7 +415,8 @@ mod tests {
         let Some(pb::kv_client_message::Message::GetBlobResult(r)) = k.message else {
             panic!()
         };
-        assert!(r.blob_data.is_none() && r.error.is_some());
+        // A miss is an empty result, as the SDK answers it.
+        assert_eq!(r, pb::GetBlobResult::default());
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub use request::{
 };
 
 use crate::client::ClientInner;
+use crate::config::HeaderStyle;
 use crate::error::{Error, ErrorKind};
 use crate::ids::{RequestIds, uuid_v4};
 use driver::{Command, Driver, DriverConfig, Inbound, Item};
@@ -54,12 +55,22 @@ impl AgentClient {
     /// KV, execs). Events come from [`Run::next_event`].
     pub async fn run(&self, request: RunRequest) -> Result<Run, Error> {
         let inner = &self.inner;
-        let conversation_id = request.conversation_id.clone().unwrap_or_else(uuid_v4);
+        let style = inner.header_config.style();
+        let conversation_id = request
+            .conversation_id
+            .clone()
+            .unwrap_or_else(|| match style {
+                // The SDK's local agents are named `agent-<uuid>`.
+                HeaderStyle::Sdk => format!("agent-{}", uuid_v4()),
+                _ => uuid_v4(),
+            });
         let tools: Vec<pb::McpToolDefinition> =
             request.tools.iter().map(ToolDefinition::to_proto).collect();
         let mut ctx = inner.request_context.clone();
         ctx.tools = tools;
-        let run_request = request.to_proto(&conversation_id, ctx.clone());
+        let ids = RequestIds::new();
+        let run_id = ids.original_request_id().to_owned();
+        let run_request = request.to_proto_as(style, &conversation_id, ctx.clone(), &run_id);
         let first =
             driver::client_message(pb::agent_client_message::Message::RunRequest(run_request));
         let first = Bytes::from(first.encode_to_vec());
@@ -67,7 +78,7 @@ impl AgentClient {
         let mut opener = Opener {
             inner: inner.clone(),
             first,
-            ids: RequestIds::new(),
+            ids,
             attempts: 0,
         };
         let (send, recv) = opener.open().await?;

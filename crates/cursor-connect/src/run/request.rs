@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use cursor_proto::agent::v1 as pb;
 
+use crate::config::HeaderStyle;
 use crate::ids::uuid_v4;
 
 /// The provider identifier our tool definitions carry (proxies use their own name here).
@@ -294,6 +295,13 @@ impl RunRequest {
                 max_mode: self.max_mode.then_some(true),
                 ..Default::default()
             }),
+            // What Cursor's SDK sends (and all it sends about the model); the CLI's
+            // `model_details` stays beside it for the CLI and IDE styles.
+            requested_model: Some(pb::RequestedModel {
+                model_id: self.model.clone(),
+                max_mode: self.max_mode,
+                ..Default::default()
+            }),
             mcp_tools: Some(pb::McpTools {
                 mcp_tools: self.tools.iter().map(ToolDefinition::to_proto).collect(),
             }),
@@ -301,6 +309,37 @@ impl RunRequest {
             custom_system_prompt: self.system_prompt.clone(),
             ..Default::default()
         }
+    }
+
+    /// The run request as a client of `style` sends it, with `run_id` (the SDK sends the
+    /// call's original request id there).
+    pub(crate) fn to_proto_as(
+        &self,
+        style: HeaderStyle,
+        conversation_id: &str,
+        request_context: pb::RequestContext,
+        run_id: &str,
+    ) -> pb::AgentRunRequest {
+        let mut request = self.to_proto(conversation_id, request_context);
+        request.run_id = Some(run_id.to_owned());
+        if style == HeaderStyle::Sdk {
+            // The SDK names the model only in `requested_model`, answers the request-context
+            // exec instead of sending a context up front, and sends no message id.
+            request.model_details = None;
+            if let Some(pb::conversation_action::Action::UserMessageAction(action)) =
+                request.action.as_mut().and_then(|a| a.action.as_mut())
+            {
+                action.request_context = None;
+                if let Some(message) = action.user_message.as_mut() {
+                    message.message_id.clear();
+                    // Agent is the server's default mode; the SDK leaves it unset.
+                    if message.mode == pb::AgentMode::Agent as i32 {
+                        message.mode = pb::AgentMode::Unspecified as i32;
+                    }
+                }
+            }
+        }
+        request
     }
 }
 
