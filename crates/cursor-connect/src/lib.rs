@@ -83,7 +83,8 @@ pub use error::{Error, ErrorKind};
 pub use ids::{RequestIds, uuid_v4};
 pub use run::{
     AgentClient, Event, HistoryMessage, HistoryMode, ImageInput, InteractionPolicy, Run,
-    RunRequest, ToolCall, ToolDefinition, ToolResult, Usage, flatten_history,
+    RunRequest, ToolActivity, ToolCall, ToolDefinition, ToolPhase, ToolResult, Usage,
+    flatten_history,
 };
 
 /// The README's examples, compiled as doctests.

@@ -419,9 +419,13 @@ impl Driver {
                     let _ = tokio::time::timeout(self.cfg.stall_timeout, send.close_send()).await;
                 }
             }
-            // Heartbeats only reset the stall timer (done by the caller of this function);
-            // the other updates are display-only for IDEs.
-            _ => {}
+            // Heartbeats only reset the stall timer (done by the caller of this function).
+            Some(other) => {
+                if let Some(event) = super::activity::event(other) {
+                    self.emit(event);
+                }
+            }
+            None => {}
         }
         Ok(())
     }

@@ -2,6 +2,8 @@
 
 use bytes::Bytes;
 
+use super::activity::ToolActivity;
+
 /// One thing that happened in a turn, in stream order.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -26,6 +28,23 @@ pub enum Event {
     Checkpoint(Bytes),
     /// The turn is over; the counters are the server's totals.
     TurnEnded(Usage),
+    /// Cursor began compacting the conversation (long contexts are summarized).
+    SummaryStarted,
+    /// The summary text that replaces the compacted part of the conversation.
+    Summary(String),
+    /// Compaction finished.
+    SummaryCompleted,
+    /// The agent began a step (a model call and the tool calls it makes).
+    StepStarted(u64),
+    /// A step finished.
+    StepCompleted {
+        /// The step, as in [`Event::StepStarted`].
+        step: u64,
+        /// How long it took, by the server's clock.
+        duration_ms: u64,
+    },
+    /// Progress of a tool call, for display (answer calls from [`Event::ToolCall`]).
+    ToolActivity(ToolActivity),
 }
 
 /// A tool call the server asks the caller to perform.

@@ -1,5 +1,6 @@
 //! Agent runs: `agent.v1.AgentService/Run` over one HTTP/2 bidi stream.
 
+mod activity;
 mod driver;
 mod event;
 mod exec;
@@ -17,6 +18,7 @@ use prost::Message as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+pub use activity::{ToolActivity, ToolPhase};
 pub use driver::InteractionPolicy;
 pub use event::{Event, ToolCall, ToolResult, Usage};
 pub use request::{
