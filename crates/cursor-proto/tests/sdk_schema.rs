@@ -30,7 +30,7 @@ use model::{Label, Schema, Ty};
 
 const SETUP: &str = "crates/cursor-mock/tests/sdk-peer/setup.sh";
 
-/// Fields where our schema deliberately differs from the SDK's.
+/// Fields where our schema deliberately differs from the SDK's (the checkpoint pair).
 fn exceptions() -> Vec<Exception> {
     vec![
         // The SDK types the run request's state as ConversationStateStructure. We keep the
@@ -40,6 +40,13 @@ fn exceptions() -> Vec<Exception> {
         Exception {
             field: "agent.v1.AgentRunRequest.conversation_state",
             ours: (Ty::Scalar(12), Label::Optional),
+        },
+        // Its source: the checkpoint the server sends, also ConversationStateStructure in the
+        // SDK. Kept as bytes for the same reason (cursor_proto::checkpoint): the client must
+        // hold exactly what it will echo; a typed field would lose unknown fields on the way.
+        Exception {
+            field: "agent.v1.AgentServerMessage.conversation_checkpoint_update",
+            ours: (Ty::Scalar(12), Label::Plain),
         },
     ]
 }
