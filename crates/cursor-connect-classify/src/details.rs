@@ -1,7 +1,7 @@
 //! Cursor's `aiserver.v1.ErrorDetails`, read from whichever form the error carries.
 
 use cursor_connect_frame::ConnectError;
-use cursor_proto::aiserver::v1::{CustomErrorDetails, ErrorDetails};
+use cursor_proto::aiserver::v1::{CustomErrorDetails, ErrorDetails, error_button};
 use cursor_proto::error_details::is_error_details_type;
 use prost::Message as _;
 use serde_json::Value;
@@ -147,14 +147,16 @@ impl CursorDetails {
         self.suggested_models = custom
             .buttons
             .iter()
-            .filter_map(|b| b.switch_model.as_ref())
-            .map(|s| s.suggested_model.clone())
+            .filter_map(|b| match &b.action {
+                Some(error_button::Action::SwitchModel(s)) => s.suggested_model.clone(),
+                None => None,
+            })
             .filter(|m| !m.is_empty())
             .collect();
         self.action_required = custom
             .analytics_metadata
             .as_ref()
-            .map(|a| a.action_required.clone())
+            .and_then(|a| a.action_required.clone())
             .filter(|a| !a.is_empty());
     }
 

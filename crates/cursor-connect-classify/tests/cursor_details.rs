@@ -9,7 +9,7 @@ use cursor_connect_classify::{
 };
 use cursor_connect_frame::{Code, ConnectError, ErrorDetail, Metadata};
 use cursor_proto::aiserver::v1::{
-    CustomErrorDetails, ErrorButton, ErrorDetails, SwitchModelAction,
+    CustomErrorDetails, ErrorButton, ErrorDetails, SwitchModelAction, error_button,
 };
 use prost::Message;
 
@@ -224,9 +224,10 @@ fn rate_limited_changeable_offers_the_fallback_model() {
         .insert("fallbackModel".into(), "auto".into());
     details.buttons.push(ErrorButton {
         label: "Switch".into(),
-        switch_model: Some(SwitchModelAction {
-            suggested_model: "composer-2.5".into(),
-        }),
+        action: Some(error_button::Action::SwitchModel(SwitchModelAction {
+            suggested_model: Some("composer-2.5".into()),
+            ..Default::default()
+        })),
     });
     let c = classify(&with_details(Code::ResourceExhausted, &msg), Context::new());
     assert_eq!(

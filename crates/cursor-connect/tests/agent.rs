@@ -563,7 +563,7 @@ async fn interaction_queries_follow_the_policy() {
         };
         let approved = matches!(
             d.result,
-            Some(pb::interaction_decision::Result::Approved(_))
+            Some(pb::web_search_request_response::Result::Approved(_))
         );
         assert_eq!(approved, approve);
     }

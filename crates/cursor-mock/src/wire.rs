@@ -210,7 +210,7 @@ pub(crate) fn interaction_query(id: u32) -> Bytes {
         pb::InteractionQuery {
             id,
             query: Some(pb::interaction_query::Query::WebSearchRequestQuery(
-                pb::InteractionQueryPayload {},
+                pb::WebSearchRequestQuery::default(),
             )),
         },
     ))
@@ -232,8 +232,9 @@ pub(crate) fn checkpoint_state(
     .encode_to_vec();
     let step = pb::ConversationStep {
         message: Some(pb::conversation_step::Message::AssistantMessage(
-            pb::conversation_step::AssistantMessage {
+            pb::AssistantMessage {
                 text: assistant_text.to_owned(),
+                ..Default::default()
             },
         )),
     }

@@ -179,7 +179,7 @@ fn e01_error_details_not_logged_in() {
     assert_eq!(c.is_retryable, Some(false), "explicit false is kept");
     assert_eq!(
         c.analytics_metadata.expect("analytics").action_required,
-        "login"
+        Some("login".to_owned())
     );
 }
 
@@ -207,10 +207,10 @@ fn e02_error_details_model_no_longer_supported() {
     assert_eq!(c.buttons.len(), 1);
     assert_eq!(c.buttons[0].label, "Switch model");
     assert_eq!(
-        c.buttons[0]
-            .switch_model
-            .as_ref()
-            .map(|s| s.suggested_model.as_str()),
+        match &c.buttons[0].action {
+            Some(ai::error_button::Action::SwitchModel(s)) => s.suggested_model.as_deref(),
+            None => None,
+        },
         Some("composer-2.5")
     );
     // The debug JSON names the same enum value.

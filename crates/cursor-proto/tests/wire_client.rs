@@ -215,7 +215,7 @@ fn exec_write_and_delete_rejected_use_6() {
     let expected = client(agent_client_message::Message::ExecClientMessage(
         ExecClientMessage {
             message: Some(exec_client_message::Message::WriteResult(WriteResult {
-                result: Some(write_result::Result::Rejected(PathRejected::default())),
+                result: Some(write_result::Result::Rejected(WriteRejected::default())),
             })),
             ..Default::default()
         },
@@ -226,7 +226,7 @@ fn exec_write_and_delete_rejected_use_6() {
     let expected = client(agent_client_message::Message::ExecClientMessage(
         ExecClientMessage {
             message: Some(exec_client_message::Message::DeleteResult(DeleteResult {
-                result: Some(delete_result::Result::Rejected(PathRejected::default())),
+                result: Some(delete_result::Result::Rejected(DeleteRejected::default())),
             })),
             ..Default::default()
         },
@@ -248,10 +248,12 @@ fn interaction_response_rejected() {
         InteractionResponse {
             id: 5,
             result: Some(interaction_response::Result::WebSearchRequestResponse(
-                InteractionDecision {
-                    result: Some(interaction_decision::Result::Rejected(Rejected {
-                        reason: "no".into(),
-                    })),
+                WebSearchRequestResponse {
+                    result: Some(web_search_request_response::Result::Rejected(
+                        web_search_request_response::Rejected {
+                            reason: "no".into(),
+                        },
+                    )),
                 },
             )),
         },

@@ -328,7 +328,7 @@ fn interaction_query_and_ttft() {
             InteractionQuery {
                 id: 9,
                 query: Some(interaction_query::Query::WebSearchRequestQuery(
-                    InteractionQueryPayload {},
+                    WebSearchRequestQuery::default(),
                 )),
             },
         )),
@@ -367,12 +367,15 @@ fn error_details_with_custom_details() {
             additional_info: [("k".to_owned(), "v".to_owned())].into_iter().collect(),
             buttons: vec![ai::ErrorButton {
                 label: "L".into(),
-                switch_model: Some(ai::SwitchModelAction {
-                    suggested_model: "m".into(),
-                }),
+                action: Some(ai::error_button::Action::SwitchModel(
+                    ai::SwitchModelAction {
+                        suggested_model: Some("m".into()),
+                        ..Default::default()
+                    },
+                )),
             }],
             analytics_metadata: Some(ai::ErrorAnalyticsMetadata {
-                action_required: "login".into(),
+                action_required: Some("login".into()),
             }),
             ..Default::default()
         }),

@@ -111,10 +111,6 @@ pub(crate) fn decline(
     use pb::exec_client_message::Message as R;
     use pb::exec_server_message::Message as X;
     let reason = DECLINE_REASON.to_owned();
-    let path_rejected = |path: String| pb::PathRejected {
-        path,
-        reason: reason.clone(),
-    };
     let result = match kind {
         Some(X::ShellArgs(a)) => R::ShellResult(pb::ShellResult {
             result: Some(pb::shell_result::Result::Rejected(pb::ShellRejected {
@@ -125,16 +121,28 @@ pub(crate) fn decline(
             })),
         }),
         Some(X::WriteArgs(a)) => R::WriteResult(pb::WriteResult {
-            result: Some(pb::write_result::Result::Rejected(path_rejected(a.path))),
+            result: Some(pb::write_result::Result::Rejected(pb::WriteRejected {
+                path: a.path,
+                reason: reason.clone(),
+            })),
         }),
         Some(X::DeleteArgs(a)) => R::DeleteResult(pb::DeleteResult {
-            result: Some(pb::delete_result::Result::Rejected(path_rejected(a.path))),
+            result: Some(pb::delete_result::Result::Rejected(pb::DeleteRejected {
+                path: a.path,
+                reason: reason.clone(),
+            })),
         }),
         Some(X::ReadArgs(a)) => R::ReadResult(pb::ReadResult {
-            result: Some(pb::read_result::Result::Rejected(path_rejected(a.path))),
+            result: Some(pb::read_result::Result::Rejected(pb::ReadRejected {
+                path: a.path,
+                reason: reason.clone(),
+            })),
         }),
         Some(X::LsArgs(a)) => R::LsResult(pb::LsResult {
-            result: Some(pb::ls_result::Result::Rejected(path_rejected(a.path))),
+            result: Some(pb::ls_result::Result::Rejected(pb::LsRejected {
+                path: a.path,
+                reason: reason.clone(),
+            })),
         }),
         Some(X::GrepArgs(_)) => R::GrepResult(pb::GrepResult {
             result: Some(pb::grep_result::Result::Error(pb::GrepError {
@@ -191,12 +199,9 @@ pub(crate) fn kv_reply(store: &dyn BlobStore, kv: pb::KvServerMessage) -> pb::Ag
             },
         })),
         Some(S::SetBlobArgs(a)) => Some(C::SetBlobResult(pb::SetBlobResult {
-            error: store
-                .set(a.blob_id, a.blob_data)
-                .err()
-                .map(|e| pb::KvError {
-                    message: e.to_string(),
-                }),
+            error: store.set(a.blob_id, a.blob_data).err().map(|e| pb::Error {
+                message: e.to_string(),
+            }),
         })),
         // An unknown KV kind still gets its id echoed, so the server is not left waiting.
         None => None,
@@ -213,32 +218,111 @@ pub(crate) fn interaction_reply(
 ) -> pb::AgentClientMessage {
     use pb::interaction_query::Query as Q;
     use pb::interaction_response::Result as R;
-    let decision = pb::InteractionDecision {
-        result: Some(match policy {
-            InteractionPolicy::ApproveAll => {
-                pb::interaction_decision::Result::Approved(pb::Approved {})
-            }
-            InteractionPolicy::RejectAll => {
-                pb::interaction_decision::Result::Rejected(pb::Rejected {
-                    reason: "rejected by client policy".to_owned(),
-                })
-            }
-        }),
-    };
+    // Approving sends each case's first (approval or success) case, empty; rejecting sends the
+    // case's rejection with a reason, or its failure/error where the schema has no rejection.
+    // Setting up a VM cannot be declined: its result is sent without a case.
+    let approve = matches!(policy, InteractionPolicy::ApproveAll);
+    let reason = || "rejected by client policy".to_owned();
+    // The approve/reject pair most cases share (nested types of the same shape per case).
+    macro_rules! decide {
+        ($case:ident, $module:ident, $ty:ident) => {
+            R::$case(pb::$ty {
+                result: Some(if approve {
+                    pb::$module::Result::Approved(Default::default())
+                } else {
+                    pb::$module::Result::Rejected(pb::$module::Rejected { reason: reason() })
+                }),
+            })
+        };
+    }
     let result = q.query.map(|query| match query {
-        Q::WebSearchRequestQuery(_) => R::WebSearchRequestResponse(decision),
-        Q::AskQuestionInteractionQuery(_) => R::AskQuestionInteractionResponse(decision),
-        Q::SwitchModeRequestQuery(_) => R::SwitchModeRequestResponse(decision),
-        Q::ExaSearchRequestQuery(_) => R::ExaSearchRequestResponse(decision),
-        Q::ExaFetchRequestQuery(_) => R::ExaFetchRequestResponse(decision),
-        Q::CreatePlanRequestQuery(_) => R::CreatePlanRequestResponse(decision),
-        Q::SetupVmEnvironmentArgs(_) => R::SetupVmEnvironmentResult(decision),
-        Q::WebFetchRequestQuery(_) => R::WebFetchRequestResponse(decision),
-        Q::PrManagementRequestQuery(_) => R::PrManagementRequestResponse(decision),
-        Q::McpAuthRequestQuery(_) => R::McpAuthRequestResponse(decision),
-        Q::GenerateImageRequestQuery(_) => R::GenerateImageRequestResponse(decision),
-        Q::ReplaceEnvArgs(_) => R::ReplaceEnvResult(decision),
-        Q::ConnectScmRequestQuery(_) => R::ConnectScmRequestResponse(decision),
+        Q::WebSearchRequestQuery(_) => decide!(
+            WebSearchRequestResponse,
+            web_search_request_response,
+            WebSearchRequestResponse
+        ),
+        Q::AskQuestionInteractionQuery(_) => {
+            R::AskQuestionInteractionResponse(pb::AskQuestionInteractionResponse {
+                result: Some(pb::AskQuestionResult {
+                    result: (!approve).then(|| {
+                        pb::ask_question_result::Result::Rejected(pb::AskQuestionRejected {
+                            reason: reason(),
+                        })
+                    }),
+                }),
+            })
+        }
+        Q::SwitchModeRequestQuery(_) => decide!(
+            SwitchModeRequestResponse,
+            switch_mode_request_response,
+            SwitchModeRequestResponse
+        ),
+        Q::ExaSearchRequestQuery(_) => decide!(
+            ExaSearchRequestResponse,
+            exa_search_request_response,
+            ExaSearchRequestResponse
+        ),
+        Q::ExaFetchRequestQuery(_) => decide!(
+            ExaFetchRequestResponse,
+            exa_fetch_request_response,
+            ExaFetchRequestResponse
+        ),
+        Q::CreatePlanRequestQuery(_) => {
+            R::CreatePlanRequestResponse(pb::CreatePlanRequestResponse {
+                result: Some(pb::CreatePlanResult {
+                    result: (!approve).then(|| {
+                        pb::create_plan_result::Result::Error(pb::CreatePlanError {
+                            error: reason(),
+                        })
+                    }),
+                    plan_uri: String::new(),
+                }),
+            })
+        }
+        Q::SetupVmEnvironmentArgs(_) => R::SetupVmEnvironmentResult(pb::SetupVmEnvironmentResult {
+            result: approve.then_some(pb::setup_vm_environment_result::Result::Success(
+                pb::SetupVmEnvironmentSuccess {},
+            )),
+        }),
+        Q::WebFetchRequestQuery(_) => decide!(
+            WebFetchRequestResponse,
+            web_fetch_request_response,
+            WebFetchRequestResponse
+        ),
+        Q::PrManagementRequestQuery(_) => R::PrManagementResult(pb::PrManagementResult {
+            result: Some(if approve {
+                pb::pr_management_result::Result::Success(Default::default())
+            } else {
+                pb::pr_management_result::Result::Rejected(pb::PrManagementRejected {
+                    reason: reason(),
+                })
+            }),
+        }),
+        Q::McpAuthRequestQuery(_) => decide!(
+            McpAuthRequestResponse,
+            mcp_auth_request_response,
+            McpAuthRequestResponse
+        ),
+        Q::GenerateImageRequestQuery(_) => decide!(
+            GenerateImageRequestResponse,
+            generate_image_request_response,
+            GenerateImageRequestResponse
+        ),
+        Q::ReplaceEnvArgs(_) => R::ReplaceEnvResult(pb::ReplaceEnvResult {
+            result: Some(if approve {
+                pb::replace_env_result::Result::Success(Default::default())
+            } else {
+                pb::replace_env_result::Result::Failure(pb::ReplaceEnvFailure {
+                    error_message: reason(),
+                    setup_logs: String::new(),
+                })
+            }),
+        }),
+        Q::ConnectScmRequestQuery(_) => decide!(
+            ConnectScmRequestResponse,
+            connect_scm_request_response,
+            ConnectScmRequestResponse
+        ),
     });
     client_message(pb::agent_client_message::Message::InteractionResponse(
         pb::InteractionResponse { id: q.id, result },
@@ -438,7 +522,7 @@ mod tests {
         };
         assert!(matches!(
             d.result,
-            Some(pb::interaction_decision::Result::Rejected(_))
+            Some(pb::web_search_request_response::Result::Rejected(_))
         ));
     }
 

@@ -384,27 +384,34 @@ pub fn flatten_history(history: &[HistoryMessage], user_text: &str) -> String {
 }
 
 fn structured_history(history: &[HistoryMessage]) -> pb::ConversationHistory {
+    use pb::conversation_history_assistant_content::Content as A;
     use pb::conversation_history_message::Message as M;
-    use pb::history_assistant_content::Content as A;
+    let text = |t: &String| pb::ConversationHistoryTextContent { text: t.clone() };
     let messages = history
         .iter()
         .map(|m| {
             let message = match m {
-                HistoryMessage::User(t) => M::User(pb::HistoryUserMessage { text: t.clone() }),
-                HistoryMessage::Assistant(t) => M::Assistant(pb::HistoryAssistantMessage {
-                    content: vec![pb::HistoryAssistantContent {
-                        content: Some(A::Text(pb::history_assistant_content::Text {
-                            text: t.clone(),
-                        })),
+                HistoryMessage::User(t) => M::User(pb::ConversationHistoryUserMessage {
+                    content: vec![pb::ConversationHistoryUserContent {
+                        content: Some(pb::conversation_history_user_content::Content::Text(text(
+                            t,
+                        ))),
                     }],
                 }),
+                HistoryMessage::Assistant(t) => {
+                    M::Assistant(pb::ConversationHistoryAssistantMessage {
+                        content: vec![pb::ConversationHistoryAssistantContent {
+                            content: Some(A::Text(text(t))),
+                        }],
+                    })
+                }
                 HistoryMessage::ToolCall {
                     id,
                     name,
                     arguments,
-                } => M::Assistant(pb::HistoryAssistantMessage {
-                    content: vec![pb::HistoryAssistantContent {
-                        content: Some(A::ToolCall(pb::history_assistant_content::ToolCall {
+                } => M::Assistant(pb::ConversationHistoryAssistantMessage {
+                    content: vec![pb::ConversationHistoryAssistantContent {
+                        content: Some(A::ToolCall(pb::ConversationHistoryToolCall {
                             tool_call_id: id.clone(),
                             tool_name: name.clone(),
                             args_json: arguments.clone(),
@@ -416,17 +423,16 @@ fn structured_history(history: &[HistoryMessage]) -> pb::ConversationHistory {
                     name,
                     content,
                     is_error,
-                } => M::Tool(pb::HistoryToolMessage {
+                } => M::Tool(pb::ConversationHistoryToolMessage {
                     tool_call_id: id.clone(),
                     tool_name: name.clone(),
-                    content: vec![pb::HistoryToolContent {
-                        content: Some(pb::history_tool_content::Content::Text(
-                            pb::history_tool_content::Text {
-                                text: content.clone(),
-                            },
+                    content: vec![pb::ConversationHistoryToolResultContent {
+                        content: Some(pb::conversation_history_tool_result_content::Content::Text(
+                            text(content),
                         )),
                     }],
                     is_error: Some(*is_error),
+                    hook_additional_contexts: Vec::new(),
                 }),
             };
             pb::ConversationHistoryMessage {

@@ -361,9 +361,9 @@ pub async fn drive(
                 let response = pb::InteractionResponse {
                     id: query.id,
                     result: Some(pb::interaction_response::Result::WebSearchRequestResponse(
-                        pb::InteractionDecision {
-                            result: Some(pb::interaction_decision::Result::Rejected(
-                                pb::Rejected {
+                        pb::WebSearchRequestResponse {
+                            result: Some(pb::web_search_request_response::Result::Rejected(
+                                pb::web_search_request_response::Rejected {
                                     reason: "no web search in tests".to_owned(),
                                 },
                             )),
