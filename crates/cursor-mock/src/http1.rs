@@ -2,13 +2,13 @@
 //! the REST endpoints and Connect unary calls, as Cursor's SDK makes them with `fetch`.
 //! Streaming calls need HTTP/2 here; an attempt is answered and recorded as a violation.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use cursor_connect_frame::Code;
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Full, Limited, StreamBody};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -25,7 +25,7 @@ where
 {
     let service = hyper::service::service_fn(move |request| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(&shared, request).await) }
+        async move { handle(&shared, request).await }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -34,7 +34,15 @@ where
     let _ = connection.await;
 }
 
-async fn handle(shared: &Shared, request: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
+/// A response body: a whole answer, or a RunSSE stream.
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// Answers one request. `Err` aborts the connection (a RunSSE scenario that resets the stream
+/// before any header).
+async fn handle(
+    shared: &Arc<Shared>,
+    request: http::Request<Incoming>,
+) -> Result<http::Response<Body>, std::io::Error> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
     let call = shared.recorder.start_call(&path, parts.headers.clone());
@@ -51,7 +59,30 @@ async fn handle(shared: &Shared, request: http::Request<Incoming>) -> http::Resp
             "request body did not arrive",
         )),
     };
-    let reply = if crate::rest::serves(&path) {
+    let sse = cursor_proto::paths::AGENT_RUN_SSE.path;
+    let reply = if path == sse {
+        let answer = match body {
+            Ok(body) => crate::sse::run_sse(shared, call, &parts.headers, body).await,
+            Err(error) => crate::sse::SseAnswer::Reply(Reply::error(&error, None)),
+        };
+        match answer {
+            crate::sse::SseAnswer::Reply(reply) => reply,
+            crate::sse::SseAnswer::Stream(frames) => return Ok(streaming(frames)),
+            crate::sse::SseAnswer::Abort => {
+                return Err(std::io::Error::other("cursor-mock reset the stream"));
+            }
+        }
+    } else if path == cursor_proto::paths::AISERVER_BIDI_APPEND.path {
+        match body {
+            Ok(body) => {
+                shared
+                    .recorder
+                    .push(call, MessageKind::UnaryRequest, body.clone());
+                crate::sse::bidi_append(shared, call, body).await
+            }
+            Err(error) => Reply::error(&error, None),
+        }
+    } else if crate::rest::serves(&path) {
         if let Ok(body) = &body {
             shared
                 .recorder
@@ -69,10 +100,21 @@ async fn handle(shared: &Shared, request: http::Request<Incoming>) -> http::Resp
         crate::unary::unexpected(shared, call, &parts.method, &path)
     };
     shared.recorder.update(call, |c| c.finished = true);
-    into_response(reply)
+    Ok(into_response(reply))
 }
 
-fn into_response(reply: Reply) -> http::Response<Full<Bytes>> {
+/// `200` with the Connect streaming content type and the turn's body.
+fn streaming(frames: tokio::sync::mpsc::Receiver<crate::io::BodyFrame>) -> http::Response<Body> {
+    let stream = tokio_stream::wrappers::ReceiverStream::new(frames);
+    let mut response = http::Response::new(StreamBody::new(stream).boxed());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/connect+proto"),
+    );
+    response
+}
+
+fn into_response(reply: Reply) -> http::Response<Body> {
     let mut builder = http::Response::builder()
         .status(reply.status)
         .header(http::header::CONTENT_TYPE, reply.content_type);
@@ -81,12 +123,15 @@ fn into_response(reply: Reply) -> http::Response<Full<Bytes>> {
             builder = builder.header(key.as_str(), value.as_str());
         }
     }
-    builder.body(Full::new(reply.body)).unwrap_or_else(|e| {
+    builder.body(full(reply.body)).unwrap_or_else(|e| {
         // Only a scenario's own metadata can be malformed here; say so instead of a bare 200.
-        let mut response = http::Response::new(Full::new(Bytes::from(format!(
-            "cursor-mock: bad reply: {e}"
-        ))));
+        let mut response =
+            http::Response::new(full(Bytes::from(format!("cursor-mock: bad reply: {e}"))));
         *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
         response
     })
+}
+
+fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
 }

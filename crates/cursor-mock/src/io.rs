@@ -1,5 +1,6 @@
-//! Writing to and reading from one HTTP/2 stream: flow-controlled writes with deadlines,
-//! Connect envelopes, and a reader task that decodes, records and forwards client messages.
+//! Writing to and reading from one stream: flow-controlled writes with deadlines (an HTTP/2
+//! stream, or an HTTP/1.1 response body for RunSSE), Connect envelopes, and a reader task that
+//! decodes, records and forwards client messages.
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -18,12 +19,31 @@ use crate::wire::{self, ClientMsg};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Gone;
 
+/// A frame of an HTTP/1.1 response body; an `Err` aborts the connection (the HTTP/1.1 stand-in
+/// for a reset).
+pub(crate) type BodyFrame = Result<hyper::body::Frame<Bytes>, std::io::Error>;
+
+/// Where a stream's response goes.
+#[derive(Debug)]
+enum Sink {
+    /// An HTTP/2 stream: headers, DATA under flow control, RST_STREAM.
+    H2 {
+        respond: Option<SendResponse<Bytes>>,
+        stream: Option<SendStream<Bytes>>,
+    },
+    /// An HTTP/1.1 response (RunSSE): `head` releases the response headers to the connection,
+    /// `body` carries the chunks; dropping `body` ends the response.
+    H1 {
+        head: Option<tokio::sync::oneshot::Sender<()>>,
+        body: Option<mpsc::Sender<BodyFrame>>,
+    },
+}
+
 /// The response side of one stream. Headers go out lazily, before the first write, so a script
 /// can still reset the stream before any header.
 #[derive(Debug)]
 pub(crate) struct Out {
-    respond: Option<SendResponse<Bytes>>,
-    stream: Option<SendStream<Bytes>>,
+    sink: Sink,
     encoder: Encoder,
     split: usize,
     write_timeout: Duration,
@@ -32,9 +52,33 @@ pub(crate) struct Out {
 
 impl Out {
     pub(crate) fn new(respond: SendResponse<Bytes>, write_timeout: Duration) -> Self {
+        Self::with_sink(
+            Sink::H2 {
+                respond: Some(respond),
+                stream: None,
+            },
+            write_timeout,
+        )
+    }
+
+    /// An HTTP/1.1 response: the connection sends `200` when `head` fires and streams `body`.
+    pub(crate) fn http1(
+        head: tokio::sync::oneshot::Sender<()>,
+        body: mpsc::Sender<BodyFrame>,
+        write_timeout: Duration,
+    ) -> Self {
+        Self::with_sink(
+            Sink::H1 {
+                head: Some(head),
+                body: Some(body),
+            },
+            write_timeout,
+        )
+    }
+
+    fn with_sink(sink: Sink, write_timeout: Duration) -> Self {
         Self {
-            respond: Some(respond),
-            stream: None,
+            sink,
             encoder: Encoder::new(),
             split: usize::MAX,
             write_timeout,
@@ -42,29 +86,39 @@ impl Out {
         }
     }
 
-    /// Cuts every later write into DATA frames of at most `n` bytes.
+    /// Cuts every later write into DATA frames (HTTP/1.1: chunks) of at most `n` bytes.
     pub(crate) fn split_writes(&mut self, n: usize) {
         self.split = n.max(1);
     }
 
     pub(crate) fn headers_sent(&self) -> bool {
-        self.stream.is_some()
+        match &self.sink {
+            Sink::H2 { stream, .. } => stream.is_some(),
+            Sink::H1 { head, .. } => head.is_none(),
+        }
     }
 
     /// Sends `200` with the streaming content type, if not done yet.
     pub(crate) fn ensure_headers(&mut self) -> Result<(), Gone> {
-        if self.stream.is_some() {
-            return Ok(());
+        match &mut self.sink {
+            Sink::H2 { respond, stream } => {
+                if stream.is_some() {
+                    return Ok(());
+                }
+                let mut respond = respond.take().ok_or(Gone)?;
+                let response = http::Response::builder()
+                    .status(200)
+                    .header("content-type", self.content_type)
+                    .body(())
+                    .map_err(|_| Gone)?;
+                *stream = Some(respond.send_response(response, false).map_err(|_| Gone)?);
+                Ok(())
+            }
+            Sink::H1 { head, .. } => match head.take() {
+                Some(head) => head.send(()).map_err(|()| Gone),
+                None => Ok(()),
+            },
         }
-        let mut respond = self.respond.take().ok_or(Gone)?;
-        let response = http::Response::builder()
-            .status(200)
-            .header("content-type", self.content_type)
-            .body(())
-            .map_err(|_| Gone)?;
-        let stream = respond.send_response(response, false).map_err(|_| Gone)?;
-        self.stream = Some(stream);
-        Ok(())
     }
 
     /// Writes one data envelope around `payload`.
@@ -74,7 +128,7 @@ impl Out {
         self.write(buf.freeze(), false).await
     }
 
-    /// Writes the end-stream envelope with `json` and ends the HTTP/2 stream.
+    /// Writes the end-stream envelope with `json` and ends the stream.
     pub(crate) async fn end_stream(&mut self, json: &[u8]) -> Result<(), Gone> {
         let mut buf = BytesMut::with_capacity(Encoder::encoded_len(json.len()));
         self.encoder
@@ -83,40 +137,83 @@ impl Out {
         self.write(buf.freeze(), true).await
     }
 
-    /// Ends the HTTP/2 stream with no further bytes.
+    /// Ends the stream with no further bytes.
     pub(crate) async fn finish(&mut self) -> Result<(), Gone> {
         self.write(Bytes::new(), true).await
     }
 
-    /// RST_STREAM with `code`; before the headers if none went out yet.
+    /// RST_STREAM with `code`, before the headers if none went out yet. On HTTP/1.1 the
+    /// connection is aborted instead (mid-body, or before any response).
     pub(crate) fn reset(&mut self, code: u32) {
-        let reason = Reason::from(code);
-        if let Some(stream) = self.stream.as_mut() {
-            stream.send_reset(reason);
-        } else if let Some(respond) = self.respond.as_mut() {
-            respond.send_reset(reason);
+        match &mut self.sink {
+            Sink::H2 { respond, stream } => {
+                let reason = Reason::from(code);
+                if let Some(stream) = stream.as_mut() {
+                    stream.send_reset(reason);
+                } else if let Some(respond) = respond.as_mut() {
+                    respond.send_reset(reason);
+                }
+            }
+            Sink::H1 { head, body } => {
+                // Before the headers, dropping `head` makes the connection fail the request.
+                head.take();
+                if let Some(body) = body.take() {
+                    let abort = std::io::Error::other(format!("cursor-mock reset ({code:#x})"));
+                    let _ = body.try_send(Err(abort));
+                }
+            }
         }
     }
 
-    /// Writes raw bytes, honouring the peer's flow-control window, within the write deadline.
+    /// Writes raw bytes, honouring the peer's flow control, within the write deadline.
     pub(crate) async fn write(&mut self, data: Bytes, eos: bool) -> Result<(), Gone> {
         self.ensure_headers()?;
         let split = self.split;
         let limit = self.write_timeout;
-        let stream = self.stream.as_mut().ok_or(Gone)?;
-        tokio::time::timeout(limit, write_all(stream, data, eos, split))
-            .await
-            .map_err(|_| Gone)?
+        match &mut self.sink {
+            Sink::H2 { stream, .. } => {
+                let stream = stream.as_mut().ok_or(Gone)?;
+                tokio::time::timeout(limit, write_all(stream, data, eos, split))
+                    .await
+                    .map_err(|_| Gone)?
+            }
+            Sink::H1 { body, .. } => {
+                let sender = body.as_ref().ok_or(Gone)?;
+                let mut data = data;
+                while !data.is_empty() {
+                    let chunk = data.split_to(data.len().min(split));
+                    let frame = Ok(hyper::body::Frame::data(chunk));
+                    match tokio::time::timeout(limit, sender.send(frame)).await {
+                        Ok(Ok(())) => {}
+                        _ => return Err(Gone),
+                    }
+                }
+                if eos {
+                    // Dropping the sender ends the chunked body.
+                    body.take();
+                }
+                Ok(())
+            }
+        }
     }
 
-    /// Resolves when the client resets the stream (never, if it does not).
+    /// Resolves when the client resets the stream or (HTTP/1.1) goes away; never, if it does not.
     pub(crate) async fn reset_by_peer(&mut self) -> Reason {
-        match self.stream.as_mut() {
-            Some(stream) => match poll_fn(|cx| stream.poll_reset(cx)).await {
+        match &mut self.sink {
+            Sink::H2 {
+                stream: Some(stream),
+                ..
+            } => match poll_fn(|cx| stream.poll_reset(cx)).await {
                 Ok(reason) => reason,
                 Err(_) => Reason::CANCEL,
             },
-            None => std::future::pending().await,
+            Sink::H1 {
+                body: Some(body), ..
+            } => {
+                body.closed().await;
+                Reason::CANCEL
+            }
+            _ => std::future::pending().await,
         }
     }
 }
@@ -250,7 +347,7 @@ pub(crate) async fn read_client(
 }
 
 /// Records one message and forwards it; false when the driver is gone.
-async fn forward(
+pub(crate) async fn forward(
     recorder: &Recorder,
     call: usize,
     payload: Bytes,

@@ -91,6 +91,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod bidi;
 mod error_spec;
 mod http1;
 mod io;
@@ -102,10 +103,12 @@ mod scenario;
 #[cfg(feature = "sdk-peer")]
 pub mod sdk_peer;
 mod server;
+mod sse;
 mod tls;
 mod unary;
 mod wire;
 
+pub use bidi::MAX_AHEAD as MAX_APPENDS_AHEAD;
 pub use error_spec::{
     DetailSpec, ERROR_DETAILS_TYPE, ErrorSpec, FIRST_MESSAGE_END_STREAM, MODEL_RETIRED_END_STREAM,
     NOT_LOGGED_IN_DETAILS_B64,

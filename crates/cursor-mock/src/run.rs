@@ -106,9 +106,23 @@ pub(crate) async fn serve(
         config,
         tx,
     )));
-    let mut out = Out::new(respond, settings.write_timeout);
-    let mut rx = rx;
+    let out = Out::new(respond, settings.write_timeout);
+    drive(shared, call, scenario_header, out, rx, pause_tx, Some(ctl)).await;
+}
 
+/// Plays a `Run` turn over `out`, with the client's messages arriving on `rx` (from the HTTP/2
+/// request body, or from BidiAppend calls for RunSSE). `ctl` reaches the HTTP/2 connection for
+/// GOAWAY and drops; without it (HTTP/1.1) those steps abort the response.
+pub(crate) async fn drive(
+    shared: Arc<Shared>,
+    call: usize,
+    scenario_header: Option<String>,
+    mut out: Out,
+    mut rx: mpsc::Receiver<Inbound>,
+    pause_tx: tokio::sync::watch::Sender<bool>,
+    ctl: Option<mpsc::Sender<ConnCommand>>,
+) {
+    let settings = shared.settings.clone();
     // Headers go out at once (clients may wait for them before sending), unless the scenario
     // chosen by header starts with a reset, which then comes before any header.
     let early = scenario_header
@@ -210,7 +224,7 @@ struct Turn {
     shared: Arc<Shared>,
     out: Out,
     rx: mpsc::Receiver<Inbound>,
-    ctl: mpsc::Sender<ConnCommand>,
+    ctl: Option<mpsc::Sender<ConnCommand>>,
     run: RunInfo,
     ledger: Ledger,
     pause: tokio::sync::watch::Sender<bool>,
@@ -381,12 +395,12 @@ impl Turn {
                 Step::GoAway(code) => {
                     self.out.ensure_headers()?;
                     tokio::time::sleep(FLUSH_PAUSE).await;
-                    let _ = self.ctl.send(ConnCommand::GoAway(*code)).await;
+                    self.connection(ConnCommand::GoAway(*code)).await;
                     return Ok(());
                 }
                 Step::DropConnection => {
                     tokio::time::sleep(FLUSH_PAUSE).await;
-                    let _ = self.ctl.send(ConnCommand::Drop).await;
+                    self.connection(ConnCommand::Drop).await;
                     return Ok(());
                 }
                 Step::SplitWrites(n) => self.out.split_writes(*n),
@@ -399,6 +413,17 @@ impl Turn {
         // A script without a terminal step ends the stream without an end-stream envelope.
         self.out.finish().await?;
         Ok(())
+    }
+
+    /// A connection-level fault: on HTTP/2 the connection acts; HTTP/1.1 has neither GOAWAY nor
+    /// a second stream to spare, so the response is aborted.
+    async fn connection(&mut self, command: ConnCommand) {
+        match &self.ctl {
+            Some(ctl) => {
+                let _ = ctl.send(command).await;
+            }
+            None => self.out.reset(0),
+        }
     }
 
     /// After the turn, reads (and so records) what the client still sends until it closes its

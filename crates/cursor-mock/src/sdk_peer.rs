@@ -76,12 +76,27 @@ pub struct SdkPeer {
 }
 
 impl SdkPeer {
-    /// Starts `builder`'s mock with TLS and writes its CA where Node.js can read it.
+    /// Starts `builder`'s mock with TLS and writes its CA where Node.js can read it. Over
+    /// `https://` the SDK takes its HTTP/2 `Run` path.
     ///
     /// # Errors
     /// [`SdkPeerError::NotInstalled`] when the peer is missing, [`SdkPeerError::Io`] when the
     /// mock cannot start or the CA cannot be written.
     pub async fn start(builder: MockBuilder) -> Result<Self, SdkPeerError> {
+        Self::start_with(builder.tls(true)).await
+    }
+
+    /// Starts `builder`'s mock on plain `http://`. The SDK then takes its HTTP/1.1 path (RunSSE +
+    /// BidiAppend) unless the mock's `http2_config` forces bidi (its default does: see
+    /// [`MockBuilder::http2_config`]).
+    ///
+    /// # Errors
+    /// As [`SdkPeer::start`].
+    pub async fn start_plain(builder: MockBuilder) -> Result<Self, SdkPeerError> {
+        Self::start_with(builder.tls(false)).await
+    }
+
+    async fn start_with(builder: MockBuilder) -> Result<Self, SdkPeerError> {
         let dir = peer_dir();
         if !(node(&dir).is_file() && dir.join("node_modules/@cursor/sdk").is_dir()) {
             return Err(SdkPeerError::NotInstalled(dir));
@@ -122,9 +137,11 @@ impl SdkPeer {
             .arg("run.mjs")
             .arg(spec.to_string())
             .env("CURSOR_BACKEND_URL", self.mock.url())
-            .env("NODE_EXTRA_CA_CERTS", &self.ca)
             .env("HOME", &self.home)
             .kill_on_drop(true);
+        if self.mock.ca_certificate_pem().is_some() {
+            command.env("NODE_EXTRA_CA_CERTS", &self.ca);
+        }
         let output = tokio::time::timeout(CASE_LIMIT, command.output())
             .await
             .map_err(|_| SdkPeerError::Timeout)?
@@ -147,10 +164,14 @@ impl SdkPeer {
         }
     }
 
-    /// The `Run` calls the mock served, in order.
+    /// The turns the mock served, in order: `Run` calls, and `RunSSE` calls (with the client
+    /// messages their BidiAppend calls carried).
     pub fn runs(&self) -> Vec<ReceivedCall> {
         let calls = self.mock.received().into_iter();
-        calls.filter(|c| c.path == RUN_PATH).collect()
+        let sse = cursor_proto::paths::AGENT_RUN_SSE.path;
+        calls
+            .filter(|c| c.path == RUN_PATH || c.path == sse)
+            .collect()
     }
 }
 

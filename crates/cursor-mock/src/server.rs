@@ -45,6 +45,7 @@ pub(crate) struct Settings {
     pub(crate) tool_timeout: Duration,
     pub(crate) write_timeout: Duration,
     pub(crate) max_message_size: usize,
+    pub(crate) http2_config: cursor_proto::aiserver::v1::Http2Config,
 }
 
 impl Default for Settings {
@@ -58,6 +59,7 @@ impl Default for Settings {
             tool_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(10),
             max_message_size: cursor_connect_frame::DEFAULT_MAX_MESSAGE_SIZE,
+            http2_config: cursor_proto::aiserver::v1::Http2Config::ForceAllEnabled,
         }
     }
 }
@@ -70,9 +72,21 @@ pub(crate) struct Shared {
     pub(crate) named: HashMap<String, Scenario>,
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) base_url: String,
+    /// RunSSE streams by request id, for BidiAppend.
+    pub(crate) bidi: crate::bidi::BidiTable,
+    /// Turns of RunSSE streams, which outlive the request handler that started them; aborted
+    /// when the server is dropped.
+    pub(crate) turns: Arc<std::sync::Mutex<JoinSet<()>>>,
 }
 
 impl Shared {
+    /// Runs a RunSSE turn in the background, owned by the server.
+    pub(crate) fn spawn_turn(&self, turn: impl Future<Output = ()> + Send + 'static) {
+        let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+        while turns.try_join_next().is_some() {}
+        turns.spawn(turn);
+    }
+
     /// The scenario for a request: the header first, then a scenario-named model, else default.
     /// `Err` carries an unknown header value.
     pub(crate) fn pick(
@@ -124,7 +138,8 @@ impl MockBuilder {
         self
     }
 
-    /// Serves TLS (ALPN h2) with a freshly generated test CA instead of h2c.
+    /// Serves TLS (ALPN `h2` and `http/1.1`) with a freshly generated test CA instead of
+    /// cleartext (h2c with prior knowledge, or HTTP/1.1).
     pub fn tls(mut self, on: bool) -> Self {
         self.tls = on;
         self
@@ -173,6 +188,14 @@ impl MockBuilder {
         self
     }
 
+    /// The `http2_config` that `GetServerConfig` answers (default `FORCE_ALL_ENABLED`, so Cursor's
+    /// SDK takes HTTP/2 even on `http://`). `ForceAllDisabled` or `Unspecified` on `http://`
+    /// sends the SDK down its HTTP/1.1 path (RunSSE + BidiAppend).
+    pub fn http2_config(mut self, config: cursor_proto::aiserver::v1::Http2Config) -> Self {
+        self.settings.http2_config = config;
+        self
+    }
+
     /// Binds, generates the TLS material if asked, and starts serving.
     ///
     /// # Errors
@@ -192,12 +215,15 @@ impl MockBuilder {
         let scheme = if pki.is_some() { "https" } else { "http" };
         let base_url = format!("{scheme}://{addr}");
         let recorder = Arc::new(Recorder::default());
+        let turns = Arc::new(std::sync::Mutex::new(JoinSet::new()));
         let shared = Arc::new(Shared {
             settings: self.settings,
             default: self.scenario,
             named: self.named,
             recorder: recorder.clone(),
             base_url: base_url.clone(),
+            bidi: crate::bidi::BidiTable::default(),
+            turns: turns.clone(),
         });
         let acceptor = pki
             .as_ref()
@@ -209,6 +235,7 @@ impl MockBuilder {
             recorder,
             pki,
             task,
+            turns,
         })
     }
 }
@@ -222,6 +249,7 @@ pub struct MockServer {
     recorder: Arc<Recorder>,
     pki: Option<TestPki>,
     task: JoinHandle<()>,
+    turns: Arc<std::sync::Mutex<JoinSet<()>>>,
 }
 
 impl MockServer {
@@ -312,6 +340,11 @@ impl Drop for MockServer {
     fn drop(&mut self) {
         // The accept task owns every connection task (JoinSet), so this stops them all.
         self.task.abort();
+        // RunSSE turns hold the shared state; aborting them releases it.
+        self.turns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .abort_all();
     }
 }
 

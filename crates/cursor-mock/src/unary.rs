@@ -154,7 +154,9 @@ pub(crate) fn answer(
         "GetUsableModels" => wire::unary::usable_models(),
         "GetDefaultModelForCli" => wire::unary::default_model(),
         "AvailableModels" => wire::unary::available_models(),
-        "GetServerConfig" => wire::unary::server_config(&shared.base_url),
+        "GetServerConfig" => {
+            wire::unary::server_config(&shared.base_url, shared.settings.http2_config)
+        }
         "NameAgent" => wire::unary::name_agent(),
         _ if AMBIENT_PATHS.contains(&path) => Bytes::new(),
         _ => {

@@ -603,11 +603,11 @@ pub(crate) mod unary {
         )
     }
 
-    pub(crate) fn server_config(base_url: &str) -> Bytes {
+    pub(crate) fn server_config(base_url: &str, http2_config: ai::Http2Config) -> Bytes {
         Bytes::from(
             ai::GetServerConfigResponse {
                 config_version: "cursor-mock-config-1".to_owned(),
-                http2_config: ai::Http2Config::ForceAllEnabled as i32,
+                http2_config: http2_config as i32,
                 agent_url_config: Some(ai::AgentUrlConfig {
                     agent_url: base_url.to_owned(),
                     agentn_url: base_url.to_owned(),

@@ -13,6 +13,13 @@ pub(crate) async fn start(builder: cursor_mock::MockBuilder) -> SdkPeer {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The SDK pointed at a plain-`http://` mock built by `builder`.
+pub(crate) async fn start_plain(builder: cursor_mock::MockBuilder) -> SdkPeer {
+    SdkPeer::start_plain(builder)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Runs one case and returns the SDK's report.
 pub(crate) async fn run(peer: &SdkPeer, spec: serde_json::Value) -> serde_json::Value {
     peer.run(&spec)

@@ -1,0 +1,133 @@
+//! `RunSSE` and `BidiAppend` over HTTP/1.1: the stream of a turn, and the calls that carry the
+//! client's messages into it (see [`crate::bidi`]).
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use cursor_connect_frame::{Code, Decoder, Direction};
+use cursor_proto::aiserver::v1 as ai;
+use prost::Message as _;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error_spec::ErrorSpec;
+use crate::io::{BodyFrame, Out, READ_AHEAD};
+use crate::server::{SCENARIO_HEADER, Shared};
+use crate::unary::Reply;
+
+/// What the connection answers to a RunSSE request.
+pub(crate) enum SseAnswer {
+    /// A plain answer (the request was refused).
+    Reply(Reply),
+    /// `200` and a streamed body.
+    Stream(mpsc::Receiver<BodyFrame>),
+    /// The scenario reset the stream before any header: the connection is aborted.
+    Abort,
+}
+
+/// Starts the turn of one RunSSE request and waits for its response headers.
+pub(crate) async fn run_sse(
+    shared: &Arc<Shared>,
+    call: usize,
+    headers: &http::HeaderMap,
+    body: Bytes,
+) -> SseAnswer {
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/connect+proto") {
+        let error = ErrorSpec::new(
+            Code::Unknown,
+            format!("RunSSE needs application/connect+proto, got {content_type:?}"),
+        );
+        let status = Some(http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        return SseAnswer::Reply(Reply::error(&error, status));
+    }
+    let request_id = match bidi_request_id(&body) {
+        Ok(id) => id,
+        Err(message) => {
+            shared.recorder.violation(call, message.clone());
+            let error = ErrorSpec::new(Code::InvalidArgument, format!("cursor-mock: {message}"));
+            return SseAnswer::Reply(Reply::error(&error, None));
+        }
+    };
+    let (tx, rx) = mpsc::channel(READ_AHEAD);
+    if let Err(error) = shared.bidi.claim(shared, &request_id, tx, call).await {
+        shared.recorder.violation(call, error.message().to_owned());
+        return SseAnswer::Reply(Reply::error(&error, None));
+    }
+    let scenario = headers
+        .get(SCENARIO_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (head_tx, head_rx) = oneshot::channel();
+    let (body_tx, body_rx) = mpsc::channel(16);
+    let out = Out::http1(head_tx, body_tx, shared.settings.write_timeout);
+    // Reading cannot be paused on this path (appends are acknowledged one by one).
+    let (pause, _) = tokio::sync::watch::channel(false);
+    let turn_shared = shared.clone();
+    shared.spawn_turn(async move {
+        crate::run::drive(turn_shared.clone(), call, scenario, out, rx, pause, None).await;
+        turn_shared.bidi.end(&request_id).await;
+        turn_shared.recorder.update(call, |c| c.finished = true);
+    });
+    match head_rx.await {
+        Ok(()) => SseAnswer::Stream(body_rx),
+        Err(_) => SseAnswer::Abort,
+    }
+}
+
+/// The request id in a RunSSE body: one enveloped `BidiRequestId`.
+fn bidi_request_id(body: &Bytes) -> Result<String, String> {
+    let mut decoder = Decoder::new(Direction::Request).max_message_size(64 << 10);
+    let mut buf = BytesMut::from(body.as_ref());
+    let frame = decoder
+        .decode_eof(&mut buf)
+        .map_err(|e| format!("RunSSE body is not one Connect envelope: {e}"))?
+        .ok_or("RunSSE body is empty")?;
+    let id = ai::BidiRequestId::decode(frame.payload)
+        .map_err(|e| format!("RunSSE body is not a BidiRequestId: {e}"))?;
+    if id.request_id.is_empty() {
+        return Err("RunSSE BidiRequestId has an empty request_id".to_owned());
+    }
+    Ok(id.request_id)
+}
+
+/// One `BidiAppend`: the client message goes to its stream in seqno order; the answer is the
+/// empty `BidiAppendResponse`.
+pub(crate) async fn bidi_append(shared: &Shared, call: usize, body: Bytes) -> Reply {
+    let refuse = |message: String| {
+        shared.recorder.violation(call, message.clone());
+        Reply::error(
+            &ErrorSpec::new(Code::InvalidArgument, format!("cursor-mock: {message}")),
+            None,
+        )
+    };
+    let request = match ai::BidiAppendRequest::decode(body) {
+        Ok(request) => request,
+        Err(e) => return refuse(format!("BidiAppend body is not a BidiAppendRequest: {e}")),
+    };
+    let request_id = request
+        .request_id
+        .as_ref()
+        .map(|r| r.request_id.clone())
+        .unwrap_or_default();
+    if request_id.is_empty() {
+        return refuse("BidiAppend without a request_id".to_owned());
+    }
+    let payload = match crate::bidi::append_payload(&request) {
+        Ok(payload) => payload,
+        Err(message) => return refuse(format!("BidiAppend {}: {message}", request.append_seqno)),
+    };
+    match shared
+        .bidi
+        .append(shared, &request_id, request.append_seqno, payload)
+        .await
+    {
+        Ok(()) => Reply::ok("application/proto", Bytes::new()),
+        Err(error) => {
+            shared.recorder.violation(call, error.message().to_owned());
+            Reply::error(&error, None)
+        }
+    }
+}
