@@ -107,6 +107,7 @@ fn client_message() -> impl Strategy<Value = AgentClientMessage> {
             id,
             exec_id,
             local_execution_time_ms: None,
+            hook_additional_contexts: Vec::new(),
             message: Some(exec_client_message::Message::McpResult(McpResult {
                 result: Some(mcp_result::Result::Success(s)),
             })),
