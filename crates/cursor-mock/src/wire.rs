@@ -23,6 +23,7 @@ fn update(message: pb::interaction_update::Message) -> Bytes {
     server(pb::agent_server_message::Message::InteractionUpdate(
         pb::InteractionUpdate {
             message: Some(message),
+            message_started_at_ms: None,
         },
     ))
 }

@@ -20,7 +20,7 @@ fn unknown_interaction_update_case_decodes_as_none() {
     assert_eq!(
         msg.message,
         Some(agent_server_message::Message::InteractionUpdate(
-            InteractionUpdate { message: None }
+            InteractionUpdate::default()
         ))
     );
 }
@@ -60,6 +60,7 @@ fn unknown_fields_of_every_wire_type_are_skipped() {
     let msg = AgentServerMessage::decode(&wire[..]).expect("decodes");
     let Some(agent_server_message::Message::InteractionUpdate(InteractionUpdate {
         message: Some(interaction_update::Message::TurnEnded(t)),
+        ..
     })) = msg.message
     else {
         panic!("not turn_ended");
@@ -77,6 +78,7 @@ fn undeclared_tool_call_cases_decode() {
     let msg = AgentServerMessage::decode(&wire[..]).expect("decodes");
     let Some(agent_server_message::Message::InteractionUpdate(InteractionUpdate {
         message: Some(interaction_update::Message::ToolCallStarted(started)),
+        ..
     })) = msg.message
     else {
         panic!("not tool_call_started");

@@ -171,7 +171,12 @@ fn server_message() -> impl Strategy<Value = AgentServerMessage> {
             })
         }),
     ]
-    .prop_map(|u| M::InteractionUpdate(InteractionUpdate { message: Some(u) }));
+    .prop_map(|u| {
+        M::InteractionUpdate(InteractionUpdate {
+            message: Some(u),
+            message_started_at_ms: None,
+        })
+    });
     let kv = (any::<u32>(), blob(), blob(), any::<bool>()).prop_map(|(id, blob_id, data, get)| {
         M::KvServerMessage(KvServerMessage {
             id,

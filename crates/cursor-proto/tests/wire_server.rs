@@ -18,7 +18,10 @@ fn server(m: agent_server_message::Message) -> AgentServerMessage {
 
 fn update(m: interaction_update::Message) -> AgentServerMessage {
     server(agent_server_message::Message::InteractionUpdate(
-        InteractionUpdate { message: Some(m) },
+        InteractionUpdate {
+            message: Some(m),
+            message_started_at_ms: None,
+        },
     ))
 }
 
