@@ -616,6 +616,7 @@ pub(crate) mod unary {
                     agent_url: base_url.to_owned(),
                     agentn_url: base_url.to_owned(),
                 }),
+                ..Default::default()
             }
             .encode_to_vec(),
         )

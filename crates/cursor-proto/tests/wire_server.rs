@@ -423,6 +423,7 @@ fn server_config_response() {
             agent_url: "a".into(),
             agentn_url: "b".into(),
         }),
+        ..Default::default()
     };
     check("server_config", &wire, &expected);
 }
