@@ -23,6 +23,7 @@ fn update(message: pb::interaction_update::Message) -> Bytes {
     server(pb::agent_server_message::Message::InteractionUpdate(
         pb::InteractionUpdate {
             message: Some(message),
+            message_started_at_ms: None,
         },
     ))
 }
@@ -200,6 +201,7 @@ pub(crate) fn exec_unsupported(id: u32, exec_id: &str, kind: ExecKind) -> Bytes 
             message: Some(message),
             span_context,
             accept_hook_additional_contexts: matches!(kind, ExecKind::McpState).then_some(false),
+            machine_id: None,
         },
     ))
 }
@@ -461,6 +463,8 @@ fn exec_answer(message: Option<pb::exec_client_message::Message>) -> ExecAnswer 
         Some(R::ReadResult(_)) => ExecAnswer::Other("read_result"),
         Some(R::LsResult(_)) => ExecAnswer::Other("ls_result"),
         Some(R::FetchResult(_)) => ExecAnswer::Other("fetch_result"),
+        // Kinds the mock never asks for (declared so they decode; their fields are not modelled).
+        Some(_) => ExecAnswer::Other("another result kind"),
     }
 }
 
@@ -612,6 +616,7 @@ pub(crate) mod unary {
                     agent_url: base_url.to_owned(),
                     agentn_url: base_url.to_owned(),
                 }),
+                ..Default::default()
             }
             .encode_to_vec(),
         )

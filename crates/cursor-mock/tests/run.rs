@@ -292,6 +292,7 @@ async fn unanswered_request_context_times_out_with_heartbeats() {
                 message:
                     Some(pb::agent_server_message::Message::InteractionUpdate(pb::InteractionUpdate {
                         message: Some(pb::interaction_update::Message::Heartbeat(_)),
+                        ..
                     })),
                 ..
             }) => heartbeats += 1,
@@ -369,7 +370,8 @@ async fn cancel_ends_the_turn_cleanly() {
                     m.message,
                     Some(pb::agent_server_message::Message::InteractionUpdate(
                         pb::InteractionUpdate {
-                            message: Some(pb::interaction_update::Message::TurnEnded(_))
+                            message: Some(pb::interaction_update::Message::TurnEnded(_)),
+                            ..
                         }
                     ))
                 );

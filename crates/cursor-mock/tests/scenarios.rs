@@ -45,6 +45,7 @@ fn texts(items: &[In]) -> String {
                 message:
                     Some(pb::agent_server_message::Message::InteractionUpdate(pb::InteractionUpdate {
                         message: Some(pb::interaction_update::Message::TextDelta(d)),
+                        ..
                     })),
                 ..
             }) => Some(d.text.clone()),

@@ -44,17 +44,22 @@
 //!
 //! | Area | Messages (package) | Notes |
 //! |---|---|---|
-//! | Agent service | `AgentService` methods `Run`, `RunSSE`, `RunPoll`, `NameAgent`, `GetUsableModels`, `GetDefaultModelForCli`, `GetAllowedModelIntents` and their request/response messages (agent.v1) | paths in [`paths`] |
-//! | Run stream | `AgentClientMessage` (8 cases), `AgentServerMessage` (6 cases + `ttft_breakdown`), `AgentRunRequest` (fields 1–28 except 20), `ModelDetails`, `RequestedModel`, credentials, `PreFetchedBlob`, `McpFileSystemOptions` (agent.v1) | checkpoint fields are `bytes` ([`checkpoint`]) |
-//! | Turn content | `ConversationAction` (15 cases), `UserMessageAction`, `UserMessage`, `SelectedContext`, `SelectedImage`, `RequestContext`, `RequestContextEnv`, `CursorRule`, `McpTools`, `McpToolDefinition`, `ConversationHistory` (agent.v1) | |
-//! | Updates | `InteractionUpdate` (all 24 cases with payloads, `TurnEndedUpdate`'s five counters), `ToolCall` (MCP case), `McpToolCall`, `McpToolResult`, `InteractionQuery` / `InteractionResponse`, `TtftBreakdown` (agent.v1) | |
-//! | Exec channel | `ExecServerMessage` (19 kinds), `ExecClientMessage`, `ExecClientControlMessage` (stream_close/throw/heartbeat), `ExecServerControlMessage` (abort), `McpArgs`, `McpResult` (7 cases), request-context args/result, args and rejection/error results of shell, write, delete, read, ls, grep, fetch (agent.v1) | other kinds are declined with `throw` |
-//! | KV channel | `KvServerMessage`, `KvClientMessage`, `GetBlobArgs`/`Result`, `SetBlobArgs`/`Result`, `SpanContext` (agent.v1) | |
-//! | Checkpoints | `ConversationStateStructure`, `ConversationTokenDetails`, `ConversationTurnStructure`, `AgentConversationTurnStructure`, `ConversationStep` (agent.v1) | typed view only |
-//! | Errors | `ErrorDetails` with the complete `Error` enum 0–65, `CustomErrorDetails`, `ErrorButton`, `ErrorAnalyticsMetadata` (aiserver.v1) | helpers in [`error_details`] |
+//! | Agent service | every `AgentService` method of `@cursor/sdk` 1.0.32 (`Run`, `RunSSE`, `RunPoll`, `NameAgent`, `GetUsableModels`, `GetDefaultModelForCli`, `GetAllowedModelIntents`, `UpdateConversationMetadata`, `CreateTranscriptOverview`, `UploadConversationBlobs`, `UploadLocalAgentRunToPromptQuality`, `GetSignedUrlForAttachedMedia`, `NotifyConversationClone`, `GetNewChatNudge*ModelPicker`, `GetPromptContextUsage` with the usage tree, `ListLocalSubscriptionTools`, `CallLocalSubscriptionTool`, `StreamLocalAgentMailbox`) and their request/response messages (agent.v1) | paths in [`paths`] |
+//! | Run stream | `AgentClientMessage` (8 cases), `AgentServerMessage` (6 cases + `ttft_breakdown`), `AgentRunRequest` (fields 1–33), `ModelDetails`, `RequestedModel`, `SubagentModelOverride`, `SystemPromptSpec`, credentials, `PreFetchedBlob`, `McpFileSystemOptions` (agent.v1) | checkpoint fields are `bytes` ([`checkpoint`]) |
+//! | Turn content | `ConversationAction` (15 cases), `UserMessageAction`, `UserMessage`, `SelectedContext`, `SelectedImage`, `RequestContext` (every field, 2–53), `RequestContextEnv`, `CursorRule`, `McpTools`, `McpToolDefinition`, `ConversationHistory` with the SDK's content parts (agent.v1) | |
+//! | Updates | `InteractionUpdate` (all 26 cases with payloads, `message_started_at_ms`, `TurnEndedUpdate`'s five counters), `ShellStream*`, `ToolCallDelta` cases, `ToolCall` (MCP case), `McpToolCall`, `McpToolResult`, `TtftBreakdown` (agent.v1) | |
+//! | Interaction queries | `InteractionQuery` / `InteractionResponse` with every case's query and response type (approve/reject, ask-question, create-plan, PR management, replace-env, ...) (agent.v1) | argument types declared without fields |
+//! | Exec channel | `ExecServerMessage` (all 41 kinds), `ExecClientMessage` (all 41 result kinds), `ExecClientControlMessage` (stream_close/throw/heartbeat), `ExecServerControlMessage` (abort), `McpArgs`, `McpResult` (7 cases), request-context args/result, args and rejection/error results of shell, write, delete, read, ls, grep, fetch (agent.v1) | kinds without modelled fields are declined with `throw` |
+//! | KV channel | `KvServerMessage`, `KvClientMessage`, `GetBlobArgs`/`Result`, `SetBlobArgs`/`Result`, `Error`, `SpanContext` (agent.v1) | |
+//! | Checkpoints | `ConversationStateStructure`, `ConversationTokenDetails`, `ConversationTurnStructure`, `AgentConversationTurnStructure`, `ConversationStep`, `AssistantMessage`, `ThinkingMessage` (agent.v1) | typed view only |
+//! | Errors | `ErrorDetails` with the complete `Error` enum 0–65, `CustomErrorDetails`, `ErrorButton` (`switch_model` action), `SwitchModelAction`, `ErrorAnalyticsMetadata` (aiserver.v1) | helpers in [`error_details`] |
 //! | HTTP/1.1 shim | `BidiRequestId`, `BidiAppendRequest`/`Response`, `BidiPollRequest`/`Response` (aiserver.v1) | |
-//! | Models, config | `AvailableModelsRequest`/`Response`, `AvailableModel`, `GetServerConfigRequest`/`Response`, `Http2Config`, `AgentUrlConfig` (aiserver.v1) | |
-//! | Legacy chat | `StreamUnifiedChatRequestWithTools`/`ResponseWithTools`, `StreamUnifiedChatRequest` (subset), `StreamUnifiedChatResponse`, `ConversationMessage`, `ClientSideToolV2Call`/`Result` (MCP cases), `ClientSideToolV2`, `MCPParams`, `MCPResult`, `ToolResultError` (aiserver.v1) | |
+//! | Models, config | `AvailableModelsRequest`/`Response`, `AvailableModel`, `GetServerConfigRequest`/`Response` (every field; `Http2Config`, `AgentUrlConfig`), `ServerConfigService`'s three methods (aiserver.v1) | config sub-messages declared without fields |
+//! | Legacy chat | `StreamUnifiedChatRequestWithTools`/`ResponseWithTools`, `StreamUnifiedChatRequest` (subset), `StreamUnifiedChatResponse`, `ConversationMessage`, `ClientSideToolV2Call`/`Result` (MCP cases), `ClientSideToolV2`, `MCPParams`, `MCPResult`, `ToolResultError` (aiserver.v1) | not in `@cursor/sdk` |
+//!
+//! Every declared message, field, enum value and method agrees with `@cursor/sdk` 1.0.32's
+//! schema tables (the test `sdk_schema`); types referenced but not modelled are declared without
+//! fields (`proto/*/v1/referenced.proto`) and their content decodes as unknown fields.
 
 pub mod checkpoint;
 pub mod error_details;

@@ -84,12 +84,82 @@ pub const AGENT_GET_ALLOWED_MODEL_INTENTS: MethodPath = m(
     "/agent.v1.AgentService/GetAllowedModelIntents",
     MethodKind::Unary,
 );
+/// `agent.v1.AgentService/UpdateConversationMetadata`: renames a conversation.
+pub const AGENT_UPDATE_CONVERSATION_METADATA: MethodPath = m(
+    "/agent.v1.AgentService/UpdateConversationMetadata",
+    MethodKind::Unary,
+);
+/// `agent.v1.AgentService/CreateTranscriptOverview`: a short overview of a formatted transcript.
+pub const AGENT_CREATE_TRANSCRIPT_OVERVIEW: MethodPath = m(
+    "/agent.v1.AgentService/CreateTranscriptOverview",
+    MethodKind::Unary,
+);
+/// `agent.v1.AgentService/UploadConversationBlobs`: uploads a conversation's blobs.
+pub const AGENT_UPLOAD_CONVERSATION_BLOBS: MethodPath = m(
+    "/agent.v1.AgentService/UploadConversationBlobs",
+    MethodKind::Unary,
+);
+/// `agent.v1.AgentService/UploadLocalAgentRunToPromptQuality`: prompt-quality telemetry of a local run.
+pub const AGENT_UPLOAD_LOCAL_AGENT_RUN_TO_PROMPT_QUALITY: MethodPath = m(
+    "/agent.v1.AgentService/UploadLocalAgentRunToPromptQuality",
+    MethodKind::Unary,
+);
+/// `agent.v1.AgentService/GetSignedUrlForAttachedMedia`: upload/download URLs for an attachment.
+pub const AGENT_GET_SIGNED_URL_FOR_ATTACHED_MEDIA: MethodPath = m(
+    "/agent.v1.AgentService/GetSignedUrlForAttachedMedia",
+    MethodKind::Unary,
+);
+/// `agent.v1.AgentService/NotifyConversationClone`: a conversation was cloned.
+pub const AGENT_NOTIFY_CONVERSATION_CLONE: MethodPath = m(
+    "/agent.v1.AgentService/NotifyConversationClone",
+    MethodKind::Unary,
+);
+/// `agent.v1.AgentService/GetNewChatNudgeLegacyModelPicker`: a model nudge (legacy picker).
+pub const AGENT_GET_NEW_CHAT_NUDGE_LEGACY_MODEL_PICKER: MethodPath = m(
+    "/agent.v1.AgentService/GetNewChatNudgeLegacyModelPicker",
+    MethodKind::Unary,
+);
+/// `agent.v1.AgentService/GetNewChatNudgeParameterizedModelPicker`: a model nudge (parameterised picker).
+pub const AGENT_GET_NEW_CHAT_NUDGE_PARAMETERIZED_MODEL_PICKER: MethodPath = m(
+    "/agent.v1.AgentService/GetNewChatNudgeParameterizedModelPicker",
+    MethodKind::Unary,
+);
+/// `agent.v1.AgentService/GetPromptContextUsage`: how the prompt uses the context window.
+pub const AGENT_GET_PROMPT_CONTEXT_USAGE: MethodPath = m(
+    "/agent.v1.AgentService/GetPromptContextUsage",
+    MethodKind::Unary,
+);
+/// `agent.v1.AgentService/ListLocalSubscriptionTools`: tools of local subscriptions.
+pub const AGENT_LIST_LOCAL_SUBSCRIPTION_TOOLS: MethodPath = m(
+    "/agent.v1.AgentService/ListLocalSubscriptionTools",
+    MethodKind::Unary,
+);
+/// `agent.v1.AgentService/CallLocalSubscriptionTool`: calls a local subscription tool.
+pub const AGENT_CALL_LOCAL_SUBSCRIPTION_TOOL: MethodPath = m(
+    "/agent.v1.AgentService/CallLocalSubscriptionTool",
+    MethodKind::Unary,
+);
+/// `agent.v1.AgentService/StreamLocalAgentMailbox`: the local agent mailbox stream.
+pub const AGENT_STREAM_LOCAL_AGENT_MAILBOX: MethodPath = m(
+    "/agent.v1.AgentService/StreamLocalAgentMailbox",
+    MethodKind::ServerStream,
+);
 /// `aiserver.v1.AiService/AvailableModels`: the rich model catalogue.
 pub const AISERVER_AVAILABLE_MODELS: MethodPath =
     m("/aiserver.v1.AiService/AvailableModels", MethodKind::Unary);
 /// `aiserver.v1.ServerConfigService/GetServerConfig`: config version, HTTP/2 policy, agent hosts.
 pub const AISERVER_GET_SERVER_CONFIG: MethodPath = m(
     "/aiserver.v1.ServerConfigService/GetServerConfig",
+    MethodKind::Unary,
+);
+/// `aiserver.v1.ServerConfigService/ResolveNewRepoFlowBackendProbe`.
+pub const AISERVER_RESOLVE_NEW_REPO_FLOW_BACKEND_PROBE: MethodPath = m(
+    "/aiserver.v1.ServerConfigService/ResolveNewRepoFlowBackendProbe",
+    MethodKind::Unary,
+);
+/// `aiserver.v1.ServerConfigService/GetNewRepoFlowConfig`.
+pub const AISERVER_GET_NEW_REPO_FLOW_CONFIG: MethodPath = m(
+    "/aiserver.v1.ServerConfigService/GetNewRepoFlowConfig",
     MethodKind::Unary,
 );
 /// `aiserver.v1.BidiService/BidiAppend`: the client half of the HTTP/1.1 shim.
@@ -120,8 +190,22 @@ pub const ALL: &[MethodPath] = &[
     AGENT_GET_USABLE_MODELS,
     AGENT_GET_DEFAULT_MODEL_FOR_CLI,
     AGENT_GET_ALLOWED_MODEL_INTENTS,
+    AGENT_UPDATE_CONVERSATION_METADATA,
+    AGENT_CREATE_TRANSCRIPT_OVERVIEW,
+    AGENT_UPLOAD_CONVERSATION_BLOBS,
+    AGENT_UPLOAD_LOCAL_AGENT_RUN_TO_PROMPT_QUALITY,
+    AGENT_GET_SIGNED_URL_FOR_ATTACHED_MEDIA,
+    AGENT_NOTIFY_CONVERSATION_CLONE,
+    AGENT_GET_NEW_CHAT_NUDGE_LEGACY_MODEL_PICKER,
+    AGENT_GET_NEW_CHAT_NUDGE_PARAMETERIZED_MODEL_PICKER,
+    AGENT_GET_PROMPT_CONTEXT_USAGE,
+    AGENT_LIST_LOCAL_SUBSCRIPTION_TOOLS,
+    AGENT_CALL_LOCAL_SUBSCRIPTION_TOOL,
+    AGENT_STREAM_LOCAL_AGENT_MAILBOX,
     AISERVER_AVAILABLE_MODELS,
     AISERVER_GET_SERVER_CONFIG,
+    AISERVER_RESOLVE_NEW_REPO_FLOW_BACKEND_PROBE,
+    AISERVER_GET_NEW_REPO_FLOW_CONFIG,
     AISERVER_BIDI_APPEND,
     AISERVER_STREAM_UNIFIED_CHAT_WITH_TOOLS,
     AISERVER_STREAM_UNIFIED_CHAT_WITH_TOOLS_SSE,

@@ -61,7 +61,8 @@ fn is_heartbeat(msg: &AgentServerMessage) -> bool {
         &msg.message,
         Some(agent_server_message::Message::InteractionUpdate(
             InteractionUpdate {
-                message: Some(interaction_update::Message::Heartbeat(_))
+                message: Some(interaction_update::Message::Heartbeat(_)),
+                ..
             }
         ))
     )
@@ -102,6 +103,7 @@ fn f03_text_delta() {
         assert_reencodes("F03", &unhex(&vector("F03-text-delta-payload.hex")));
     let Some(agent_server_message::Message::InteractionUpdate(InteractionUpdate {
         message: Some(interaction_update::Message::TextDelta(delta)),
+        ..
     })) = msg.message
     else {
         panic!("not a text delta: {msg:?}");

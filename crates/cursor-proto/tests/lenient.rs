@@ -15,12 +15,12 @@ fn unknown_server_message_case_decodes_as_none() {
 
 #[test]
 fn unknown_interaction_update_case_decodes_as_none() {
-    // 1 LEN len 3 { 25 LEN (tag ca 01) len 0 }
-    let msg = AgentServerMessage::decode(&[0x0a, 0x03, 0xca, 0x01, 0x00][..]).expect("decodes");
+    // 1 LEN len 3 { 99 LEN (tag 9a 06) len 0 } (25-27 are known since @cursor/sdk 1.0.32)
+    let msg = AgentServerMessage::decode(&[0x0a, 0x03, 0x9a, 0x06, 0x00][..]).expect("decodes");
     assert_eq!(
         msg.message,
         Some(agent_server_message::Message::InteractionUpdate(
-            InteractionUpdate { message: None }
+            InteractionUpdate::default()
         ))
     );
 }
@@ -60,6 +60,7 @@ fn unknown_fields_of_every_wire_type_are_skipped() {
     let msg = AgentServerMessage::decode(&wire[..]).expect("decodes");
     let Some(agent_server_message::Message::InteractionUpdate(InteractionUpdate {
         message: Some(interaction_update::Message::TurnEnded(t)),
+        ..
     })) = msg.message
     else {
         panic!("not turn_ended");
@@ -77,6 +78,7 @@ fn undeclared_tool_call_cases_decode() {
     let msg = AgentServerMessage::decode(&wire[..]).expect("decodes");
     let Some(agent_server_message::Message::InteractionUpdate(InteractionUpdate {
         message: Some(interaction_update::Message::ToolCallStarted(started)),
+        ..
     })) = msg.message
     else {
         panic!("not tool_call_started");

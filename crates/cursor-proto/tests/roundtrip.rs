@@ -107,6 +107,7 @@ fn client_message() -> impl Strategy<Value = AgentClientMessage> {
             id,
             exec_id,
             local_execution_time_ms: None,
+            hook_additional_contexts: Vec::new(),
             message: Some(exec_client_message::Message::McpResult(McpResult {
                 result: Some(mcp_result::Result::Success(s)),
             })),
@@ -170,7 +171,12 @@ fn server_message() -> impl Strategy<Value = AgentServerMessage> {
             })
         }),
     ]
-    .prop_map(|u| M::InteractionUpdate(InteractionUpdate { message: Some(u) }));
+    .prop_map(|u| {
+        M::InteractionUpdate(InteractionUpdate {
+            message: Some(u),
+            message_started_at_ms: None,
+        })
+    });
     let kv = (any::<u32>(), blob(), blob(), any::<bool>()).prop_map(|(id, blob_id, data, get)| {
         M::KvServerMessage(KvServerMessage {
             id,

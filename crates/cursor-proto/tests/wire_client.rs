@@ -102,6 +102,7 @@ fn exec_mcp_result() {
             id: 1,
             exec_id: "e1".into(),
             local_execution_time_ms: None,
+            hook_additional_contexts: Vec::new(),
             message: Some(exec_client_message::Message::McpResult(McpResult {
                 result: Some(mcp_result::Result::Success(ok_text_success())),
             })),
@@ -129,6 +130,7 @@ fn exec_request_context_result() {
             id: 0,
             exec_id: "x".into(),
             local_execution_time_ms: None,
+            hook_additional_contexts: Vec::new(),
             message: Some(exec_client_message::Message::RequestContextResult(
                 RequestContextResult {
                     result: Some(request_context_result::Result::Success(
@@ -195,6 +197,7 @@ fn exec_shell_rejected_uses_descriptor_number_4() {
             id: 4,
             exec_id: "s".into(),
             local_execution_time_ms: None,
+            hook_additional_contexts: Vec::new(),
             message: Some(exec_client_message::Message::ShellResult(ShellResult {
                 result: Some(shell_result::Result::Rejected(ShellRejected {
                     command: "ls".into(),

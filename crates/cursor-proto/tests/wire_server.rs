@@ -18,7 +18,10 @@ fn server(m: agent_server_message::Message) -> AgentServerMessage {
 
 fn update(m: interaction_update::Message) -> AgentServerMessage {
     server(agent_server_message::Message::InteractionUpdate(
-        InteractionUpdate { message: Some(m) },
+        InteractionUpdate {
+            message: Some(m),
+            message_started_at_ms: None,
+        },
     ))
 }
 
@@ -420,6 +423,7 @@ fn server_config_response() {
             agent_url: "a".into(),
             agentn_url: "b".into(),
         }),
+        ..Default::default()
     };
     check("server_config", &wire, &expected);
 }

@@ -23,6 +23,7 @@ fn exec_message(
             message: Some(m),
             exec_id,
             local_execution_time_ms: None,
+            hook_additional_contexts: Vec::new(),
         },
     ))
 }
