@@ -14,6 +14,7 @@ fn update(message: pb::interaction_update::Message) -> Step {
         message: Some(pb::agent_server_message::Message::InteractionUpdate(
             pb::InteractionUpdate {
                 message: Some(message),
+                ..Default::default()
             },
         )),
         ..Default::default()
@@ -40,7 +41,10 @@ async fn progress_updates_become_events_in_order() {
         update(U::Summary(pb::SummaryUpdate {
             summary: "earlier: greetings".into(),
         })),
-        update(U::SummaryCompleted(Default::default())),
+        update(U::SummaryCompleted(pb::SummaryCompletedUpdate {
+            failed: Some(false),
+            ..Default::default()
+        })),
         update(U::StepStarted(pb::StepStartedUpdate { step_id: 3 })),
         update(U::ToolCallStarted(pb::ToolCallStartedUpdate {
             call_id: "c1".into(),
@@ -89,7 +93,7 @@ async fn progress_updates_become_events_in_order() {
     let expected = [
         format!("{:?}", Event::SummaryStarted),
         format!("{:?}", Event::Summary("earlier: greetings".into())),
-        format!("{:?}", Event::SummaryCompleted),
+        format!("{:?}", Event::SummaryCompleted { failed: false }),
         format!("{:?}", Event::StepStarted(3)),
         tool(ToolPhase::Started),
         tool(ToolPhase::Completed),

@@ -22,7 +22,9 @@ const BIDI_APPEND: &str = "/aiserver.v1.BidiService/BidiAppend";
 
 /// One HTTP/1.1 request on a fresh connection: (status, whole body).
 async fn post(mock: &MockServer, path: &str, content_type: &str, body: Bytes) -> (u16, Bytes) {
-    let tcp = tokio::net::TcpStream::connect(mock.addr()).await.expect("connect");
+    let tcp = tokio::net::TcpStream::connect(mock.addr())
+        .await
+        .expect("connect");
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .expect("http/1.1 handshake");
@@ -35,10 +37,17 @@ async fn post(mock: &MockServer, path: &str, content_type: &str, body: Bytes) ->
     let exchange = async {
         let response = sender.send_request(request).await.expect("response");
         let status = response.status().as_u16();
-        let body = response.into_body().collect().await.expect("body").to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         (status, body)
     };
-    tokio::time::timeout(LIMIT, exchange).await.expect("answered in time")
+    tokio::time::timeout(LIMIT, exchange)
+        .await
+        .expect("answered in time")
 }
 
 fn append(request_id: &str, seqno: i64, message: &Bytes) -> Bytes {
@@ -54,7 +63,13 @@ fn append(request_id: &str, seqno: i64, message: &Bytes) -> Bytes {
 }
 
 async fn send_append(mock: &MockServer, id: &str, seqno: i64, message: &Bytes) -> (u16, Bytes) {
-    post(mock, BIDI_APPEND, "application/proto", append(id, seqno, message)).await
+    post(
+        mock,
+        BIDI_APPEND,
+        "application/proto",
+        append(id, seqno, message),
+    )
+    .await
 }
 
 /// Opens the RunSSE stream of `request_id` and reads it to its end.
@@ -106,7 +121,10 @@ async fn appends_arrive_out_of_order_and_twice_but_reach_the_turn_once_in_order(
         .find(|c| c.path == RUN_SSE)
         .expect("the RunSSE call");
     let kinds: Vec<MessageKind> = turn.messages.iter().map(|m| m.kind).collect();
-    assert_eq!(kinds, [MessageKind::RunRequest, MessageKind::ClientHeartbeat]);
+    assert_eq!(
+        kinds,
+        [MessageKind::RunRequest, MessageKind::ClientHeartbeat]
+    );
 }
 
 #[tokio::test]
@@ -122,10 +140,16 @@ async fn an_append_after_the_end_is_refused() {
     // The turn has ended (its end-stream was read); give its task a moment to close the id.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (status, body) = send_append(&mock, "r2", 1, &heartbeat_msg()).await;
-    assert_eq!(code_of(&body), Code::FailedPrecondition.as_str(), "{status}");
+    assert_eq!(
+        code_of(&body),
+        Code::FailedPrecondition.as_str(),
+        "{status}"
+    );
     let violations = mock.violations();
     assert!(
-        violations.iter().any(|v| v.message.contains("after the end")),
+        violations
+            .iter()
+            .any(|v| v.message.contains("after the end")),
         "{violations:?}"
     );
 }
@@ -153,7 +177,9 @@ async fn an_append_no_stream_claims_is_refused_after_the_reply_timeout() {
     assert_eq!(code_of(&body), Code::NotFound.as_str());
     let violations = mock.violations();
     assert!(
-        violations.iter().any(|v| v.message.contains("no RunSSE stream")),
+        violations
+            .iter()
+            .any(|v| v.message.contains("no RunSSE stream")),
         "{violations:?}"
     );
 }

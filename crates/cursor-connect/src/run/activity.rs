@@ -43,7 +43,9 @@ pub(crate) fn event(update: pb::interaction_update::Message) -> Option<Event> {
     Some(match update {
         U::SummaryStarted(_) => Event::SummaryStarted,
         U::Summary(s) => Event::Summary(s.summary),
-        U::SummaryCompleted(_) => Event::SummaryCompleted,
+        U::SummaryCompleted(s) => Event::SummaryCompleted {
+            failed: s.failed.unwrap_or(false),
+        },
         U::StepStarted(s) => Event::StepStarted(s.step_id),
         U::StepCompleted(s) => Event::StepCompleted {
             step: s.step_id,
@@ -166,5 +168,18 @@ mod tests {
         };
         assert_eq!(tool_name(&mcp), "mcp:lookup");
         assert_eq!(tool_name(&pb::ToolCall::default()), "unknown");
+        // Built-in cases are named from the schema, suffix dropped.
+        let shell = pb::ToolCall {
+            tool: Some(pb::tool_call::Tool::ShellToolCall(pb::ShellToolCall {})),
+            ..Default::default()
+        };
+        assert_eq!(tool_name(&shell), "shell");
+        let todos = pb::ToolCall {
+            tool: Some(pb::tool_call::Tool::UpdateTodosToolCall(
+                pb::UpdateTodosToolCall {},
+            )),
+            ..Default::default()
+        };
+        assert_eq!(tool_name(&todos), "update_todos");
     }
 }

@@ -33,7 +33,10 @@ pub enum Event {
     /// The summary text that replaces the compacted part of the conversation.
     Summary(String),
     /// Compaction finished.
-    SummaryCompleted,
+    SummaryCompleted {
+        /// The server reported that compaction failed.
+        failed: bool,
+    },
     /// The agent began a step (a model call and the tool calls it makes).
     StepStarted(u64),
     /// A step finished.
