@@ -463,6 +463,10 @@ impl ClientBuilder {
                 workspace_paths: self.workspace_paths.clone(),
                 time_zone: header_config.timezone.clone(),
                 project_folder: self.workspace_paths.first().cloned().unwrap_or_default(),
+                // Said explicitly, as the SDK does: this client runs no sandboxed shell and no
+                // computer use, so the server should not plan on them.
+                sandbox_supported: Some(false),
+                computer_use_supported: Some(false),
                 ..Default::default()
             }),
             ..Default::default()

@@ -26,11 +26,10 @@ const OURS_ONLY_EXEC_FIELDS: &[u32] = &[15];
 /// Request-context env fields the SDK fills from its local agent and we leave out: we run no
 /// shell, terminals or sandbox and keep no notes, transcripts or working directory on disk:
 /// 3 shell, 7 terminals_folder, 8 agent_shared_notes_folder, 12 agent_transcripts_folder,
-/// 14 sandbox_supported, 19 computer_use_supported, 20 is_working_dir_home_dir,
-/// 21 process_working_directory, 22 smart_mode_classifier_auto_mode_enabled. And 2
-/// workspace_paths and 11 project_folder, which we send when the caller configures a
-/// workspace path (this test does not).
-const SDK_ONLY_ENV_FIELDS: &[u32] = &[2, 3, 7, 8, 11, 12, 14, 19, 20, 21, 22];
+/// 20 is_working_dir_home_dir, 21 process_working_directory,
+/// 22 smart_mode_classifier_auto_mode_enabled. And 2 workspace_paths and 11 project_folder,
+/// which we send when the caller configures a workspace path (this test does not).
+const SDK_ONLY_ENV_FIELDS: &[u32] = &[2, 3, 7, 8, 11, 12, 20, 21, 22];
 
 async fn sdk_turn() -> ReceivedCall {
     let peer = SdkPeer::start(MockServer::builder())
