@@ -187,7 +187,9 @@ pub fn cli_auth_file_path() -> Option<PathBuf> {
     }
 }
 
-/// Reads the IDE login from a `state.vscdb` file (opened read-only).
+/// Reads the IDE login from a `state.vscdb` file (opened read-only). Needs the default feature
+/// `ide-credentials` (SQLite, through rusqlite's bundled build).
+#[cfg(feature = "ide-credentials")]
 pub fn read_ide_state_db(path: &Path) -> Result<TokenSet, Error> {
     use rusqlite::OpenFlags;
     let open_err = |e| {
@@ -432,6 +434,8 @@ impl TokenEndpoint {
 impl Credentials {
     /// Credentials from the Cursor IDE's storage (`state.vscdb`), at `path` or the default
     /// location for this platform, renewed with [`OAuthRefresh`] against the default API host.
+    /// Needs the default feature `ide-credentials`.
+    #[cfg(feature = "ide-credentials")]
     pub fn from_ide_storage(path: Option<&Path>) -> Result<Self, Error> {
         let p = match path {
             Some(p) => p.to_path_buf(),
@@ -530,6 +534,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "ide-credentials")]
     #[test]
     fn reads_ide_state_db() {
         let path = temp_path("state.vscdb");
@@ -567,6 +572,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "ide-credentials")]
     #[test]
     fn ide_state_db_without_token() {
         let path = temp_path("empty.vscdb");

@@ -1,4 +1,4 @@
-//! Regression tests from the code review.
+//! Settings at the edge of their range (`Duration::MAX` heartbeats and stall timeouts) do not panic.
 
 mod common;
 

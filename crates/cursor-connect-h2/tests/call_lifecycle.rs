@@ -1,4 +1,4 @@
-//! Regression tests from the code review: cancellation of `RecvHalf::message`, and the send
+//! A call's life at its edges: cancellation of `RecvHalf::message`, the send
 //! half's writer task ending with its call.
 
 mod support;
