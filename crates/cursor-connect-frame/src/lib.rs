@@ -10,7 +10,8 @@
 //! * [`Compression`] is the per-message compression trait; [`Gzip`] implements it over
 //!   flate2's pure-Rust zlib-rs backend.
 //! * [`EndStream`] parses and writes the end-stream JSON, [`ConnectError`] is the RPC error
-//!   (code, message, details, metadata, origin), [`Code`] the status codes.
+//!   (code, message, details, metadata, origin), [`Code`] the status codes, and [`Reason`]
+//!   the HTTP/2 error code a transport failure carries in its [`TransportCause`].
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -69,6 +70,7 @@ mod end_stream;
 mod error;
 mod frame;
 mod metadata;
+mod reason;
 
 pub use chunk::ChunkDecoder;
 pub use code::{Code, UnknownCode};
@@ -80,6 +82,7 @@ pub use end_stream::EndStream;
 pub use error::FrameError;
 pub use frame::{Direction, Flags, Frame, HEADER_LEN};
 pub use metadata::Metadata;
+pub use reason::Reason;
 
 // The README's example is compiled and run as a doctest.
 #[cfg(doctest)]
