@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use cursor_connect_frame::{Encoder, compression_for};
+use cursor_connect_frame::Encoder;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::call::Call;
@@ -71,7 +71,7 @@ impl SendHalf {
         let task = tokio::spawn(writer(call.clone(), rx, budget.clone()));
         let writer = Arc::new(WriterGuard(task.abort_handle()));
         let encoder = Encoder::new()
-            .compression(opts.send_compression.and_then(compression_for))
+            .compression(opts.send_compression.compression())
             .compress_min_bytes(opts.compress_min_bytes);
         Self {
             call,

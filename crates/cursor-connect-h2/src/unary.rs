@@ -46,15 +46,9 @@ impl Channel {
         message: Bytes,
         opts: CallOptions,
     ) -> Result<UnaryResponse, ConnectError> {
-        let body = match opts.send_compression {
+        let body = match opts.send_compression.compression() {
             None => message,
-            Some(name) => {
-                let mut c = compression_for(name).ok_or_else(|| {
-                    ConnectError::new(
-                        Code::Internal,
-                        format!("unsupported send compression {name:?}"),
-                    )
-                })?;
+            Some(mut c) => {
                 let mut out = Vec::new();
                 c.compress(&message, &mut out)?;
                 Bytes::from(out)
@@ -106,7 +100,7 @@ async fn read_response(
     let ct = header_str(&parts.headers, "content-type");
     let want = opts.unary_content_type();
     // REST endpoints answer e.g. `application/json; charset=utf-8`: compare media types.
-    if !media_type(ct).eq_ignore_ascii_case(&want) {
+    if !media_type(ct).eq_ignore_ascii_case(want) {
         return Err(ConnectError::new(
             Code::Internal,
             format!("unexpected response content-type {ct:?} (wanted {want})"),

@@ -250,7 +250,7 @@ async fn unary_ok_error_and_gzip() {
 
     // The server echoes the gzip body bytes; without content-encoding on the response the
     // client must hand them back untouched (still compressed).
-    let opts = CallOptions::default().send_compression(Some("gzip"));
+    let opts = CallOptions::default().send_compression(cursor_connect_frame::Encoding::Gzip);
     let r = ch
         .unary(
             "/e.v1.E/U",
@@ -470,7 +470,7 @@ fn with_ct(ct: &'static str) -> HeaderMap {
 async fn unary_content_type_ignores_parameters_and_case() {
     let s = Server::start(Opts::default(), content_type_handler()).await;
     let ch = channel(&s).await;
-    let json = || CallOptions::default().codec("json");
+    let json = || CallOptions::default().codec(cursor_connect_frame::Codec::Json);
     for ok in [
         "application/json",
         "application/json; charset=utf-8",

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cursor_connect_frame::{Code, ConnectError, TransportCause, TransportKind};
+use cursor_connect_frame::{Code, ConnectError, Encoding, TransportCause, TransportKind};
 use cursor_connect_h2::{CallOptions, RecvHalf, SendHalf};
 use cursor_proto::agent::v1 as pb;
 use prost::Message as _;
@@ -137,7 +137,7 @@ impl Opener {
             self.attempts += 1;
             let token = self.inner.credentials.current().await?;
             let headers = self.inner.header_config.headers(&token, &self.ids)?;
-            let opts = CallOptions::default().accept_compression(&["gzip"]);
+            let opts = CallOptions::default().accept_compression(&[Encoding::Gzip]);
             let path = cursor_proto::paths::AGENT_RUN.path;
             let attempt = async {
                 let (mut send, recv) = self.inner.agent_channel.bidi(path, headers, opts).await?;
