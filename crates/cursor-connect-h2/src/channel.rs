@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cursor_connect_frame::Encoding;
+use cursor_connect_frame::{ConnectError, Encoding};
 use h2::client::{ResponseFuture, SendRequest};
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, TE};
 use http::{HeaderMap, Method, Request, Uri};
@@ -77,13 +77,13 @@ impl Channel {
     ///
     /// Returns as soon as the request headers are queued; the response headers are awaited
     /// by the first [`RecvHalf::message`], since Connect servers may wait for a message
-    /// before answering.
+    /// before answering. Like every call method, it fails with a `ConnectError`.
     pub async fn bidi(
         &self,
         path: &str,
         headers: HeaderMap,
         opts: CallOptions,
-    ) -> Result<(SendHalf, RecvHalf), Error> {
+    ) -> Result<(SendHalf, RecvHalf), ConnectError> {
         let (call, response) = self.start(path, headers, &opts, Shape::Stream).await?;
         let send = SendHalf::start(call.clone(), &opts, self.inner.endpoint.max_send_buffer);
         let recv = RecvHalf::new(call, response, &opts, self.inner.endpoint.stream_window)
@@ -98,7 +98,7 @@ impl Channel {
         headers: HeaderMap,
         message: Bytes,
         opts: CallOptions,
-    ) -> Result<RecvHalf, Error> {
+    ) -> Result<RecvHalf, ConnectError> {
         let (mut send, recv) = self.bidi(path, headers, opts).await?;
         let sent = match send.send(message).await {
             Ok(()) => send.close_send().await,
@@ -108,7 +108,7 @@ impl Channel {
             // The peer reset or closed the request side. A server may answer (often with an
             // error) before reading the whole request and then reset with NO_ERROR (RFC 9113
             // §8.1); the receive half has that answer, or else the same typed cause.
-            Err(e) if e.is_remote() => Ok(recv),
+            Err(e) if e.transport_cause().is_some_and(|c| c.remote_initiated) => Ok(recv),
             Err(e) => Err(e),
             Ok(()) => Ok(recv),
         }

@@ -142,7 +142,7 @@ impl Opener {
             let attempt = async {
                 let (mut send, recv) = self.inner.agent_channel.bidi(path, headers, opts).await?;
                 send.send(self.first.clone()).await?;
-                Ok::<_, cursor_connect_h2::Error>((send, recv))
+                Ok::<_, ConnectError>((send, recv))
             };
             // The transport bounds connecting; this bounds the whole open, flow control included.
             let limit = self.inner.stall_timeout;
@@ -159,8 +159,9 @@ impl Opener {
                     return Err(Error::call(ErrorKind::Stalled, err, true));
                 }
             };
-            if !(e.is_retry_safe() && self.can_retry()) {
-                return Err(Error::call(ErrorKind::Call, e.into(), true));
+            let retry_safe = e.transport_cause().is_some_and(|c| c.retry_safe);
+            if !(retry_safe && self.can_retry()) {
+                return Err(Error::call(ErrorKind::Call, e, true));
             }
             tracing::debug!(attempt = self.attempts, error = %e, "run stream refused; retrying");
         }
