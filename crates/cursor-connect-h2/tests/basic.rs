@@ -234,6 +234,21 @@ async fn unary_ok_error_and_gzip() {
     assert_eq!(r.message, "ping");
     assert_eq!(r.headers["x-gz"], "0");
 
+    // An answer wrapped in one plain Connect envelope is unwrapped by the transport.
+    let r = tokio::time::timeout(
+        T,
+        ch.unary(
+            "/e.v1.E/U",
+            HeaderMap::new(),
+            env(b"ping"),
+            CallOptions::default(),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(r.message, "ping");
+
     let e = ch
         .unary(
             "/e.v1.E/Fail",
@@ -263,7 +278,7 @@ async fn unary_ok_error_and_gzip() {
     assert_eq!(r.headers["x-gz"], "1");
     assert_eq!(&r.message[..2], &[0x1f, 0x8b]);
     assert!(r.message.len() < 4000);
-    assert_eq!(s.seen.lock().unwrap()[2]["content-encoding"], "gzip");
+    assert_eq!(s.seen.lock().unwrap()[3]["content-encoding"], "gzip");
 }
 
 #[tokio::test]
