@@ -75,6 +75,7 @@ pub fn render_markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cursor_connect_frame::Reason;
 
     fn every_rule() -> Vec<Rule> {
         let mut rules: Vec<Rule> = CURSOR_ERRORS
@@ -127,10 +128,14 @@ mod tests {
     #[test]
     fn h2_rows_are_in_code_order() {
         for (i, row) in H2_REASONS.iter().enumerate() {
-            assert_eq!(row.reason as usize, i, "{}", row.name);
-            assert_eq!(h2_reason_row(row.reason).map(|r| r.name), Some(row.name));
+            assert_eq!(row.reason.code() as usize, i, "{}", row.reason);
+            assert_eq!(row.reason, Reason::ALL[i]);
+            assert_eq!(
+                h2_reason_row(row.reason).map(|r| r.reason),
+                Some(row.reason)
+            );
         }
-        assert!(h2_reason_row(0xe).is_none());
-        assert!(h2_reason_row(u32::MAX).is_none());
+        assert!(h2_reason_row(Reason::new(0xe)).is_none());
+        assert!(h2_reason_row(Reason::new(u32::MAX)).is_none());
     }
 }

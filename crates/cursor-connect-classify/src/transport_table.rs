@@ -1,6 +1,6 @@
 //! Layer 3: transport failures, by their typed HTTP/2 reason and kind (never by message text).
 
-use cursor_connect_frame::{Code, TransportCause, TransportKind};
+use cursor_connect_frame::{Code, Reason, TransportCause, TransportKind};
 
 use crate::advice::Category::{
     BadRequest, Canceled, DeadlineExceeded, RateLimited, Transport, UpstreamUnavailable,
@@ -12,10 +12,8 @@ use crate::rule::{RULE_HEADER, RULE_SEPARATOR, Rule};
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct H2ReasonRow {
-    /// The error code on the wire.
-    pub reason: u32,
-    /// Its RFC name.
-    pub name: &'static str,
+    /// The error code (its RFC name is [`Reason::name`]).
+    pub reason: Reason,
     /// Decision when it arrives in `RST_STREAM` (one stream failed, the connection lives).
     pub reset: Rule,
     /// Decision when it arrives in `GOAWAY` (the connection is going away).
@@ -28,44 +26,32 @@ const fn t(category: crate::Category, status: u16) -> Rule {
     Rule::new(category, status)
 }
 
-const fn h2(
-    reason: u32,
-    name: &'static str,
-    reset: Rule,
-    go_away: Rule,
-    why: &'static str,
-) -> H2ReasonRow {
+const fn h2(reason: Reason, reset: Rule, go_away: Rule, why: &'static str) -> H2ReasonRow {
     H2ReasonRow {
         reason,
-        name,
         reset,
         go_away,
         why,
     }
 }
 
-/// `CANCEL`: when we sent it, the call was canceled by us.
-const CANCEL: u32 = 0x8;
-/// `ENHANCE_YOUR_CALM`: only a peer that sends it asks us to back off.
-const ENHANCE_YOUR_CALM: u32 = 0xb;
-
 /// Every HTTP/2 error code defined by RFC 9113 §7. A GOAWAY always means "reconnect".
 #[rustfmt::skip] // one row per line: this is the table the docs render
 pub const H2_REASONS: [H2ReasonRow; 14] = [
-    h2(0x0, "NO_ERROR", t(UpstreamUnavailable, 503).any(), t(UpstreamUnavailable, 503).any().reconnect(), "stream/connection ended early but gracefully: unavailable, not a protocol error"),
-    h2(0x1, "PROTOCOL_ERROR", t(Transport, 502).any(), t(Transport, 502).any().reconnect(), "protocol violation"),
-    h2(0x2, "INTERNAL_ERROR", t(Transport, 502).any(), t(Transport, 502).any().reconnect(), "peer's HTTP/2 layer failed"),
-    h2(0x3, "FLOW_CONTROL_ERROR", t(Transport, 502).any(), t(Transport, 502).any().reconnect(), "flow-control violation"),
-    h2(0x4, "SETTINGS_TIMEOUT", t(Transport, 502).any().reconnect(), t(Transport, 502).any().reconnect(), "connection-level by nature"),
-    h2(0x5, "STREAM_CLOSED", t(Transport, 502).any(), t(Transport, 502).any().reconnect(), "frame on a closed stream"),
-    h2(0x6, "FRAME_SIZE_ERROR", t(Transport, 502).any(), t(Transport, 502).any().reconnect(), "bad frame size"),
-    h2(0x7, "REFUSED_STREAM", t(UpstreamUnavailable, 503).any(), t(UpstreamUnavailable, 503).any().reconnect(), "not processed: always safe to retry"),
-    h2(0x8, "CANCEL", t(Transport, 502).any(), t(Transport, 502).any().reconnect(), "peer canceled (ours: `canceled`, 499)"),
-    h2(0x9, "COMPRESSION_ERROR", t(Transport, 502).any().reconnect(), t(Transport, 502).any().reconnect(), "HPACK state is connection-wide: reconnect"),
-    h2(0xa, "CONNECT_ERROR", t(Transport, 502).any(), t(Transport, 502).any().reconnect(), "tunnel failed"),
-    h2(0xb, "ENHANCE_YOUR_CALM", t(RateLimited, 429).other().cool(Short), t(RateLimited, 429).other().cool(Short).reconnect(), "peer throttles us: back off"),
-    h2(0xc, "INADEQUATE_SECURITY", t(Transport, 502).reconnect(), t(Transport, 502).reconnect(), "TLS setup refused; retrying repeats it"),
-    h2(0xd, "HTTP_1_1_REQUIRED", t(Transport, 502).reconnect(), t(Transport, 502).reconnect(), "peer wants HTTP/1.1; retrying repeats it"),
+    h2(Reason::NO_ERROR, t(UpstreamUnavailable, 503).any(), t(UpstreamUnavailable, 503).any().reconnect(), "stream/connection ended early but gracefully: unavailable, not a protocol error"),
+    h2(Reason::PROTOCOL_ERROR, t(Transport, 502).any(), t(Transport, 502).any().reconnect(), "protocol violation"),
+    h2(Reason::INTERNAL_ERROR, t(Transport, 502).any(), t(Transport, 502).any().reconnect(), "peer's HTTP/2 layer failed"),
+    h2(Reason::FLOW_CONTROL_ERROR, t(Transport, 502).any(), t(Transport, 502).any().reconnect(), "flow-control violation"),
+    h2(Reason::SETTINGS_TIMEOUT, t(Transport, 502).any().reconnect(), t(Transport, 502).any().reconnect(), "connection-level by nature"),
+    h2(Reason::STREAM_CLOSED, t(Transport, 502).any(), t(Transport, 502).any().reconnect(), "frame on a closed stream"),
+    h2(Reason::FRAME_SIZE_ERROR, t(Transport, 502).any(), t(Transport, 502).any().reconnect(), "bad frame size"),
+    h2(Reason::REFUSED_STREAM, t(UpstreamUnavailable, 503).any(), t(UpstreamUnavailable, 503).any().reconnect(), "not processed: always safe to retry"),
+    h2(Reason::CANCEL, t(Transport, 502).any(), t(Transport, 502).any().reconnect(), "peer canceled (ours: `canceled`, 499)"),
+    h2(Reason::COMPRESSION_ERROR, t(Transport, 502).any().reconnect(), t(Transport, 502).any().reconnect(), "HPACK state is connection-wide: reconnect"),
+    h2(Reason::CONNECT_ERROR, t(Transport, 502).any(), t(Transport, 502).any().reconnect(), "tunnel failed"),
+    h2(Reason::ENHANCE_YOUR_CALM, t(RateLimited, 429).other().cool(Short), t(RateLimited, 429).other().cool(Short).reconnect(), "peer throttles us: back off"),
+    h2(Reason::INADEQUATE_SECURITY, t(Transport, 502).reconnect(), t(Transport, 502).reconnect(), "TLS setup refused; retrying repeats it"),
+    h2(Reason::HTTP_1_1_REQUIRED, t(Transport, 502).reconnect(), t(Transport, 502).reconnect(), "peer wants HTTP/1.1; retrying repeats it"),
 ];
 
 /// Decision for an HTTP/2 error code this table does not know, in reset form.
@@ -170,8 +156,10 @@ pub fn transport_rule_with_code(cause: &TransportCause, code: Code) -> Rule {
 }
 
 /// Looks up an HTTP/2 error code.
-pub fn h2_reason_row(reason: u32) -> Option<&'static H2ReasonRow> {
-    usize::try_from(reason).ok().and_then(|i| H2_REASONS.get(i))
+pub fn h2_reason_row(reason: Reason) -> Option<&'static H2ReasonRow> {
+    usize::try_from(reason.code())
+        .ok()
+        .and_then(|i| H2_REASONS.get(i))
 }
 
 fn kind_index(kind: TransportKind) -> usize {
@@ -199,8 +187,8 @@ pub fn transport_rule(cause: &TransportCause) -> Rule {
     };
     if !cause.remote_initiated {
         match reason {
-            CANCEL => return LOCAL_CANCEL,
-            ENHANCE_YOUR_CALM => return LOCAL_ENHANCE_YOUR_CALM,
+            Reason::CANCEL => return LOCAL_CANCEL,
+            Reason::ENHANCE_YOUR_CALM => return LOCAL_ENHANCE_YOUR_CALM,
             _ => {}
         }
     }
@@ -226,8 +214,8 @@ pub(crate) fn render_transport_tables(out: &mut String) {
         for (form, rule) in [("RST_STREAM", row.reset), ("GOAWAY", row.go_away)] {
             out.push_str(&format!(
                 "| {:#x} | `{}` | {form} | {} | {} |\n",
+                row.reason.code(),
                 row.reason,
-                row.name,
                 rule.markdown_cells(),
                 row.why
             ));

@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use cursor_connect_classify::{Category, Context, Layer, SHORT_COOLDOWN, classify};
 use cursor_connect_frame::{
-    Code, ConnectError, Decoder, Direction, EndStream, ErrorDetail, Metadata, TransportCause,
-    TransportKind,
+    Code, ConnectError, Decoder, Direction, EndStream, ErrorDetail, Metadata, Reason,
+    TransportCause, TransportKind,
 };
 use http::{HeaderMap, StatusCode};
 
@@ -188,7 +188,7 @@ fn transport_err(kind: TransportKind, reason: Option<u32>, remote: bool) -> Conn
         .remote(remote)
         .response_started(true);
     if let Some(r) = reason {
-        cause = cause.with_reason(r);
+        cause = cause.with_reason(Reason::new(r));
     }
     ConnectError::transport(Code::Unavailable, "h2 failure", cause)
 }
@@ -277,15 +277,15 @@ fn enhance_your_calm_backs_off() {
 #[test]
 fn retry_safe_causes_allow_transparent_retry_even_after_output() {
     let refused = TransportCause::new(TransportKind::Reset)
-        .with_reason(0x7)
+        .with_reason(Reason::new(0x7))
         .remote(true)
         .retry_safe(true);
     let unprocessed_go_away = TransportCause::new(TransportKind::GoAway)
-        .with_reason(0x0)
+        .with_reason(Reason::new(0x0))
         .remote(true)
         .retry_safe(true);
     let calm_unprocessed = TransportCause::new(TransportKind::GoAway)
-        .with_reason(0xb)
+        .with_reason(Reason::new(0xb))
         .remote(true)
         .retry_safe(true);
     for cause in [refused, unprocessed_go_away, calm_unprocessed] {
@@ -295,13 +295,13 @@ fn retry_safe_causes_allow_transparent_retry_even_after_output() {
             assert!(c.transparent_retry_allowed(), "{cause:?} started={started}");
             assert!(c.advice().retry_other_account());
             // Unprocessed, but a peer that said ENHANCE_YOUR_CALM still gets its back-off.
-            let calm = cause.reason == Some(0xb);
+            let calm = cause.reason == Some(Reason::ENHANCE_YOUR_CALM);
             assert_eq!(c.advice().retry_same_account(), !calm, "{cause:?}");
         }
     }
     // The same GOAWAY that covered our stream (not retry-safe) after output: no.
     let processed = TransportCause::new(TransportKind::GoAway)
-        .with_reason(0x0)
+        .with_reason(Reason::new(0x0))
         .remote(true);
     let err = ConnectError::transport(Code::Unavailable, "goaway", processed);
     assert!(
@@ -415,7 +415,7 @@ fn transport_kinds_without_reason() {
         Code::Canceled,
         "x",
         TransportCause::new(TransportKind::Reset)
-            .with_reason(0x2)
+            .with_reason(Reason::new(0x2))
             .remote(true),
     );
     assert_eq!(classify(&err, Context::new()).category(), Transport);

@@ -53,9 +53,14 @@ fn every_row_is_rendered() {
     for row in &H2_REASONS {
         assert!(md.contains(&format!(
             "| {:#x} | `{}` | RST_STREAM |",
-            row.reason, row.name
+            row.reason.code(),
+            row.reason
         )));
-        assert!(md.contains(&format!("| {:#x} | `{}` | GOAWAY |", row.reason, row.name)));
+        assert!(md.contains(&format!(
+            "| {:#x} | `{}` | GOAWAY |",
+            row.reason.code(),
+            row.reason
+        )));
     }
     for row in &HTTP_STATUSES {
         assert!(

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use cursor_connect_classify::{Context, CursorDetails, MAX_RETRY_AFTER, classify};
 use cursor_connect_frame::{
-    Code, ConnectError, ErrorDetail, Metadata, TransportCause, TransportKind,
+    Code, ConnectError, ErrorDetail, Metadata, Reason, TransportCause, TransportKind,
 };
 use http::StatusCode;
 use proptest::prelude::*;
@@ -87,7 +87,7 @@ fn build(i: &Input) -> (ConnectError, Context) {
                 .remote(remote)
                 .retry_safe(safe);
             if let Some(r) = reason {
-                cause = cause.with_reason(r);
+                cause = cause.with_reason(Reason::new(r));
             }
             ConnectError::transport(code, i.message.clone(), cause)
         }

@@ -5,6 +5,7 @@ use std::fmt;
 use flate2::{Compress, Crc, Decompress, FlushCompress, FlushDecompress, Status};
 
 use crate::error::FrameError;
+use crate::names::Encoding;
 
 /// A per-message compression algorithm (the `connect-content-encoding` of a stream).
 ///
@@ -31,11 +32,7 @@ pub trait Compression: Send + Sync + fmt::Debug {
 /// Returns the compression for an encoding name: `gzip` gives [`Gzip`]; `identity` and names
 /// this crate does not implement give `None`.
 pub fn compression_for(name: &str) -> Option<Box<dyn Compression>> {
-    if name.trim().eq_ignore_ascii_case("gzip") {
-        Some(Box::new(Gzip::default()))
-    } else {
-        None
-    }
+    Encoding::from_name(name).and_then(Encoding::compression)
 }
 
 const GZIP_NAME: &str = "gzip";

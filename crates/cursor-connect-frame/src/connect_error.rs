@@ -10,6 +10,7 @@ use http::StatusCode;
 use crate::code::Code;
 use crate::error::FrameError;
 use crate::metadata::Metadata;
+use crate::reason::Reason;
 
 /// Where an error came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -47,9 +48,9 @@ pub enum TransportKind {
 pub struct TransportCause {
     /// What failed.
     pub kind: TransportKind,
-    /// The HTTP/2 error code (RFC 9113 §7), e.g. `0x7` REFUSED_STREAM, `0xb`
-    /// ENHANCE_YOUR_CALM.
-    pub reason: Option<u32>,
+    /// The HTTP/2 error code of the RST_STREAM or GOAWAY (RFC 9113 §7), e.g.
+    /// [`Reason::REFUSED_STREAM`] or [`Reason::ENHANCE_YOUR_CALM`].
+    pub reason: Option<Reason>,
     /// Whether the peer sent the RST_STREAM/GOAWAY (rather than this side).
     pub remote_initiated: bool,
     /// Whether any response byte (headers or data) had arrived.
@@ -73,7 +74,7 @@ impl TransportCause {
 
     /// Sets the HTTP/2 error code.
     #[must_use]
-    pub const fn with_reason(mut self, reason: u32) -> Self {
+    pub const fn with_reason(mut self, reason: Reason) -> Self {
         self.reason = Some(reason);
         self
     }
@@ -438,13 +439,16 @@ mod tests {
     #[test]
     fn transport_cause_builder() {
         let c = TransportCause::new(TransportKind::Reset)
-            .with_reason(7)
+            .with_reason(Reason::REFUSED_STREAM)
             .remote(true)
             .response_started(false)
             .retry_safe(true);
         let e = ConnectError::transport(Code::Unavailable, "refused", c);
         assert_eq!(e.origin(), Origin::Transport);
-        assert_eq!(e.transport_cause().unwrap().reason, Some(7));
+        assert_eq!(
+            e.transport_cause().unwrap().reason,
+            Some(Reason::REFUSED_STREAM)
+        );
         assert!(e.transport_cause().unwrap().retry_safe);
         assert!(!e.is_wire());
     }

@@ -8,9 +8,11 @@
 //!   anything, inflate compressed payloads within the same limit, and fail sticky.
 //! * [`Encoder`] writes envelopes into a caller's `BytesMut`, compressing only when it helps.
 //! * [`Compression`] is the per-message compression trait; [`Gzip`] implements it over
-//!   flate2's pure-Rust zlib-rs backend.
+//!   flate2's pure-Rust zlib-rs backend. [`Encoding`] and [`Codec`] are the typed names a
+//!   call negotiates (`gzip`/`identity`, `proto`/`json`), so transports never take strings.
 //! * [`EndStream`] parses and writes the end-stream JSON, [`ConnectError`] is the RPC error
-//!   (code, message, details, metadata, origin), [`Code`] the status codes.
+//!   (code, message, details, metadata, origin), [`Code`] the status codes, and [`Reason`]
+//!   the HTTP/2 error code a transport failure carries in its [`TransportCause`].
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -69,6 +71,8 @@ mod end_stream;
 mod error;
 mod frame;
 mod metadata;
+mod names;
+mod reason;
 
 pub use chunk::ChunkDecoder;
 pub use code::{Code, UnknownCode};
@@ -80,6 +84,8 @@ pub use end_stream::EndStream;
 pub use error::FrameError;
 pub use frame::{Direction, Flags, Frame, HEADER_LEN};
 pub use metadata::Metadata;
+pub use names::{Codec, Encoding};
+pub use reason::Reason;
 
 // The README's example is compiled and run as a doctest.
 #[cfg(doctest)]

@@ -124,7 +124,7 @@ impl Call {
         };
         let e = match polled {
             Poll::Ready(Ok(reason)) => Error::new(ErrorKind::Reset)
-                .with_reason(u32::from(reason))
+                .with_reason(crate::error::reason_from_h2(reason))
                 .remote(true)
                 .retry_safe(reason == h2::Reason::REFUSED_STREAM),
             Poll::Ready(Err(e)) => Error::from_h2(e),

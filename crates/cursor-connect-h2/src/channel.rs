@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use cursor_connect_frame::{ConnectError, Encoding};
 use h2::client::{ResponseFuture, SendRequest};
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, TE};
 use http::{HeaderMap, Method, Request, Uri};
@@ -76,13 +77,13 @@ impl Channel {
     ///
     /// Returns as soon as the request headers are queued; the response headers are awaited
     /// by the first [`RecvHalf::message`], since Connect servers may wait for a message
-    /// before answering.
+    /// before answering. Like every call method, it fails with a `ConnectError`.
     pub async fn bidi(
         &self,
         path: &str,
         headers: HeaderMap,
         opts: CallOptions,
-    ) -> Result<(SendHalf, RecvHalf), Error> {
+    ) -> Result<(SendHalf, RecvHalf), ConnectError> {
         let (call, response) = self.start(path, headers, &opts, Shape::Stream).await?;
         let send = SendHalf::start(call.clone(), &opts, self.inner.endpoint.max_send_buffer);
         let recv = RecvHalf::new(call, response, &opts, self.inner.endpoint.stream_window)
@@ -97,7 +98,7 @@ impl Channel {
         headers: HeaderMap,
         message: Bytes,
         opts: CallOptions,
-    ) -> Result<RecvHalf, Error> {
+    ) -> Result<RecvHalf, ConnectError> {
         let (mut send, recv) = self.bidi(path, headers, opts).await?;
         let sent = match send.send(message).await {
             Ok(()) => send.close_send().await,
@@ -107,7 +108,7 @@ impl Channel {
             // The peer reset or closed the request side. A server may answer (often with an
             // error) before reading the whole request and then reset with NO_ERROR (RFC 9113
             // §8.1); the receive half has that answer, or else the same typed cause.
-            Err(e) if e.is_remote() => Ok(recv),
+            Err(e) if e.transport_cause().is_some_and(|c| c.remote_initiated) => Ok(recv),
             Err(e) => Err(e),
             Ok(()) => Ok(recv),
         }
@@ -232,17 +233,18 @@ impl Channel {
             ),
         };
         let value = |s: &str| HeaderValue::from_str(s).map_err(|e| invalid("header").source_err(e));
-        h.insert(CONTENT_TYPE, value(&ct)?);
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
         h.insert("connect-protocol-version", HeaderValue::from_static("1"));
         h.insert(TE, HeaderValue::from_static("trailers"));
         h.remove(enc);
         h.remove(accept);
-        if let Some(name) = opts.send_compression {
-            h.insert(HeaderName::from_static(enc), value(name)?);
+        if opts.send_compression != Encoding::Identity {
+            let name = HeaderValue::from_static(opts.send_compression.name());
+            h.insert(HeaderName::from_static(enc), name);
         }
         if !opts.accept_compression.is_empty() {
-            let list = opts.accept_compression.join(", ");
-            h.insert(HeaderName::from_static(accept), value(&list)?);
+            let names: Vec<&str> = opts.accept_compression.iter().map(|e| e.name()).collect();
+            h.insert(HeaderName::from_static(accept), value(&names.join(", "))?);
         }
         if let Some(d) = opts.deadline {
             h.insert("connect-timeout-ms", timeout_header(d));
@@ -325,7 +327,7 @@ mod tests {
         extra.insert("content-type", HeaderValue::from_static("text/plain"));
         let opts = CallOptions::default()
             .deadline(Duration::from_secs(2))
-            .send_compression(Some("gzip"));
+            .send_compression(Encoding::Gzip);
         let req = ch.request("/a.B/C", extra, &opts, Shape::Stream).unwrap();
         let h = req.headers();
         assert_eq!(req.uri(), "http://127.0.0.1:1/a.B/C");

@@ -1,19 +1,19 @@
 //! `Error` -> `ConnectError`: the code is chosen from typed data (kind and HTTP/2 reason),
 //! and the facts are kept as a `TransportCause`.
 
-use cursor_connect_frame::{Code, ConnectError, TransportCause, TransportKind};
+use cursor_connect_frame::{Code, ConnectError, Reason, TransportCause, TransportKind};
 
 use crate::error::{Error, ErrorKind};
 
 /// The Connect code for an HTTP/2 error code (the table connect-go, connect-es and tonic
 /// share), except that NO_ERROR before the end of a call means the transport went away:
 /// `unavailable`, not a protocol failure (connect-es#1751).
-fn code_for_reason(reason: u32) -> Code {
+fn code_for_reason(reason: Reason) -> Code {
     match reason {
-        0x0 | 0x7 => Code::Unavailable,
-        0x8 => Code::Canceled,
-        0xb => Code::ResourceExhausted,
-        0xc | 0xd => Code::PermissionDenied,
+        Reason::NO_ERROR | Reason::REFUSED_STREAM => Code::Unavailable,
+        Reason::CANCEL => Code::Canceled,
+        Reason::ENHANCE_YOUR_CALM => Code::ResourceExhausted,
+        Reason::INADEQUATE_SECURITY | Reason::HTTP_1_1_REQUIRED => Code::PermissionDenied,
         _ => Code::Internal,
     }
 }
@@ -74,7 +74,7 @@ mod tests {
     #[test]
     fn refused_stream_maps_to_unavailable_and_retry_safe() {
         let e = Error::new(ErrorKind::Reset)
-            .with_reason(7)
+            .with_reason(Reason::REFUSED_STREAM)
             .remote(true)
             .retry_safe(true);
         let c = ConnectError::from(e);
@@ -82,14 +82,14 @@ mod tests {
         assert_eq!(c.origin(), Origin::Transport);
         let cause = c.transport_cause().expect("cause");
         assert_eq!(cause.kind, TransportKind::Reset);
-        assert_eq!(cause.reason, Some(7));
+        assert_eq!(cause.reason, Some(Reason::REFUSED_STREAM));
         assert!(cause.remote_initiated && cause.retry_safe && !cause.response_started);
         assert!(std::error::Error::source(&c).is_some());
     }
 
     #[test]
     fn reason_table() {
-        let code = |k, r| code_for(&Error::new(k).with_reason(r));
+        let code = |k, r| code_for(&Error::new(k).with_reason(Reason::new(r)));
         assert_eq!(code(ErrorKind::Reset, 0x8), Code::Canceled);
         assert_eq!(code(ErrorKind::Reset, 0x2), Code::Internal);
         assert_eq!(code(ErrorKind::GoAway, 0xb), Code::ResourceExhausted);

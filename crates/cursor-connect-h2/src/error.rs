@@ -3,6 +3,8 @@
 use std::fmt;
 use std::io;
 
+use cursor_connect_frame::Reason;
+
 /// What kind of failure ended a connection or call.
 ///
 /// Callers usually only need [`Error::is_retry_safe`] and the conversion into
@@ -62,7 +64,7 @@ pub struct Error {
 
 struct Inner {
     kind: ErrorKind,
-    reason: Option<u32>,
+    reason: Option<Reason>,
     remote: bool,
     response_started: bool,
     retry_safe: bool,
@@ -85,7 +87,7 @@ impl Error {
         }
     }
 
-    pub(crate) fn with_reason(mut self, reason: u32) -> Self {
+    pub(crate) fn with_reason(mut self, reason: Reason) -> Self {
         self.inner.reason = Some(reason);
         self
     }
@@ -120,7 +122,7 @@ impl Error {
     fn is_refused_stream(&self) -> bool {
         self.inner.kind == ErrorKind::Reset
             && self.inner.remote
-            && self.inner.reason == Some(u32::from(h2::Reason::REFUSED_STREAM))
+            && self.inner.reason == Some(Reason::REFUSED_STREAM)
     }
 
     pub(crate) fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -143,9 +145,9 @@ impl Error {
     /// request was provably not processed, so it is retry safe. REFUSED_STREAM is too
     /// (RFC 9113 §8.7).
     pub(crate) fn from_h2(err: h2::Error) -> Self {
-        let reason = err.reason().map(u32::from);
+        let reason = err.reason().map(reason_from_h2);
         let remote = err.is_remote();
-        let refused = reason == Some(u32::from(h2::Reason::REFUSED_STREAM));
+        let refused = reason == Some(Reason::REFUSED_STREAM);
         let kind = if err.is_reset() {
             ErrorKind::Reset
         } else if err.is_go_away() {
@@ -184,7 +186,7 @@ impl Error {
     }
 
     /// The HTTP/2 error code (RFC 9113 §7) of the RST_STREAM or GOAWAY, if there was one.
-    pub fn reason(&self) -> Option<u32> {
+    pub fn reason(&self) -> Option<Reason> {
         self.inner.reason
     }
 
@@ -245,25 +247,9 @@ fn clone_source(
     Box::new(SourceText(src.to_string()))
 }
 
-/// Human-readable HTTP/2 error code names, for messages only.
-pub(crate) fn reason_name(code: u32) -> &'static str {
-    match code {
-        0x0 => "NO_ERROR",
-        0x1 => "PROTOCOL_ERROR",
-        0x2 => "INTERNAL_ERROR",
-        0x3 => "FLOW_CONTROL_ERROR",
-        0x4 => "SETTINGS_TIMEOUT",
-        0x5 => "STREAM_CLOSED",
-        0x6 => "FRAME_SIZE_ERROR",
-        0x7 => "REFUSED_STREAM",
-        0x8 => "CANCEL",
-        0x9 => "COMPRESSION_ERROR",
-        0xa => "CONNECT_ERROR",
-        0xb => "ENHANCE_YOUR_CALM",
-        0xc => "INADEQUATE_SECURITY",
-        0xd => "HTTP_1_1_REQUIRED",
-        _ => "unknown code",
-    }
+/// `h2`'s reason as ours (the same RFC 9113 code; `h2` types stay inside this crate).
+pub(crate) fn reason_from_h2(reason: h2::Reason) -> Reason {
+    Reason::new(u32::from(reason))
 }
 
 impl fmt::Display for Error {
@@ -271,7 +257,12 @@ impl fmt::Display for Error {
         let i = &self.inner;
         f.write_str(i.kind.describe())?;
         if let Some(r) = i.reason {
-            write!(f, " ({} {:#x})", reason_name(r), r)?;
+            write!(
+                f,
+                " ({} {:#x})",
+                r.name().unwrap_or("unknown code"),
+                r.code()
+            )?;
         }
         if matches!(i.kind, ErrorKind::Reset | ErrorKind::GoAway) {
             f.write_str(if i.remote { " by peer" } else { " locally" })?;
@@ -346,7 +337,7 @@ mod tests {
     #[test]
     fn refused_stream_is_retry_safe() {
         let e = Error::new(ErrorKind::Reset)
-            .with_reason(7)
+            .with_reason(Reason::REFUSED_STREAM)
             .remote(true)
             .retry_safe(true);
         assert!(e.is_retry_safe());
@@ -366,7 +357,7 @@ mod tests {
     fn refused_stream_after_headers_only_stays_retry_safe() {
         let refused = || {
             Error::new(ErrorKind::Reset)
-                .with_reason(7)
+                .with_reason(Reason::REFUSED_STREAM)
                 .remote(true)
                 .retry_safe(true)
         };
@@ -376,7 +367,7 @@ mod tests {
         assert!(!e.is_retry_safe() && e.response_started());
         // A local REFUSED_STREAM reset proves nothing about the server.
         let e = Error::new(ErrorKind::Reset)
-            .with_reason(7)
+            .with_reason(Reason::REFUSED_STREAM)
             .retry_safe(true)
             .set_response_progress(true, false);
         assert!(!e.is_retry_safe());

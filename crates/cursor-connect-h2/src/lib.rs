@@ -17,10 +17,14 @@
 //!   clean end-stream. An error in the end-stream, a reset, a lost connection, a deadline or an
 //!   idle timeout comes back as a `ConnectError` after the preceding messages, and again on
 //!   every later call. A stream that stops without an end-stream is an error.
-//! * **Errors** ([`Error`]) say what failed (reset, GOAWAY, I/O, timeout...), the HTTP/2
-//!   reason, who initiated it, whether any response byte had arrived and whether the request is
-//!   provably unprocessed (REFUSED_STREAM, GOAWAY before the stream): [`Error::is_retry_safe`].
-//!   `From<Error> for ConnectError` keeps these as a `TransportCause`.
+//! * **Errors**: every call method ([`Channel::bidi`], [`Channel::server_stream`],
+//!   [`Channel::unary`], [`SendHalf`], [`RecvHalf`]) fails with one type, `ConnectError`. A
+//!   transport failure is an [`Error`] underneath: what failed (reset, GOAWAY, I/O,
+//!   timeout...), the HTTP/2 `Reason`, who initiated it, whether any response byte had arrived
+//!   and whether the request is provably unprocessed (REFUSED_STREAM, GOAWAY before the
+//!   stream): [`Error::is_retry_safe`]. The `ConnectError` keeps these as its
+//!   `TransportCause` and the [`Error`] as its `source()`. [`Channel::connect`], which makes
+//!   no call, returns the [`Error`] itself.
 //!
 //! # Example
 //!

@@ -2,22 +2,27 @@
 
 use std::time::Duration;
 
-use cursor_connect_frame::DEFAULT_MAX_MESSAGE_SIZE;
+use cursor_connect_frame::{Codec, DEFAULT_MAX_MESSAGE_SIZE, Encoding};
 
 /// Default size below which outgoing messages are not compressed (as connect-es).
 pub const DEFAULT_COMPRESS_MIN_BYTES: usize = 1024;
 
 /// Options for one call. `CallOptions::default()` has no deadline, no idle timeout, a 4 MiB
-/// receive limit, no request compression and accepts gzip responses.
+/// receive limit, no request compression, accepts gzip responses and uses the protobuf codec.
+///
+/// Encodings and codecs are typed ([`Encoding`], [`Codec`]), so a name the transport cannot
+/// handle cannot be configured.
 ///
 /// ```
 /// use std::time::Duration;
+/// use cursor_connect_frame::{Codec, Encoding};
 /// use cursor_connect_h2::CallOptions;
 ///
 /// let opts = CallOptions::default()
 ///     .deadline(Duration::from_secs(60))
 ///     .idle_timeout(Duration::from_secs(30))
-///     .send_compression(Some("gzip"));
+///     .send_compression(Encoding::Gzip)
+///     .codec(Codec::Proto);
 /// assert_eq!(opts.deadline_value(), Some(Duration::from_secs(60)));
 /// ```
 #[derive(Debug, Clone)]
@@ -25,10 +30,10 @@ pub struct CallOptions {
     pub(crate) deadline: Option<Duration>,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) max_message_size: usize,
-    pub(crate) send_compression: Option<&'static str>,
-    pub(crate) accept_compression: Vec<&'static str>,
+    pub(crate) send_compression: Encoding,
+    pub(crate) accept_compression: Vec<Encoding>,
     pub(crate) compress_min_bytes: usize,
-    pub(crate) codec: &'static str,
+    pub(crate) codec: Codec,
 }
 
 impl Default for CallOptions {
@@ -37,10 +42,10 @@ impl Default for CallOptions {
             deadline: None,
             idle_timeout: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-            send_compression: None,
-            accept_compression: vec!["gzip"],
+            send_compression: Encoding::Identity,
+            accept_compression: vec![Encoding::Gzip],
             compress_min_bytes: DEFAULT_COMPRESS_MIN_BYTES,
-            codec: "proto",
+            codec: Codec::Proto,
         }
     }
 }
@@ -67,15 +72,17 @@ impl CallOptions {
         self
     }
 
-    /// Compress request messages with this encoding (`Some("gzip")`), or not at all.
-    pub fn send_compression(mut self, name: Option<&'static str>) -> Self {
-        self.send_compression = name;
+    /// Compress request messages with this encoding (default [`Encoding::Identity`]: not at
+    /// all).
+    pub fn send_compression(mut self, encoding: Encoding) -> Self {
+        self.send_compression = encoding;
         self
     }
 
-    /// Encodings the server may use for responses, in preference order (default `["gzip"]`).
-    pub fn accept_compression(mut self, names: &[&'static str]) -> Self {
-        self.accept_compression = names.to_vec();
+    /// Encodings the server may use for responses, in preference order (default
+    /// `[Encoding::Gzip]`; an empty list sends no accept header).
+    pub fn accept_compression(mut self, encodings: &[Encoding]) -> Self {
+        self.accept_compression = encodings.to_vec();
         self
     }
 
@@ -85,16 +92,10 @@ impl CallOptions {
         self
     }
 
-    /// Use the protobuf codec: `application/connect+proto` for streams and
-    /// `application/proto` for unary calls (the default).
-    pub fn content_type_proto(mut self) -> Self {
-        self.codec = "proto";
-        self
-    }
-
-    /// Use another codec name, e.g. `"json"` for `application/connect+json`.
-    pub fn codec(mut self, name: &'static str) -> Self {
-        self.codec = name;
+    /// The message codec, which names the content types (default [`Codec::Proto`]:
+    /// `application/connect+proto` for streams, `application/proto` for unary calls).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
         self
     }
 
@@ -103,11 +104,11 @@ impl CallOptions {
         self.deadline
     }
 
-    pub(crate) fn stream_content_type(&self) -> String {
-        format!("application/connect+{}", self.codec)
+    pub(crate) fn stream_content_type(&self) -> &'static str {
+        self.codec.stream_content_type()
     }
 
-    pub(crate) fn unary_content_type(&self) -> String {
-        format!("application/{}", self.codec)
+    pub(crate) fn unary_content_type(&self) -> &'static str {
+        self.codec.unary_content_type()
     }
 }

@@ -42,7 +42,7 @@ pub struct RecvHalf {
     buf: BytesMut,
     idle: Option<Duration>,
     max_message_size: usize,
-    content_type: String,
+    content_type: &'static str,
     headers: Option<HeaderMap>,
     end_metadata: Option<Metadata>,
     sticky: Option<ConnectError>,
@@ -229,7 +229,7 @@ impl RecvHalf {
             );
         }
         let ct = header_str(&parts.headers, "content-type");
-        if !media_type(ct).eq_ignore_ascii_case(&self.content_type) {
+        if !media_type(ct).eq_ignore_ascii_case(self.content_type) {
             return Err(ConnectError::new(
                 Code::Internal,
                 format!(

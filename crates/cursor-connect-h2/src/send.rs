@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use cursor_connect_frame::{Encoder, compression_for};
+use cursor_connect_frame::{ConnectError, Encoder};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::call::Call;
@@ -25,6 +25,10 @@ enum Cmd {
 }
 
 /// Sends request messages on a streaming call.
+///
+/// Every method fails with a `ConnectError`, the same type as [`RecvHalf`](crate::RecvHalf)
+/// and the call's other failures; a transport failure keeps its facts as the error's
+/// `TransportCause`, with this crate's [`Error`] as its `source()`.
 ///
 /// `send` waits when more than the endpoint's send buffer is queued, so a slow peer slows
 /// the caller down instead of growing memory. Dropping a `SendHalf` without
@@ -71,7 +75,7 @@ impl SendHalf {
         let task = tokio::spawn(writer(call.clone(), rx, budget.clone()));
         let writer = Arc::new(WriterGuard(task.abort_handle()));
         let encoder = Encoder::new()
-            .compression(opts.send_compression.and_then(compression_for))
+            .compression(opts.send_compression.compression())
             .compress_min_bytes(opts.compress_min_bytes);
         Self {
             call,
@@ -92,7 +96,22 @@ impl SendHalf {
 
     /// Queues one message (already-serialized protobuf). Returns once it is queued; waits
     /// while the send buffer is full, bounded by the call deadline.
-    pub async fn send(&mut self, message: Bytes) -> Result<(), Error> {
+    pub async fn send(&mut self, message: Bytes) -> Result<(), ConnectError> {
+        self.queue(message).await.map_err(ConnectError::from)
+    }
+
+    /// Waits until every queued message was handed to the HTTP/2 connection.
+    pub async fn flush(&mut self) -> Result<(), ConnectError> {
+        self.flush_queue().await.map_err(ConnectError::from)
+    }
+
+    /// Ends the request stream (END_STREAM) after the queued messages. Calling it again is
+    /// a no-op.
+    pub async fn close_send(&mut self) -> Result<(), ConnectError> {
+        self.close().await.map_err(ConnectError::from)
+    }
+
+    async fn queue(&mut self, message: Bytes) -> Result<(), Error> {
         self.check_open()?;
         self.encoder
             .encode(&message, &mut self.scratch)
@@ -124,17 +143,14 @@ impl SendHalf {
         self.push(Cmd::Data(env, n))
     }
 
-    /// Waits until every queued message was handed to the HTTP/2 connection.
-    pub async fn flush(&mut self) -> Result<(), Error> {
+    async fn flush_queue(&mut self) -> Result<(), Error> {
         self.check_open()?;
         let (ack, done) = oneshot::channel();
         self.push(Cmd::Flush(ack))?;
         self.wait(done).await
     }
 
-    /// Ends the request stream (END_STREAM) after the queued messages. Calling it again is
-    /// a no-op.
-    pub async fn close_send(&mut self) -> Result<(), Error> {
+    async fn close(&mut self) -> Result<(), Error> {
         if self.closed {
             return Ok(());
         }

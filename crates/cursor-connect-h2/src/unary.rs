@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use cursor_connect_frame::{Code, ConnectError, compression_for};
+use cursor_connect_frame::{Code, ConnectError, Decoder, Direction, Flags, compression_for};
 use h2::client::ResponseFuture;
 use http::{HeaderMap, StatusCode};
 
@@ -23,7 +23,8 @@ const ERROR_BODY_LIMIT: usize = 64 << 10;
 pub struct UnaryResponse {
     /// Response headers (Connect unary trailers arrive here as `trailer-*` headers).
     pub headers: HeaderMap,
-    /// The response message, decompressed.
+    /// The response message, decompressed, and unwrapped if the server put it in a Connect
+    /// envelope (see [`Channel::unary`]).
     pub message: Bytes,
 }
 
@@ -39,6 +40,11 @@ impl Drop for ResetOnDrop {
 impl Channel {
     /// Makes a unary call. Every failure, local or remote, is a `ConnectError`; transport
     /// failures keep their cause as data (`ConnectError::transport_cause`).
+    ///
+    /// Unary answers are bare messages, but some servers wrap them in a Connect envelope
+    /// anyway. A body that is exactly one plain envelope (flags 0, length matching the rest of
+    /// the body) is unwrapped. This is unambiguous for both codecs: a protobuf message never
+    /// starts with byte 0 (field number 0 is invalid), and JSON text never does either.
     pub async fn unary(
         &self,
         path: &str,
@@ -46,15 +52,9 @@ impl Channel {
         message: Bytes,
         opts: CallOptions,
     ) -> Result<UnaryResponse, ConnectError> {
-        let body = match opts.send_compression {
+        let body = match opts.send_compression.compression() {
             None => message,
-            Some(name) => {
-                let mut c = compression_for(name).ok_or_else(|| {
-                    ConnectError::new(
-                        Code::Internal,
-                        format!("unsupported send compression {name:?}"),
-                    )
-                })?;
+            Some(mut c) => {
                 let mut out = Vec::new();
                 c.compress(&message, &mut out)?;
                 Bytes::from(out)
@@ -106,7 +106,7 @@ async fn read_response(
     let ct = header_str(&parts.headers, "content-type");
     let want = opts.unary_content_type();
     // REST endpoints answer e.g. `application/json; charset=utf-8`: compare media types.
-    if !media_type(ct).eq_ignore_ascii_case(&want) {
+    if !media_type(ct).eq_ignore_ascii_case(want) {
         return Err(ConnectError::new(
             Code::Internal,
             format!("unexpected response content-type {ct:?} (wanted {want})"),
@@ -142,8 +142,25 @@ async fn read_response(
     };
     Ok(UnaryResponse {
         headers: parts.headers,
-        message,
+        message: strip_envelope(message),
     })
+}
+
+/// Unwraps a body that is exactly one plain Connect envelope (see [`Channel::unary`]); any
+/// other body is returned as it is. The frame crate's decoder parses it, so the envelope
+/// rules live in one place.
+fn strip_envelope(body: Bytes) -> Bytes {
+    if body.first() != Some(&0) {
+        return body;
+    }
+    let mut buf = BytesMut::from(body.clone());
+    match Decoder::new(Direction::Request)
+        .max_message_size(usize::MAX)
+        .decode_eof(&mut buf)
+    {
+        Ok(Some(frame)) if buf.is_empty() && frame.flags == Flags::NONE => frame.payload,
+        _ => body,
+    }
 }
 
 fn decompress(encoding: &str, raw: &[u8], limit: usize) -> Result<Vec<u8>, ConnectError> {
@@ -155,4 +172,27 @@ fn decompress(encoding: &str, raw: &[u8], limit: usize) -> Result<Vec<u8>, Conne
     let mut out = Vec::new();
     c.decompress(raw, &mut out, limit)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_stripping() {
+        let raw = Bytes::from_static(&[0x0a, 0x01, b'x']);
+        assert_eq!(strip_envelope(raw.clone()), raw);
+        let wrapped = Bytes::from_static(&[0, 0, 0, 0, 3, 0x0a, 0x01, b'x']);
+        assert_eq!(strip_envelope(wrapped), raw);
+        let wrong_len = Bytes::from_static(&[0, 0, 0, 0, 9, 0x0a]);
+        assert_eq!(strip_envelope(wrong_len.clone()), wrong_len);
+        let trailing = Bytes::from_static(&[0, 0, 0, 0, 1, 0x0a, 0x01]);
+        assert_eq!(strip_envelope(trailing.clone()), trailing);
+        let short = Bytes::from_static(&[0, 0, 0]);
+        assert_eq!(strip_envelope(short.clone()), short);
+        let empty = Bytes::from_static(&[0, 0, 0, 0, 0]);
+        assert_eq!(strip_envelope(empty), Bytes::new());
+        let json = Bytes::from_static(b"{}");
+        assert_eq!(strip_envelope(json.clone()), json);
+    }
 }

@@ -234,6 +234,21 @@ async fn unary_ok_error_and_gzip() {
     assert_eq!(r.message, "ping");
     assert_eq!(r.headers["x-gz"], "0");
 
+    // An answer wrapped in one plain Connect envelope is unwrapped by the transport.
+    let r = tokio::time::timeout(
+        T,
+        ch.unary(
+            "/e.v1.E/U",
+            HeaderMap::new(),
+            env(b"ping"),
+            CallOptions::default(),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(r.message, "ping");
+
     let e = ch
         .unary(
             "/e.v1.E/Fail",
@@ -250,7 +265,7 @@ async fn unary_ok_error_and_gzip() {
 
     // The server echoes the gzip body bytes; without content-encoding on the response the
     // client must hand them back untouched (still compressed).
-    let opts = CallOptions::default().send_compression(Some("gzip"));
+    let opts = CallOptions::default().send_compression(cursor_connect_frame::Encoding::Gzip);
     let r = ch
         .unary(
             "/e.v1.E/U",
@@ -263,7 +278,7 @@ async fn unary_ok_error_and_gzip() {
     assert_eq!(r.headers["x-gz"], "1");
     assert_eq!(&r.message[..2], &[0x1f, 0x8b]);
     assert!(r.message.len() < 4000);
-    assert_eq!(s.seen.lock().unwrap()[2]["content-encoding"], "gzip");
+    assert_eq!(s.seen.lock().unwrap()[3]["content-encoding"], "gzip");
 }
 
 #[tokio::test]
@@ -470,7 +485,7 @@ fn with_ct(ct: &'static str) -> HeaderMap {
 async fn unary_content_type_ignores_parameters_and_case() {
     let s = Server::start(Opts::default(), content_type_handler()).await;
     let ch = channel(&s).await;
-    let json = || CallOptions::default().codec("json");
+    let json = || CallOptions::default().codec(cursor_connect_frame::Codec::Json);
     for ok in [
         "application/json",
         "application/json; charset=utf-8",

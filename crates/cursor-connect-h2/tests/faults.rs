@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cursor_connect_frame::{Code, ConnectError, Origin, TransportKind};
+use cursor_connect_frame::{Code, ConnectError, Origin, Reason as WireReason, TransportKind};
 use cursor_connect_h2::{CallOptions, Channel, Endpoint, Error, ErrorKind};
 use h2::Reason;
 use http::HeaderMap;
@@ -95,7 +95,7 @@ async fn rst_stream_each_reason_before_and_after_headers() {
             let t = transport(&e);
             let ctx = format!("{path}: {e} / {t:?}");
             assert_eq!(t.kind(), ErrorKind::Reset, "{ctx}");
-            assert_eq!(t.reason(), Some(code), "{ctx}");
+            assert_eq!(t.reason(), Some(WireReason::from(code)), "{ctx}");
             assert!(t.is_remote(), "{ctx}");
             assert_eq!(t.response_started(), when != "before", "{ctx}");
             // REFUSED_STREAM is retry safe unless response data already arrived (RFC 9113
@@ -105,7 +105,7 @@ async fn rst_stream_each_reason_before_and_after_headers() {
             assert_eq!(e.origin(), Origin::Transport);
             let cause = e.transport_cause().unwrap();
             assert_eq!(cause.kind, TransportKind::Reset);
-            assert_eq!(cause.reason, Some(code));
+            assert_eq!(cause.reason, Some(WireReason::from(code)));
             assert_eq!(cause.retry_safe, t.is_retry_safe());
             assert_eq!(cause.response_started, t.response_started());
             // Sticky.
@@ -151,7 +151,7 @@ async fn unary_refused_stream_after_headers_is_retry_safe() {
         let t = transport(&e);
         let ctx = format!("{path}: {e} / {t:?}");
         assert_eq!(t.kind(), ErrorKind::Reset, "{ctx}");
-        assert_eq!(t.reason(), Some(7), "{ctx}");
+        assert_eq!(t.reason(), Some(WireReason::REFUSED_STREAM), "{ctx}");
         assert!(t.is_remote() && t.response_started(), "{ctx}");
         assert_eq!(t.is_retry_safe(), safe, "{ctx}");
         assert_eq!(e.code(), Code::Unavailable, "{ctx}");
@@ -294,7 +294,7 @@ async fn goaway_below_our_stream_is_retry_safe() {
         let t = transport(&e);
         let ctx = format!("reason {reason}: {e} / {t:?}");
         assert_eq!(t.kind(), ErrorKind::GoAway, "{ctx}");
-        assert_eq!(t.reason(), Some(reason), "{ctx}");
+        assert_eq!(t.reason(), Some(WireReason::from(reason)), "{ctx}");
         assert!(
             t.is_remote() && t.is_retry_safe() && !t.response_started(),
             "{ctx}"

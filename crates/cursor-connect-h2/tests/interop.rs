@@ -225,7 +225,7 @@ async fn bidi_full_duplex(ch: &Channel) {
 
 async fn gzip_both_ways(ch: &Channel) {
     let big = "compressible ".repeat(200);
-    let opts = CallOptions::default().send_compression(Some("gzip"));
+    let opts = CallOptions::default().send_compression(cursor_connect_frame::Encoding::Gzip);
     let (mut tx, mut rx) = ch
         .bidi(&format!("{SVC}/Bidi"), HeaderMap::new(), opts.clone())
         .await

@@ -419,7 +419,7 @@ impl TokenEndpoint {
             headers.insert(http::header::AUTHORIZATION, v);
         }
         let opts = cursor_connect_h2::CallOptions::default()
-            .codec("json")
+            .codec(cursor_connect_frame::Codec::Json)
             .deadline(TOKEN_CALL_DEADLINE);
         match self.channel.unary(path, headers, body, opts).await {
             Ok(resp) => parse_token_response(http::StatusCode::OK, &resp.message),

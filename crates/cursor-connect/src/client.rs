@@ -4,8 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use cursor_connect_frame::{Decoder, Direction, Flags};
+use bytes::Bytes;
 use cursor_connect_h2::{CallOptions, Channel, Endpoint};
 use cursor_proto::agent::v1 as pb;
 use cursor_proto::aiserver::v1 as ai;
@@ -199,27 +198,9 @@ impl CursorClient {
             .unary(path, headers, body, opts)
             .await
             .map_err(|e| Error::call(ErrorKind::Call, e, true))?;
-        let body = strip_envelope(resp.message);
-        Resp::decode(body)
+        // The transport already unwrapped an enveloped answer.
+        Resp::decode(resp.message)
             .map_err(|e| Error::protocol(format!("undecodable response of {path}"), e))
-    }
-}
-
-/// Unary answers are raw protobuf; some servers wrap them in a Connect envelope anyway. A
-/// protobuf message never starts with byte 0 (field number 0 is invalid), so one plain
-/// envelope that spans the whole body exactly is unambiguous. The frame crate's decoder
-/// parses it, so the envelope rules live in one place.
-fn strip_envelope(body: Bytes) -> Bytes {
-    if body.first() != Some(&0) {
-        return body;
-    }
-    let mut buf = BytesMut::from(body.clone());
-    match Decoder::new(Direction::Request)
-        .max_message_size(usize::MAX)
-        .decode_eof(&mut buf)
-    {
-        Ok(Some(frame)) if buf.is_empty() && frame.flags == Flags::NONE => frame.payload,
-        _ => body,
     }
 }
 
@@ -494,22 +475,6 @@ impl ClientBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn envelope_stripping() {
-        let raw = Bytes::from_static(&[0x0a, 0x01, b'x']);
-        assert_eq!(strip_envelope(raw.clone()), raw);
-        let wrapped = Bytes::from_static(&[0, 0, 0, 0, 3, 0x0a, 0x01, b'x']);
-        assert_eq!(strip_envelope(wrapped), raw);
-        let wrong_len = Bytes::from_static(&[0, 0, 0, 0, 9, 0x0a]);
-        assert_eq!(strip_envelope(wrong_len.clone()), wrong_len);
-        let trailing = Bytes::from_static(&[0, 0, 0, 0, 1, 0x0a, 0x01]);
-        assert_eq!(strip_envelope(trailing.clone()), trailing);
-        let short = Bytes::from_static(&[0, 0, 0]);
-        assert_eq!(strip_envelope(short.clone()), short);
-        let empty = Bytes::from_static(&[0, 0, 0, 0, 0]);
-        assert_eq!(strip_envelope(empty), Bytes::new());
-    }
 
     #[test]
     fn build_requires_credentials_and_valid_urls() {

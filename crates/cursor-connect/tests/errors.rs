@@ -120,7 +120,10 @@ async fn refused_stream_after_headers_is_retried_then_surfaces() {
     assert_eq!(ce.origin(), Origin::Transport);
     assert_eq!(ce.code(), Code::Unavailable);
     let cause = ce.transport_cause().unwrap();
-    assert_eq!(cause.reason, Some(0x7));
+    assert_eq!(
+        cause.reason,
+        Some(cursor_connect::frame::Reason::REFUSED_STREAM)
+    );
     assert!(
         cause.retry_safe && cause.response_started && cause.remote_initiated,
         "{cause:?}"
@@ -175,7 +178,10 @@ async fn refused_stream_before_headers_is_retried_with_fresh_request_ids() {
     };
     let ce = e.connect_error().unwrap();
     assert_eq!(ce.origin(), Origin::Transport);
-    assert_eq!(ce.transport_cause().unwrap().reason, Some(0x7));
+    assert_eq!(
+        ce.transport_cause().unwrap().reason,
+        Some(cursor_connect::frame::Reason::REFUSED_STREAM)
+    );
     assert!(
         ce.transport_cause().unwrap().retry_safe,
         "{:?}",

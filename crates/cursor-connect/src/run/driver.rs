@@ -273,7 +273,7 @@ impl Driver {
         let bytes = Bytes::from(msg.encode_to_vec());
         match tokio::time::timeout(self.cfg.stall_timeout, send.send(bytes)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Error::call(ErrorKind::Call, e.into(), !self.output_started)),
+            Ok(Err(e)) => Err(Error::call(ErrorKind::Call, e, !self.output_started)),
             Err(_) => Err(self.stalled()),
         }
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cursor_connect_frame::{Code, ConnectError, TransportCause, TransportKind};
+use cursor_connect_frame::{Code, ConnectError, Encoding, TransportCause, TransportKind};
 use cursor_connect_h2::{CallOptions, RecvHalf, SendHalf};
 use cursor_proto::agent::v1 as pb;
 use prost::Message as _;
@@ -139,12 +139,12 @@ impl Opener {
             self.attempts += 1;
             let token = self.inner.credentials.current().await?;
             let headers = self.inner.header_config.headers(&token, &self.ids)?;
-            let opts = CallOptions::default().accept_compression(&["gzip"]);
+            let opts = CallOptions::default().accept_compression(&[Encoding::Gzip]);
             let path = cursor_proto::paths::AGENT_RUN.path;
             let attempt = async {
                 let (mut send, recv) = self.inner.agent_channel.bidi(path, headers, opts).await?;
                 send.send(self.first.clone()).await?;
-                Ok::<_, cursor_connect_h2::Error>((send, recv))
+                Ok::<_, ConnectError>((send, recv))
             };
             // The transport bounds connecting; this bounds the whole open, flow control included.
             let limit = self.inner.stall_timeout;
@@ -161,8 +161,9 @@ impl Opener {
                     return Err(Error::call(ErrorKind::Stalled, err, true));
                 }
             };
-            if !(e.is_retry_safe() && self.can_retry()) {
-                return Err(Error::call(ErrorKind::Call, e.into(), true));
+            let retry_safe = e.transport_cause().is_some_and(|c| c.retry_safe);
+            if !(retry_safe && self.can_retry()) {
+                return Err(Error::call(ErrorKind::Call, e, true));
             }
             tracing::debug!(attempt = self.attempts, error = %e, "run stream refused; retrying");
         }
