@@ -2,8 +2,8 @@
 
 use cursor_mock::{MockServer, Scenario};
 
-use crate::config::{AccountConfig, Secret};
-use crate::pool::Account;
+use crate::engine::pool::Account;
+use crate::ops::config::{AccountConfig, Secret};
 
 /// Model name the curl line uses against the embedded mock.
 pub const MOCK_MODEL: &str = "composer-2.5";

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 use tracing::warn;
 
+use crate::api::error::ApiError;
 use crate::engine::Engine;
-use crate::errors::ApiError;
 use crate::upstream::ModelEntry;
 
 /// Deadline for one upstream model-list call.
@@ -80,9 +80,9 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::config::{AccountConfig, Secret};
     use crate::engine::EngineConfig;
-    use crate::pool::{Account, Pool};
+    use crate::engine::pool::{Account, Pool};
+    use crate::ops::config::{AccountConfig, Secret};
     use crate::upstream::fake::FakeUpstream;
 
     #[tokio::test]

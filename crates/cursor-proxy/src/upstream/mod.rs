@@ -5,6 +5,7 @@
 //! production implementation ([`cursor::CursorUpstream`]) wraps `cursor-connect`.
 
 pub mod cursor;
+pub(crate) mod embedded;
 #[cfg(test)]
 pub(crate) mod fake;
 
@@ -15,7 +16,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::StatusCode;
 
-use crate::pool::Account;
+use crate::engine::pool::Account;
 
 /// A tool the caller offers the model.
 #[derive(Debug, Clone, PartialEq)]

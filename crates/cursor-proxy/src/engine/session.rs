@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::chat::ChatRequest;
+use crate::engine::turn::Turn;
 
 /// Characters of the system prompt that go into the session key.
 pub const SYSTEM_PREFIX_CHARS: usize = 200;
@@ -19,7 +19,7 @@ pub const SYSTEM_PREFIX_CHARS: usize = 200;
 const MAX_CHECKPOINTS: usize = 10_000;
 
 /// Derives the stable conversation id (UUID-shaped) for a request from `caller_key`.
-pub fn conversation_id(caller_key: &str, req: &ChatRequest) -> String {
+pub fn conversation_id(caller_key: &str, req: &Turn) -> String {
     let mut h = Sha256::new();
     let mut field = |s: &str| {
         h.update((s.len() as u64).to_be_bytes());
@@ -173,17 +173,17 @@ impl CheckpointStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::{Message, Part, Role};
+    use crate::engine::turn::{Message, Part, Role};
 
-    fn req(model: &str, system: &str, first: &str) -> ChatRequest {
-        ChatRequest {
+    fn req(model: &str, system: &str, first: &str) -> Turn {
+        Turn {
             model: model.into(),
             system: Some(system.into()).filter(|s: &String| !s.is_empty()),
             messages: vec![Message {
                 role: Role::User,
                 parts: vec![Part::Text(first.into())],
             }],
-            ..ChatRequest::default()
+            ..Turn::default()
         }
     }
 

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use cursor_proxy::Proxy;
-use cursor_proxy::config::{Cli, Config};
-use cursor_proxy::logging::Redactor;
+use cursor_proxy::ops::config::{Cli, Config};
+use cursor_proxy::ops::logging::Redactor;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]

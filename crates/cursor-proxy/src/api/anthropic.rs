@@ -4,15 +4,71 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::chat::{ChatRequest, Message, Part, Role, ToolChoice};
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+use super::error::ApiError;
+use super::sse::{self, Render};
+use super::{Dialect, decode_body};
+use crate::engine::session::claude_code_session;
+use crate::engine::turn::{Message, Part, Role, ToolChoice, Turn};
 use crate::engine::{Stop, TurnItem};
-use crate::errors::{Api, ApiError};
-use crate::session::claude_code_session;
-use crate::sse::{self, Render};
 use crate::upstream::{Image, TokenUsage, ToolCall, ToolOutput, ToolSpec};
 
+/// Anthropic messages (`POST /v1/messages`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Anthropic;
+
+impl Dialect for Anthropic {
+    const NAME: &'static str = "anthropic";
+    const ID_PREFIX: &'static str = "msg_";
+    type Stream = StreamRender;
+
+    fn parse(body: &[u8], headers: &HeaderMap) -> Result<Turn, ApiError> {
+        let session = headers
+            .get("x-claude-code-session-id")
+            .and_then(|v| v.to_str().ok());
+        parse_request(&decode_body(body)?, session)
+    }
+
+    fn stream(id: String, turn: &Turn) -> StreamRender {
+        StreamRender::new(id, turn.model.clone())
+    }
+
+    fn complete(id: &str, turn: &Turn, items: Vec<TurnItem>) -> Result<Value, ApiError> {
+        complete(id, &turn.model, items)
+    }
+
+    fn error_body(e: &ApiError) -> Value {
+        json!({"type": "error", "error": {"type": error_type(e), "message": e.message}})
+    }
+
+    fn error_event(e: &ApiError) -> Bytes {
+        sse::event("error", &Self::error_body(e))
+    }
+
+    fn error_headers(e: &ApiError, headers: &mut HeaderMap) {
+        if e.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert("x-should-retry", HeaderValue::from_static("true"));
+        }
+    }
+}
+
+/// Anthropic's `error.type` for an error.
+fn error_type(e: &ApiError) -> &'static str {
+    match e.status.as_u16() {
+        400 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
 /// Parses a `POST /v1/messages` body; `session_header` is Claude Code's session header, if sent.
-pub fn parse_request(body: &Value, session_header: Option<&str>) -> Result<ChatRequest, ApiError> {
+fn parse_request(body: &Value, session_header: Option<&str>) -> Result<Turn, ApiError> {
     let model = body
         .get("model")
         .and_then(Value::as_str)
@@ -21,9 +77,9 @@ pub fn parse_request(body: &Value, session_header: Option<&str>) -> Result<ChatR
         .get("messages")
         .and_then(Value::as_array)
         .ok_or_else(|| ApiError::bad_request("messages: field required"))?;
-    let mut req = ChatRequest {
+    let mut req = Turn {
         model: model.to_owned(),
-        ..ChatRequest::default()
+        ..Turn::default()
     };
     req.system = match body.get("system") {
         Some(Value::String(s)) => Some(s.clone()),
@@ -326,7 +382,7 @@ impl Render for StreamRender {
                 return true;
             }
             TurnItem::Failed(e) => {
-                out.extend_from_slice(&e.sse_event(Api::Anthropic));
+                out.extend_from_slice(&Anthropic::error_event(&e));
                 return true;
             }
         }
@@ -334,12 +390,8 @@ impl Render for StreamRender {
     }
 }
 
-/// Collects a whole turn into a `message` object (or the error it ended with).
-pub async fn collect(
-    id: &str,
-    model: &str,
-    mut rx: tokio::sync::mpsc::Receiver<TurnItem>,
-) -> Result<Value, ApiError> {
+/// A whole turn as a `message` object (or the error it ended with).
+fn complete(id: &str, model: &str, items: Vec<TurnItem>) -> Result<Value, ApiError> {
     // Text is appended in place (re-joining a JSON string per delta is quadratic in the answer).
     let mut blocks: Vec<(&'static str, String)> = Vec::new();
     let mut append = |kind: &'static str, t: &str| match blocks.last_mut() {
@@ -347,7 +399,7 @@ pub async fn collect(
         _ => blocks.push((kind, t.to_owned())),
     };
     let mut calls = Vec::new();
-    while let Some(item) = rx.recv().await {
+    for item in items {
         match item {
             TurnItem::Text(t) => append("text", &t),
             TurnItem::Thinking(t) => append("thinking", &t),
@@ -379,7 +431,7 @@ pub async fn collect(
         }
     }
     Err(ApiError::new(
-        http::StatusCode::BAD_GATEWAY,
+        StatusCode::BAD_GATEWAY,
         "internal",
         "the upstream turn ended without a result",
     ))
@@ -424,25 +476,47 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn collect_merges_deltas_in_linear_time() {
+    #[test]
+    fn error_shape_and_headers() {
+        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "slow down");
+        e.retry_after = Some(std::time::Duration::from_millis(1500));
+        let body = Anthropic::error_body(&e);
+        assert_eq!(
+            (body["type"].as_str(), body["error"]["type"].as_str()),
+            (Some("error"), Some("rate_limit_error"))
+        );
+        assert_eq!(
+            Anthropic::error_response(&e).headers()[http::header::RETRY_AFTER],
+            "2"
+        );
+        assert!(Anthropic::error_event(&e).starts_with(b"event: error\ndata: {"));
+        let busy = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream_unavailable",
+            "busy",
+        );
+        assert_eq!(
+            Anthropic::error_response(&busy).headers()["x-should-retry"],
+            "true"
+        );
+    }
+
+    #[test]
+    fn complete_merges_deltas_in_linear_time() {
         // 100k deltas of 16 bytes: re-joining the text per delta copies ~80 GB, appending 1.6 MB.
         const N: usize = 100_000;
-        let (tx, rx) = tokio::sync::mpsc::channel(N + 8);
-        tx.try_send(TurnItem::Thinking("th".into())).unwrap();
-        tx.try_send(TurnItem::Thinking("ink".into())).unwrap();
-        tx.try_send(TurnItem::ThinkingDone).unwrap();
-        for _ in 0..N {
-            tx.try_send(TurnItem::Text("0123456789abcdef".into()))
-                .unwrap();
-        }
-        tx.try_send(TurnItem::Done {
+        let mut items = vec![
+            TurnItem::Thinking("th".into()),
+            TurnItem::Thinking("ink".into()),
+            TurnItem::ThinkingDone,
+        ];
+        items.extend((0..N).map(|_| TurnItem::Text("0123456789abcdef".into())));
+        items.push(TurnItem::Done {
             stop: Stop::EndTurn,
             usage: TokenUsage::default(),
-        })
-        .unwrap();
+        });
         let started = std::time::Instant::now();
-        let v = collect("msg_1", "m", rx).await.unwrap();
+        let v = complete("msg_1", "m", items).unwrap();
         assert!(
             started.elapsed() < std::time::Duration::from_secs(10),
             "{:?}",

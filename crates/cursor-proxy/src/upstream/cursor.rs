@@ -16,13 +16,13 @@ use super::{
     FailureAdvice, ModelEntry, TokenUsage, ToolCall, ToolOutput, TurnRequest, UpEvent, UpResult,
     Upstream, UpstreamError, UpstreamRun,
 };
-use crate::pool::Account;
+use crate::engine::pool::Account;
 
 /// Runs turns with `cursor-connect`, one client (one HTTP/2 connection, one blob store) per
 /// account, reused by every request on that account.
 #[derive(Debug, Default)]
 pub struct CursorUpstream {
-    clients: Mutex<HashMap<String, (crate::config::Secret, CursorClient)>>,
+    clients: Mutex<HashMap<String, (crate::ops::config::Secret, CursorClient)>>,
 }
 
 impl CursorUpstream {
@@ -51,7 +51,7 @@ impl CursorUpstream {
 
 /// The account's credentials; with a refresh token or API key they renew themselves through
 /// Cursor's token endpoints on the account's API host.
-fn credentials(account: &Account, token: &crate::config::Secret) -> UpResult<Credentials> {
+fn credentials(account: &Account, token: &crate::ops::config::Secret) -> UpResult<Credentials> {
     let cfg = account.config();
     let mut set = TokenSet::default();
     if !token.expose().is_empty() {

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use http::{HeaderValue, header};
 use tokio::sync::mpsc;
 
+use crate::api::error::ApiError;
 use crate::engine::TurnItem;
-use crate::errors::ApiError;
 
 /// `data: <json>\n\n`.
 pub fn data(value: &serde_json::Value) -> Bytes {

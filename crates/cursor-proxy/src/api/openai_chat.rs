@@ -6,14 +6,61 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::chat::{ChatRequest, Message, Part, Role, ToolChoice};
+use http::HeaderMap;
+
+use super::error::ApiError;
+use super::sse::{self, Render};
+use super::{Dialect, decode_body};
+use crate::engine::turn::{Message, Part, Role, ToolChoice, Turn};
 use crate::engine::{Stop, TurnItem};
-use crate::errors::{Api, ApiError};
-use crate::sse::{self, Render};
 use crate::upstream::{Image, TokenUsage, ToolCall, ToolOutput, ToolSpec};
 
+/// OpenAI chat completions (`POST /v1/chat/completions`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenAiChat;
+
+impl Dialect for OpenAiChat {
+    const NAME: &'static str = "openai_chat";
+    const ID_PREFIX: &'static str = "chatcmpl-";
+    type Stream = StreamRender;
+
+    fn parse(body: &[u8], _headers: &HeaderMap) -> Result<Turn, ApiError> {
+        parse_request(&decode_body(body)?)
+    }
+
+    fn stream(id: String, turn: &Turn) -> StreamRender {
+        StreamRender::new(id, turn.model.clone(), turn.include_usage)
+    }
+
+    fn complete(id: &str, turn: &Turn, items: Vec<TurnItem>) -> Result<Value, ApiError> {
+        complete(id, &turn.model, items)
+    }
+
+    fn error_body(e: &ApiError) -> Value {
+        json!({"error": {
+            "message": e.message, "type": error_type(e), "param": null, "code": e.category,
+        }})
+    }
+
+    fn error_event(e: &ApiError) -> Bytes {
+        sse::data(&Self::error_body(e))
+    }
+}
+
+/// OpenAI's `error.type` for an error.
+fn error_type(e: &ApiError) -> &'static str {
+    match e.status.as_u16() {
+        400 | 404 | 413 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        429 if e.category == "quota_exhausted" => "insufficient_quota",
+        429 => "rate_limit_error",
+        _ => "server_error",
+    }
+}
+
 /// Parses a `POST /v1/chat/completions` body.
-pub fn parse_request(body: &Value) -> Result<ChatRequest, ApiError> {
+fn parse_request(body: &Value) -> Result<Turn, ApiError> {
     let model = body
         .get("model")
         .and_then(Value::as_str)
@@ -22,9 +69,9 @@ pub fn parse_request(body: &Value) -> Result<ChatRequest, ApiError> {
         .get("messages")
         .and_then(Value::as_array)
         .ok_or_else(|| ApiError::bad_request("`messages` must be an array"))?;
-    let mut req = ChatRequest {
+    let mut req = Turn {
         model: model.to_owned(),
-        ..ChatRequest::default()
+        ..Turn::default()
     };
     let mut system = Vec::new();
     for (i, m) in msgs.iter().enumerate() {
@@ -278,7 +325,7 @@ impl Render for StreamRender {
                 return true;
             }
             TurnItem::Failed(e) => {
-                out.extend_from_slice(&e.sse_event(Api::OpenAi));
+                out.extend_from_slice(&OpenAiChat::error_event(&e));
                 return true;
             }
         }
@@ -286,14 +333,10 @@ impl Render for StreamRender {
     }
 }
 
-/// Collects a whole turn into a `chat.completion` object (or the error it ended with).
-pub async fn collect(
-    id: &str,
-    model: &str,
-    mut rx: tokio::sync::mpsc::Receiver<TurnItem>,
-) -> Result<Value, ApiError> {
+/// A whole turn as a `chat.completion` object (or the error it ended with).
+fn complete(id: &str, model: &str, items: Vec<TurnItem>) -> Result<Value, ApiError> {
     let (mut text, mut reasoning, mut calls) = (String::new(), String::new(), Vec::new());
-    while let Some(item) = rx.recv().await {
+    for item in items {
         match item {
             TurnItem::Text(t) => text.push_str(&t),
             TurnItem::Thinking(t) => reasoning.push_str(&t),
@@ -328,6 +371,24 @@ pub async fn collect(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
+    use std::time::Duration;
+
+    #[test]
+    fn error_shapes_and_retry_after() {
+        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "slow down");
+        e.retry_after = Some(Duration::from_millis(1500));
+        assert_eq!(
+            OpenAiChat::error_body(&e)["error"]["type"],
+            "rate_limit_error"
+        );
+        let r = OpenAiChat::error_response(&e);
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()[http::header::RETRY_AFTER], "2");
+        assert!(
+            OpenAiChat::error_event(&ApiError::unauthorized()).starts_with(b"data: {\"error\"")
+        );
+    }
 
     #[test]
     fn parses_tools_images_tool_results_and_options() {

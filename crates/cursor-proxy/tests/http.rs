@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use cursor_mock::{ErrorSpec, MockServer, Scenario};
 use cursor_proxy::Proxy;
-use cursor_proxy::config::{AccountConfig, Config, Secret, UpstreamMode};
-use cursor_proxy::pool::Account;
+use cursor_proxy::engine::pool::Account;
+use cursor_proxy::ops::config::{AccountConfig, Config, Secret, UpstreamMode};
 use cursor_proxy::upstream::cursor::CursorUpstream;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -299,7 +299,7 @@ async fn an_oversized_body_is_refused_in_the_api_shape() {
         ("/v1/chat/completions", "openai"),
         ("/v1/messages", "anthropic"),
     ] {
-        let len = cursor_proxy::server::MAX_BODY + 1;
+        let len = cursor_proxy::api::routes::MAX_BODY + 1;
         let mut s = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"

@@ -8,10 +8,10 @@ use http::StatusCode;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-use crate::chat::{ChatRequest, Message, Part, Role};
-use crate::config::{AccountConfig, Secret};
+use crate::engine::pool::{Account, Pool};
+use crate::engine::turn::{Message, Part, Role, Turn};
 use crate::engine::{Engine, EngineConfig, Stop, TurnItem};
-use crate::pool::{Account, Pool};
+use crate::ops::config::{AccountConfig, Secret};
 use crate::upstream::fake::{FakeUpstream, Step, quota};
 use crate::upstream::{FailureAdvice, TokenUsage, ToolCall, ToolOutput, UpEvent};
 
@@ -39,14 +39,14 @@ fn engine(
     )
 }
 
-fn user(text: &str) -> ChatRequest {
-    ChatRequest {
+fn user(text: &str) -> Turn {
+    Turn {
         model: "m".into(),
         messages: vec![Message {
             role: Role::User,
             parts: vec![Part::Text(text.into())],
         }],
-        ..ChatRequest::default()
+        ..Turn::default()
     }
 }
 
@@ -221,7 +221,7 @@ fn tool_turn() -> Vec<Step> {
     ]
 }
 
-fn with_results(mut req: ChatRequest, ids: &[&str]) -> ChatRequest {
+fn with_results(mut req: Turn, ids: &[&str]) -> Turn {
     let calls = ids.iter().map(|id| {
         Part::ToolCall(ToolCall {
             id: (*id).into(),

@@ -1,5 +1,11 @@
-//! One caller request, end to end: conversation lookup, account choice, transparent retry before
+//! The engine: one caller request, end to end: conversation lookup, account choice, transparent retry before
 //! the first byte, the event pump, and turns parked while the caller runs tools.
+
+pub mod pool;
+pub mod session;
+#[cfg(test)]
+mod tests;
+pub mod turn;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -10,10 +16,10 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tracing::{debug, info, warn};
 
-use crate::chat::ChatRequest;
-use crate::errors::ApiError;
-use crate::pool::{Account, Pool};
-use crate::session::{CheckpointStore, conversation_id};
+use self::pool::{Account, Pool};
+use self::session::{CheckpointStore, conversation_id};
+use self::turn::Turn;
+use crate::api::error::ApiError;
 use crate::upstream::{
     FailureAdvice, TokenUsage, ToolCall, ToolOutput, TurnRequest, UpEvent, Upstream, UpstreamError,
     UpstreamRun,
@@ -153,7 +159,7 @@ impl Engine {
     pub async fn start(
         self: &Arc<Self>,
         caller_key: &str,
-        req: &ChatRequest,
+        req: &Turn,
     ) -> Result<mpsc::Receiver<TurnItem>, ApiError> {
         if req.messages.is_empty() {
             return Err(ApiError::bad_request("messages must not be empty"));
@@ -205,7 +211,7 @@ impl Engine {
     pub async fn start_complete(
         self: &Arc<Self>,
         caller_key: &str,
-        req: &ChatRequest,
+        req: &Turn,
     ) -> Result<mpsc::Receiver<TurnItem>, ApiError> {
         let mut attempt = 1;
         loop {
@@ -274,7 +280,7 @@ impl Engine {
     async fn fresh(
         self: &Arc<Self>,
         conv: &str,
-        req: &ChatRequest,
+        req: &Turn,
     ) -> Result<mpsc::Receiver<TurnItem>, ApiError> {
         let mut excluded: Vec<String> = Vec::new();
         let mut last: Option<UpstreamError> = None;

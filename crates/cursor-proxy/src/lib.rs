@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use cursor_proxy::Proxy;
-//! use cursor_proxy::config::Config;
+//! use cursor_proxy::ops::config::Config;
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -36,22 +36,9 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod anthropic;
-pub mod auth;
-pub mod chat;
-pub mod config;
-mod embedded;
+pub mod api;
 pub mod engine;
-#[cfg(test)]
-mod engine_tests;
-pub mod errors;
-pub mod logging;
-pub mod models;
-pub mod openai;
-pub mod pool;
-pub mod server;
-pub mod session;
-pub mod sse;
+pub mod ops;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -62,15 +49,15 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use crate::auth::Auth;
-use crate::config::{Config, UpstreamMode};
+use crate::api::models::ModelCache;
+use crate::api::routes::{self, AppState};
+use crate::engine::pool::{Account, Pool};
 use crate::engine::{Engine, EngineConfig};
-use crate::models::ModelCache;
-use crate::pool::{Account, Pool};
-use crate::server::AppState;
-use crate::upstream::Upstream;
+use crate::ops::auth::Auth;
+use crate::ops::config::{Config, UpstreamMode};
+use crate::upstream::{Upstream, embedded};
 
-pub use crate::embedded::MOCK_MODEL;
+pub use crate::upstream::embedded::MOCK_MODEL;
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -169,7 +156,7 @@ impl Proxy {
             models: ModelCache::new(config.models_cache),
             upstream_label,
         });
-        let app = server::router(Arc::clone(&state));
+        let app = routes::router(Arc::clone(&state));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)

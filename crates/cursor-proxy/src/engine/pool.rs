@@ -12,7 +12,7 @@ use cursor_connect::classify::{
 };
 use serde::Serialize;
 
-use crate::config::{AccountConfig, Secret};
+use crate::ops::config::{AccountConfig, Secret};
 use crate::upstream::FailureAdvice;
 
 /// Cooldown base used when the advice asks for a credential refresh but names no duration.

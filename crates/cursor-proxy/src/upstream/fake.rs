@@ -11,7 +11,7 @@ use super::{
     FailureAdvice, ModelEntry, ToolOutput, TurnRequest, UpEvent, UpResult, Upstream, UpstreamError,
     UpstreamRun,
 };
-use crate::pool::Account;
+use crate::engine::pool::Account;
 
 /// One scripted step of a run.
 #[derive(Debug, Clone)]

@@ -423,7 +423,7 @@ mod tests {
 
     #[test]
     fn example_file_parses() {
-        let cfg: FileConfig = toml::from_str(include_str!("../proxy.example.toml")).unwrap();
+        let cfg: FileConfig = toml::from_str(include_str!("../../proxy.example.toml")).unwrap();
         assert_eq!(cfg.accounts.len(), 2);
         assert_eq!(
             cfg.accounts[1].token_env.as_deref(),

@@ -58,7 +58,7 @@ pub enum ToolChoice {
 
 /// A chat request, whichever API it came from.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ChatRequest {
+pub struct Turn {
     /// Model requested.
     pub model: String,
     /// System prompt (all system/developer parts joined).
@@ -79,7 +79,7 @@ pub struct ChatRequest {
     pub client_session: Option<String>,
 }
 
-impl ChatRequest {
+impl Turn {
     /// Text of the first user message (for the session key).
     pub fn first_user_text(&self) -> String {
         self.messages
@@ -282,8 +282,8 @@ mod tests {
         }
     }
 
-    fn tool_round() -> ChatRequest {
-        ChatRequest {
+    fn tool_round() -> Turn {
+        Turn {
             model: "m".into(),
             messages: vec![
                 text(Role::User, "weather?"),
@@ -304,15 +304,15 @@ mod tests {
                     })],
                 },
             ],
-            ..ChatRequest::default()
+            ..Turn::default()
         }
     }
 
     #[test]
     fn single_message_passes_through() {
-        let r = ChatRequest {
+        let r = Turn {
             messages: vec![text(Role::User, "hi")],
-            ..ChatRequest::default()
+            ..Turn::default()
         };
         assert_eq!(r.flattened_text(), "hi");
         assert_eq!(r.latest_turn_text(), "hi");
@@ -366,9 +366,9 @@ mod tests {
             description: String::new(),
             input_schema: serde_json::json!({}),
         };
-        let mut r = ChatRequest {
+        let mut r = Turn {
             tools: vec![spec("a"), spec("b")],
-            ..ChatRequest::default()
+            ..Turn::default()
         };
         r.tool_choice = ToolChoice::None;
         assert!(r.effective_tools().is_empty());

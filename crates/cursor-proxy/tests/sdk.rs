@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use cursor_connect::proto::agent::v1::{AgentRunRequest, agent_client_message};
 use cursor_mock::{ErrorSpec, MockServer, Scenario};
 use cursor_proxy::Proxy;
-use cursor_proxy::config::{AccountConfig, Config, Secret, UpstreamMode};
-use cursor_proxy::pool::Account;
+use cursor_proxy::engine::pool::Account;
+use cursor_proxy::ops::config::{AccountConfig, Config, Secret, UpstreamMode};
 use cursor_proxy::upstream::cursor::CursorUpstream;
 use serde_json::Value;
 
@@ -66,7 +66,7 @@ fn python() -> PathBuf {
     let p = sdk_dir().join(".venv/bin/python");
     assert!(
         p.exists(),
-        "the SDK virtualenv is missing: run examples/proxy/tests/sdk/setup.sh (expected {})",
+        "the SDK virtualenv is missing: run crates/cursor-proxy/tests/sdk/setup.sh (expected {})",
         p.display()
     );
     p

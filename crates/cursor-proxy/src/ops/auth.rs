@@ -2,8 +2,8 @@
 
 use http::HeaderMap;
 
-use crate::config::Secret;
-use crate::errors::ApiError;
+use crate::api::error::ApiError;
+use crate::ops::config::Secret;
 
 /// Checks callers' keys.
 #[derive(Debug, Clone)]
