@@ -180,6 +180,33 @@ async fn missing_key_bad_json_and_unknown_route() {
     );
     let r = request(&p, "GET", "/nope", &[AUTH], "").await;
     assert_eq!(r.status, 404);
+    // A value the proxy cannot honour is refused in the API's shape, naming the field.
+    let body = r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"url","url":"http://x/i.png"}}]}]}"#;
+    let r = request(&p, "POST", "/v1/messages", &[AUTH], body).await;
+    let j = r.json();
+    assert_eq!(
+        (r.status, j["error"]["type"].as_str()),
+        (400, Some("invalid_request_error"))
+    );
+    assert_eq!(
+        j["error"]["message"],
+        "messages[0].content[0].source.type: images must be base64 sources"
+    );
+    let body =
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"reasoning_effort":"extreme"}"#;
+    let r = request(&p, "POST", "/v1/chat/completions", &[AUTH], body).await;
+    let j = r.json();
+    assert_eq!(
+        (r.status, j["error"]["type"].as_str()),
+        (400, Some("invalid_request_error"))
+    );
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("reasoning_effort: unknown variant `extreme`"),
+        "{j}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 //! logging) is written once, in [`routes`], for every dialect.
 
 pub mod anthropic;
+pub mod body;
 pub mod error;
 pub mod models;
 pub mod openai_chat;
@@ -15,6 +16,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, header};
 
 pub use self::anthropic::Anthropic;
+pub use self::body::decode_body;
 pub use self::error::ApiError;
 pub use self::openai_chat::OpenAiChat;
 use self::sse::Render;
@@ -64,28 +66,5 @@ pub trait Dialect: Send + Sync + 'static {
         }
         Self::error_headers(error, resp.headers_mut());
         resp
-    }
-}
-
-/// Decodes a JSON request body into `T`; a malformed body or a field of the wrong type or value
-/// is refused with an error naming the field (`messages[1].role: unknown variant ...`).
-pub fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() || path == "." {
-            ApiError::bad_request(format!("request body is not valid JSON: {inner}"))
-        } else {
-            ApiError::invalid_field(path, strip_position(&inner.to_string()))
-        }
-    })
-}
-
-/// serde_json's message without its trailing ` at line 1 column 42`.
-fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(at) => msg[..at].to_owned(),
-        None => msg.to_owned(),
     }
 }

@@ -2,18 +2,20 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
+mod request;
+
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 use http::HeaderMap;
 
+use self::request::ChatRequest;
 use super::error::ApiError;
 use super::sse::{self, Render};
 use super::{Dialect, decode_body};
-use crate::engine::turn::{Message, Part, Role, ToolChoice, Turn};
+use crate::engine::turn::Turn;
 use crate::engine::{Stop, TurnItem};
-use crate::upstream::{Image, TokenUsage, ToolCall, ToolOutput, ToolSpec};
+use crate::upstream::TokenUsage;
 
 /// OpenAI chat completions (`POST /v1/chat/completions`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -25,7 +27,7 @@ impl Dialect for OpenAiChat {
     type Stream = StreamRender;
 
     fn parse(body: &[u8], _headers: &HeaderMap) -> Result<Turn, ApiError> {
-        parse_request(&decode_body(body)?)
+        decode_body::<ChatRequest>(body)?.into_turn()
     }
 
     fn stream(id: String, turn: &Turn) -> StreamRender {
@@ -57,177 +59,6 @@ fn error_type(e: &ApiError) -> &'static str {
         429 => "rate_limit_error",
         _ => "server_error",
     }
-}
-
-/// Parses a `POST /v1/chat/completions` body.
-fn parse_request(body: &Value) -> Result<Turn, ApiError> {
-    let model = body
-        .get("model")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("`model` is required"))?;
-    let msgs = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::bad_request("`messages` must be an array"))?;
-    let mut req = Turn {
-        model: model.to_owned(),
-        ..Turn::default()
-    };
-    let mut system = Vec::new();
-    for (i, m) in msgs.iter().enumerate() {
-        let role = m.get("role").and_then(Value::as_str).unwrap_or("");
-        let content = m.get("content").unwrap_or(&Value::Null);
-        match role {
-            "system" | "developer" => system.push(plain_text(content)),
-            "user" => req.messages.push(Message {
-                role: Role::User,
-                parts: user_parts(content, i)?,
-            }),
-            "assistant" => {
-                let mut parts = Vec::new();
-                if let Some(r) = m.get("reasoning_content").and_then(Value::as_str) {
-                    parts.push(Part::Thinking(r.to_owned()));
-                }
-                let text = plain_text(content);
-                if !text.is_empty() {
-                    parts.push(Part::Text(text));
-                }
-                for call in m
-                    .get("tool_calls")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let f = call.get("function").unwrap_or(&Value::Null);
-                    parts.push(Part::ToolCall(ToolCall {
-                        id: str_of(call, "id"),
-                        name: str_of(f, "name"),
-                        arguments: f
-                            .get("arguments")
-                            .and_then(Value::as_str)
-                            .unwrap_or("{}")
-                            .to_owned(),
-                    }));
-                }
-                req.messages.push(Message {
-                    role: Role::Assistant,
-                    parts,
-                });
-            }
-            "tool" => req.messages.push(Message {
-                role: Role::Tool,
-                parts: vec![Part::ToolResult(ToolOutput {
-                    call_id: str_of(m, "tool_call_id"),
-                    content: plain_text(content),
-                    is_error: false,
-                })],
-            }),
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "messages[{i}]: unsupported role {other:?}"
-                )));
-            }
-        }
-    }
-    req.system = Some(system.join("\n\n")).filter(|s| !s.is_empty());
-    for t in body
-        .get("tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let f = t
-            .get("function")
-            .ok_or_else(|| ApiError::bad_request("tools[].function is required"))?;
-        req.tools.push(ToolSpec {
-            name: str_of(f, "name"),
-            description: str_of(f, "description"),
-            input_schema: f
-                .get("parameters")
-                .cloned()
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-        });
-    }
-    req.tool_choice = match body.get("tool_choice") {
-        Some(Value::String(s)) if s == "none" => ToolChoice::None,
-        Some(Value::String(s)) if s == "required" => ToolChoice::Required,
-        Some(Value::Object(o)) => o
-            .get("function")
-            .and_then(|f| f.get("name"))
-            .and_then(Value::as_str)
-            .map_or(ToolChoice::Auto, |n| ToolChoice::Named(n.to_owned())),
-        _ => ToolChoice::Auto,
-    };
-    req.stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    // stream_options is read here and never forwarded: the upstream has no such parameter.
-    req.include_usage = req.stream
-        && body
-            .pointer("/stream_options/include_usage")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-    let effort = body.get("reasoning_effort").and_then(Value::as_str);
-    req.thinking = effort.is_some_and(|e| e != "none") || model.contains("thinking");
-    Ok(req)
-}
-
-fn str_of(v: &Value, k: &str) -> String {
-    v.get(k).and_then(Value::as_str).unwrap_or("").to_owned()
-}
-
-/// Text of a content that is a string or an array of text parts.
-fn plain_text(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
-}
-
-fn user_parts(content: &Value, i: usize) -> Result<Vec<Part>, ApiError> {
-    match content {
-        Value::String(s) => Ok(vec![Part::Text(s.clone())]),
-        Value::Array(items) => {
-            let mut parts = Vec::new();
-            for p in items {
-                match p.get("type").and_then(Value::as_str) {
-                    Some("text") => parts.push(Part::Text(str_of(p, "text"))),
-                    Some("image_url") => {
-                        let url = p
-                            .get("image_url")
-                            .and_then(|u| u.get("url").or(Some(u)))
-                            .and_then(Value::as_str)
-                            .unwrap_or("");
-                        parts.push(Part::Image(data_url(url).ok_or_else(|| {
-                            ApiError::bad_request(format!(
-                                "messages[{i}]: images must be base64 data URLs"
-                            ))
-                        })?));
-                    }
-                    _ => {}
-                }
-            }
-            Ok(parts)
-        }
-        _ => Ok(Vec::new()),
-    }
-}
-
-/// Decodes `data:<mime>;base64,<data>`.
-pub fn data_url(url: &str) -> Option<Image> {
-    let rest = url.strip_prefix("data:")?;
-    let (meta, data) = rest.split_once(',')?;
-    let mime = meta.strip_suffix(";base64")?;
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(data.trim())
-        .ok()?;
-    Some(Image {
-        mime: mime.to_owned(),
-        data: Bytes::from(data),
-    })
 }
 
 /// OpenAI's `usage` object from upstream counters. Both count cached prompt tokens inside the
@@ -371,6 +202,8 @@ fn complete(id: &str, model: &str, items: Vec<TurnItem>) -> Result<Value, ApiErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::turn::{Part, ToolChoice};
+    use crate::upstream::ToolCall;
     use http::StatusCode;
     use std::time::Duration;
 
@@ -404,7 +237,7 @@ mod tests {
                 {"role": "tool", "tool_call_id": "c1", "content": "42"},
             ]
         });
-        let r = parse_request(&body).unwrap();
+        let r = parse(&body).unwrap();
         assert_eq!(r.system.as_deref(), Some("be brief"));
         assert!(r.stream && r.include_usage && r.thinking);
         assert_eq!(r.tool_choice, ToolChoice::Named("get".into()));
@@ -413,8 +246,55 @@ mod tests {
             matches!(&r.messages[0].parts[1], Part::Image(i) if i.mime == "image/png" && &i.data[..] == b"hi")
         );
         assert_eq!(r.trailing_tool_results()[0].content, "42");
-        assert!(parse_request(&json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]})).is_err());
-        assert!(parse_request(&json!({"messages": []})).is_err());
+        let err = parse(&json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]})).unwrap_err();
+        assert_eq!(
+            err.message,
+            "messages[0].content[0].image_url.url: images must be base64 data URLs"
+        );
+        assert!(parse(&json!({"messages": []})).is_err());
+    }
+
+    fn parse(body: &Value) -> Result<Turn, ApiError> {
+        OpenAiChat::parse(body.to_string().as_bytes(), &HeaderMap::new())
+    }
+
+    #[test]
+    fn unsupported_values_are_refused_naming_the_field() {
+        let refused = |body: Value| {
+            let e = parse(&body).unwrap_err();
+            assert_eq!(e.status, 400, "{}", e.message);
+            assert_eq!(
+                OpenAiChat::error_body(&e)["error"]["type"],
+                "invalid_request_error"
+            );
+            e.message
+        };
+        let msg = |m: Value| json!({"model": "m", "messages": [m]});
+        assert!(
+            refused(msg(json!({"role": "function", "content": "x"})))
+                .starts_with("messages[0].role: unknown variant `function`")
+        );
+        assert!(
+            refused(msg(
+                json!({"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]})
+            ))
+            .starts_with("messages[0].content[0].type: unknown variant `input_audio`")
+        );
+        let mut body = msg(json!({"role": "user", "content": "x"}));
+        body["reasoning_effort"] = json!("extreme");
+        assert!(refused(body.clone()).starts_with("reasoning_effort: unknown variant `extreme`"));
+        body["reasoning_effort"] = json!("low");
+        body["tool_choice"] = json!("sometimes");
+        assert!(refused(body.clone()).starts_with("tool_choice: unsupported value"));
+        body["tool_choice"] = json!("auto");
+        body["tools"] = json!([{"type": "custom", "custom": {"name": "x"}}]);
+        assert!(refused(body.clone()).starts_with("tools[0].type: unknown variant `custom`"));
+        assert!(refused(json!({"model": 5, "messages": []})).starts_with("model: invalid type"));
+        // Unknown fields are tolerated.
+        body["tools"] = json!([]);
+        body["frequency_penalty"] = json!(0.5);
+        body["user"] = json!("u");
+        assert!(parse(&body).is_ok());
     }
 
     #[test]

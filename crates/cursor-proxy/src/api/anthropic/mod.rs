@@ -1,18 +1,19 @@
 //! Anthropic `messages`: request parsing and the full SSE event sequence.
 
-use base64::Engine as _;
+mod request;
+
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 use http::{HeaderMap, HeaderValue, StatusCode};
 
+use self::request::MessagesRequest;
 use super::error::ApiError;
 use super::sse::{self, Render};
 use super::{Dialect, decode_body};
-use crate::engine::session::claude_code_session;
-use crate::engine::turn::{Message, Part, Role, ToolChoice, Turn};
+use crate::engine::turn::Turn;
 use crate::engine::{Stop, TurnItem};
-use crate::upstream::{Image, TokenUsage, ToolCall, ToolOutput, ToolSpec};
+use crate::upstream::TokenUsage;
 
 /// Anthropic messages (`POST /v1/messages`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -27,7 +28,7 @@ impl Dialect for Anthropic {
         let session = headers
             .get("x-claude-code-session-id")
             .and_then(|v| v.to_str().ok());
-        parse_request(&decode_body(body)?, session)
+        decode_body::<MessagesRequest>(body)?.into_turn(session)
     }
 
     fn stream(id: String, turn: &Turn) -> StreamRender {
@@ -65,159 +66,6 @@ fn error_type(e: &ApiError) -> &'static str {
         503 | 529 => "overloaded_error",
         _ => "api_error",
     }
-}
-
-/// Parses a `POST /v1/messages` body; `session_header` is Claude Code's session header, if sent.
-fn parse_request(body: &Value, session_header: Option<&str>) -> Result<Turn, ApiError> {
-    let model = body
-        .get("model")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("model: field required"))?;
-    let msgs = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::bad_request("messages: field required"))?;
-    let mut req = Turn {
-        model: model.to_owned(),
-        ..Turn::default()
-    };
-    req.system = match body.get("system") {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Array(blocks)) => Some(
-            blocks
-                .iter()
-                .filter_map(|b| b.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ),
-        _ => None,
-    }
-    .filter(|s| !s.is_empty());
-    for (i, m) in msgs.iter().enumerate() {
-        let role = match m.get("role").and_then(Value::as_str) {
-            Some("user") => Role::User,
-            Some("assistant") => Role::Assistant,
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "messages.{i}.role: unsupported {other:?}"
-                )));
-            }
-        };
-        req.messages.push(Message {
-            role,
-            parts: blocks(m.get("content").unwrap_or(&Value::Null), i)?,
-        });
-    }
-    for t in body
-        .get("tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        // Server tools (web search and the like) have no schema and cannot run through Cursor.
-        let Some(schema) = t.get("input_schema") else {
-            continue;
-        };
-        req.tools.push(ToolSpec {
-            name: t
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned(),
-            description: t
-                .get("description")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned(),
-            input_schema: schema.clone(),
-        });
-    }
-    req.tool_choice = match body.pointer("/tool_choice/type").and_then(Value::as_str) {
-        Some("none") => ToolChoice::None,
-        Some("any") => ToolChoice::Required,
-        Some("tool") => body
-            .pointer("/tool_choice/name")
-            .and_then(Value::as_str)
-            .map_or(ToolChoice::Required, |n| ToolChoice::Named(n.to_owned())),
-        _ => ToolChoice::Auto,
-    };
-    req.stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    req.thinking = body
-        .pointer("/thinking/type")
-        .and_then(Value::as_str)
-        .is_some_and(|t| t != "disabled");
-    req.client_session = session_header.map(str::to_owned).or_else(|| {
-        body.pointer("/metadata/user_id")
-            .and_then(Value::as_str)
-            .and_then(claude_code_session)
-    });
-    Ok(req)
-}
-
-fn blocks(content: &Value, i: usize) -> Result<Vec<Part>, ApiError> {
-    let items = match content {
-        Value::String(s) => return Ok(vec![Part::Text(s.clone())]),
-        Value::Array(items) => items,
-        _ => return Ok(Vec::new()),
-    };
-    let mut parts = Vec::new();
-    for b in items {
-        let s = |k: &str| b.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-        match b.get("type").and_then(Value::as_str) {
-            Some("text") => parts.push(Part::Text(s("text"))),
-            Some("thinking") => parts.push(Part::Thinking(s("thinking"))),
-            Some("image") => {
-                let src = b.get("source").unwrap_or(&Value::Null);
-                let data = src.get("data").and_then(Value::as_str);
-                let decoded = data.and_then(|d| {
-                    base64::engine::general_purpose::STANDARD
-                        .decode(d.trim())
-                        .ok()
-                });
-                let Some(decoded) =
-                    decoded.filter(|_| src.get("type").and_then(Value::as_str) == Some("base64"))
-                else {
-                    return Err(ApiError::bad_request(format!(
-                        "messages.{i}: images must be base64 sources"
-                    )));
-                };
-                let mime = src
-                    .get("media_type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("image/png")
-                    .to_owned();
-                parts.push(Part::Image(Image {
-                    mime,
-                    data: Bytes::from(decoded),
-                }));
-            }
-            Some("tool_use") => parts.push(Part::ToolCall(ToolCall {
-                id: s("id"),
-                name: s("name"),
-                arguments: b
-                    .get("input")
-                    .map_or_else(|| "{}".to_owned(), Value::to_string),
-            })),
-            Some("tool_result") => {
-                let content = match b.get("content") {
-                    Some(Value::String(t)) => t.clone(),
-                    Some(Value::Array(inner)) => inner
-                        .iter()
-                        .filter_map(|x| x.get("text").and_then(Value::as_str))
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                    _ => String::new(),
-                };
-                parts.push(Part::ToolResult(ToolOutput {
-                    call_id: s("tool_use_id"),
-                    content,
-                    is_error: b.get("is_error").and_then(Value::as_bool).unwrap_or(false),
-                }));
-            }
-            _ => {}
-        }
-    }
-    Ok(parts)
 }
 
 /// Anthropic's `usage` object from upstream counters. Anthropic's `input_tokens` excludes cache
@@ -440,6 +288,58 @@ fn complete(id: &str, model: &str, items: Vec<TurnItem>) -> Result<Value, ApiErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::turn::{Part, ToolChoice};
+    use crate::upstream::ToolCall;
+
+    fn parse(body: &Value) -> Result<Turn, ApiError> {
+        Anthropic::parse(body.to_string().as_bytes(), &HeaderMap::new())
+    }
+
+    #[test]
+    fn unsupported_values_are_refused_naming_the_field() {
+        let refused = |body: Value| {
+            let e = parse(&body).unwrap_err();
+            assert_eq!(e.status, 400, "{}", e.message);
+            assert_eq!(
+                Anthropic::error_body(&e)["error"]["type"],
+                "invalid_request_error"
+            );
+            e.message
+        };
+        let msgs = |m: Value| json!({"model": "m", "max_tokens": 5, "messages": [m]});
+        assert!(
+            refused(msgs(json!({"role": "tool", "content": "x"})))
+                .starts_with("messages[0].role: unknown variant `tool`")
+        );
+        let url_image =
+            json!({"type": "image", "source": {"type": "url", "url": "http://x/y.png"}});
+        assert_eq!(
+            refused(msgs(
+                json!({"role": "user", "content": [{"type": "text", "text": "see"}, url_image]})
+            )),
+            "messages[0].content[1].source.type: images must be base64 sources"
+        );
+        assert!(
+            refused(msgs(
+                json!({"role": "user", "content": [{"type": "video"}]})
+            ))
+            .starts_with("messages[0].content[0].type: unknown variant `video`")
+        );
+        let mut body = msgs(json!({"role": "user", "content": "x"}));
+        body["tool_choice"] = json!({"type": "sometimes"});
+        assert!(refused(body.clone()).starts_with("tool_choice.type: unknown variant `sometimes`"));
+        body["tool_choice"] = json!({"type": "auto", "disable_parallel_tool_use": true});
+        body["thinking"] = json!({"type": "always"});
+        assert!(refused(body.clone()).starts_with("thinking.type: unknown variant `always`"));
+        // Unknown fields and server-side history blocks are tolerated.
+        body["thinking"] = json!({"type": "disabled"});
+        body["top_k"] = json!(3);
+        body["messages"] = json!([{"role": "assistant", "content": [{"type": "redacted_thinking", "data": "x"}, {"type": "text", "text": "a", "citations": []}]},
+                                  {"role": "user", "content": [{"type": "text", "text": "b", "cache_control": {"type": "ephemeral"}}]}]);
+        let t = parse(&body).unwrap();
+        assert_eq!(t.messages[0].parts, vec![Part::Text("a".into())]);
+        assert!(!t.thinking);
+    }
 
     #[test]
     fn parses_blocks_tools_thinking_and_session() {
@@ -456,7 +356,7 @@ mod tests {
                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "ok"}], "is_error": true}]},
             ]
         });
-        let r = parse_request(&body, None).unwrap();
+        let r = parse(&body).unwrap();
         assert_eq!(r.system.as_deref(), Some("sys"));
         assert!(r.thinking && r.stream);
         assert_eq!(r.tools.len(), 1);
