@@ -75,7 +75,7 @@ pub enum StartError {
     Mock(#[source] std::io::Error),
     /// The upstream client could not be built.
     #[error("cannot build the upstream client")]
-    Upstream(#[source] upstream::UpstreamError),
+    Upstream(#[source] cursor_connect::Error),
 }
 
 /// A running proxy. Dropping it stops serving.
@@ -110,7 +110,9 @@ impl Proxy {
                 (None, accounts, url.clone())
             }
         };
-        let upstream: Arc<dyn Upstream> = Arc::new(upstream::cursor::CursorUpstream::new());
+        let upstream: Arc<dyn Upstream> = Arc::new(
+            upstream::cursor::CursorUpstream::with_stall_timeout(config.stall_timeout),
+        );
         let mut proxy = Self::start_with(&config, upstream, accounts, label).await?;
         proxy.embedded = embedded;
         Ok(proxy)

@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use cursor_connect::classify::Category;
 use cursor_connect::proto::agent::v1::{AgentRunRequest, agent_client_message};
 use cursor_mock::{ErrorSpec, MockServer, Scenario};
 use cursor_proxy::Proxy;
-use cursor_proxy::engine::pool::Account;
+use cursor_proxy::engine::pool::{Account, AccountHealth};
 use cursor_proxy::ops::config::{AccountConfig, Config, Secret, UpstreamMode};
 use cursor_proxy::upstream::cursor::CursorUpstream;
 use serde_json::Value;
@@ -355,11 +356,21 @@ async fn pool_of_three_hides_bad_accounts_from_callers() {
     assert_eq!(v["ok"], 50);
     let status = proxy.state().engine.pool().status(Instant::now());
     let by = |n: &str| status.iter().find(|s| s.name == n).unwrap().clone();
-    assert_eq!(by("good").state, "healthy");
+    assert_eq!(by("good").state, AccountHealth::Healthy);
     assert_eq!(by("good").successes, 50);
-    assert_eq!(by("quota").state, "cooldown", "{:?}", by("quota"));
-    assert_eq!(by("quota").last_error.as_deref(), Some("rate_limited"));
-    assert_eq!(by("unauth").state, "refresh", "{:?}", by("unauth"));
+    assert_eq!(
+        by("quota").state,
+        AccountHealth::Cooldown,
+        "{:?}",
+        by("quota")
+    );
+    assert_eq!(by("quota").last_error, Some(Category::RateLimited));
+    assert_eq!(
+        by("unauth").state,
+        AccountHealth::Refresh,
+        "{:?}",
+        by("unauth")
+    );
     assert!(
         run_calls(&quota) >= 1 && run_calls(&unauth) >= 1,
         "both bad accounts were tried"

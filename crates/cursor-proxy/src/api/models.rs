@@ -5,18 +5,17 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 use tracing::warn;
 
-use crate::api::error::ApiError;
-use crate::engine::Engine;
-use crate::upstream::ModelEntry;
+use cursor_connect::ModelInfo;
+use cursor_connect::classify::Category;
 
-/// Deadline for one upstream model-list call.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
+use crate::api::error::ApiError;
+use crate::engine::{Engine, classification};
 
 /// The cache.
 #[derive(Debug)]
 pub struct ModelCache {
     ttl: Duration,
-    last: Mutex<Option<(Instant, Vec<ModelEntry>)>>,
+    last: Mutex<Option<(Instant, Vec<ModelInfo>)>>,
 }
 
 impl ModelCache {
@@ -29,7 +28,7 @@ impl ModelCache {
     }
 
     /// The model list: fresh from cache, else fetched, else the last good list.
-    pub async fn list(&self, engine: &Engine) -> Result<Vec<ModelEntry>, ApiError> {
+    pub async fn list(&self, engine: &Engine) -> Result<Vec<ModelInfo>, ApiError> {
         // Holding the lock across the fetch makes concurrent callers share one upstream call.
         let mut last = self.last.lock().await;
         if let Some((at, list)) = last.as_ref()
@@ -38,25 +37,17 @@ impl ModelCache {
             return Ok(list.clone());
         }
         let fetched = match engine.pool().pick(None, &[], engine.pool().now()) {
-            Ok(pick) => {
-                match tokio::time::timeout(FETCH_TIMEOUT, engine.upstream().models(pick.account))
-                    .await
-                {
-                    Ok(Ok(list)) if !list.is_empty() => Ok(list),
-                    Ok(Ok(_)) => Err(ApiError::new(
-                        http::StatusCode::BAD_GATEWAY,
-                        "upstream_unavailable",
-                        "upstream returned no models",
-                    )),
-                    Ok(Err(e)) => Err(ApiError::from(&e)),
-                    Err(_) => Err(ApiError::new(
-                        http::StatusCode::GATEWAY_TIMEOUT,
-                        "deadline_exceeded",
-                        "model list timed out",
-                    )),
-                }
-            }
-            Err(e) => Err(ApiError::no_account(e, None)),
+            // The client's unary timeout bounds the call.
+            Ok(pick) => match engine.upstream().models(pick.account).await {
+                Ok(list) if !list.is_empty() => Ok(list),
+                Ok(_) => Err(ApiError::new(
+                    http::StatusCode::BAD_GATEWAY,
+                    Category::UpstreamUnavailable,
+                    "upstream returned no models",
+                )),
+                Err(e) => Err(ApiError::upstream(&e, &classification(&e))),
+            },
+            Err(e) => Err(ApiError::no_account(&e, None)),
         };
         match fetched {
             Ok(list) => {

@@ -10,16 +10,17 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
+use cursor_connect::classify::Category;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tracing::info;
 
 use super::error::ApiError;
 use super::models::ModelCache;
 use super::{Anthropic, Dialect, OpenAiChat, sse};
+use crate::engine::pool::AccountHealth;
 use crate::engine::turn::Turn;
-use crate::engine::{Engine, TurnItem};
+use crate::engine::{Engine, collect};
 use crate::ops::auth::Auth;
 
 /// Largest request body accepted (images arrive inline as base64).
@@ -64,14 +65,9 @@ fn new_id(prefix: &str) -> String {
 /// The body; an unreadable one (over [`MAX_BODY`], cut off) is reported in the caller's API
 /// shape like every other error, not as the framework's plain-text rejection.
 fn read_body(body: &Result<Bytes, BytesRejection>) -> Result<&[u8], ApiError> {
-    body.as_ref().map(|b| &b[..]).map_err(|e| {
-        let category = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            "request_too_large"
-        } else {
-            "bad_request"
-        };
-        ApiError::new(e.status(), category, e.body_text())
-    })
+    body.as_ref()
+        .map(|b| &b[..])
+        .map_err(|e| ApiError::new(e.status(), Category::BadRequest, e.body_text()))
 }
 
 /// One request in dialect `D`, end to end: caller key, parse, engine, response.
@@ -113,19 +109,6 @@ async fn serve<D: Dialect>(
         }
         Err(e) => log_error::<D>(Some(&turn), started, e),
     }
-}
-
-/// Every item of a turn, up to and including its last one.
-async fn collect(mut rx: mpsc::Receiver<TurnItem>) -> Vec<TurnItem> {
-    let mut items = Vec::new();
-    while let Some(item) = rx.recv().await {
-        let end = matches!(item, TurnItem::Done { .. } | TurnItem::Failed(_));
-        items.push(item);
-        if end {
-            break;
-        }
-    }
-    items
 }
 
 fn log_ok<D: Dialect>(req: &Turn, started: Instant) {
@@ -174,7 +157,10 @@ async fn models(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response
 
 async fn healthz(State(st): State<Arc<AppState>>) -> Response {
     let accounts = st.engine.pool().status(st.engine.pool().now());
-    let healthy = accounts.iter().filter(|a| a.state == "healthy").count();
+    let healthy = accounts
+        .iter()
+        .filter(|a| a.state == AccountHealth::Healthy)
+        .count();
     let body = json!({
         "status": if healthy > 0 { "ok" } else { "degraded" },
         "upstream": st.upstream_label,
@@ -187,7 +173,7 @@ async fn healthz(State(st): State<Arc<AppState>>) -> Response {
 async fn not_found() -> Response {
     OpenAiChat::error_response(&ApiError::new(
         StatusCode::NOT_FOUND,
-        "not_found",
+        Category::BadRequest,
         "no such route",
     ))
 }

@@ -89,13 +89,7 @@ pub fn response<R: Render>(rx: mpsc::Receiver<TurnItem>, render: R) -> Response 
                     Err(mpsc::error::TryRecvError::Disconnected) => None,
                 }
             };
-            let item = item.unwrap_or_else(|| {
-                TurnItem::Failed(ApiError::new(
-                    http::StatusCode::BAD_GATEWAY,
-                    "internal",
-                    "the upstream turn ended without a result",
-                ))
-            });
+            let item = item.unwrap_or_else(|| TurnItem::Failed(ApiError::no_result()));
             if st.render.item(item, &mut out) {
                 st.finished = true;
                 break;

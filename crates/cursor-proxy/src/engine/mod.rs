@@ -1,7 +1,10 @@
-//! The engine: one caller request, end to end: conversation lookup, account choice, transparent retry before
-//! the first byte, the event pump, and turns parked while the caller runs tools.
+//! The engine: one caller request, end to end. Conversation lookup, account choice,
+//! transparent retry before the first byte, the event pump, and turns parked while the caller
+//! runs tools.
 
+mod parked;
 pub mod pool;
+mod pump;
 pub mod session;
 #[cfg(test)]
 mod tests;
@@ -11,19 +14,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use http::StatusCode;
+use cursor_connect::classify::{Advice, Category, Classification, Context, classify};
+use cursor_connect::frame::{Code, ConnectError};
+use cursor_connect::{Error, Event, Usage};
 use tokio::sync::mpsc;
-use tokio::time::timeout;
 use tracing::{debug, info, warn};
 
+use self::parked::Parked;
 use self::pool::{Account, Pool};
+use self::pump::Pump;
 use self::session::{CheckpointStore, conversation_id};
 use self::turn::Turn;
 use crate::api::error::ApiError;
-use crate::upstream::{
-    FailureAdvice, TokenUsage, ToolCall, ToolOutput, TurnRequest, UpEvent, Upstream, UpstreamError,
-    UpstreamRun,
-};
+use crate::upstream::{Upstream, UpstreamRun};
 
 /// Why a turn's output ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,29 +37,26 @@ pub enum Stop {
     ToolUse,
 }
 
-/// What the API front ends render.
+/// What the dialects render: the turn's answer events as `cursor-connect` produced them, then
+/// exactly one of `Done` or `Failed`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TurnItem {
-    /// Assistant text.
-    Text(String),
-    /// Reasoning text.
-    Thinking(String),
-    /// End of the reasoning block.
-    ThinkingDone,
-    /// A tool call.
-    ToolCall(ToolCall),
+    /// An answer event: [`Event::TextDelta`], [`Event::ThinkingDelta`],
+    /// [`Event::ThinkingCompleted`] or [`Event::ToolCall`].
+    Event(Event),
     /// The output is complete.
     Done {
         /// Why.
         stop: Stop,
-        /// Token counters.
-        usage: TokenUsage,
+        /// Token counters (Cursor's own, never estimates).
+        usage: Usage,
     },
     /// The turn failed after output began (or before, for non-streaming callers).
     Failed(ApiError),
 }
 
-/// Engine tunables.
+/// Engine tunables. Upstream deadlines are not here: they are the client's (its stall timeout,
+/// see [`CursorUpstream::with_stall_timeout`](crate::upstream::cursor::CursorUpstream)).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Attempts per request before the error reaches the caller.
@@ -65,10 +65,8 @@ pub struct EngineConfig {
     pub tool_wait_timeout: Duration,
     /// How long to wait for more tool calls after one arrives before ending the response.
     pub tool_batch_window: Duration,
-    /// Deadline for the first content event of a turn.
-    pub first_event_timeout: Duration,
-    /// Deadline between two events of a running turn.
-    pub idle_timeout: Duration,
+    /// How long a caller may stop reading its response before it is treated as gone.
+    pub caller_idle_timeout: Duration,
     /// Checkpoint lifetime.
     pub checkpoint_ttl: Duration,
 }
@@ -79,15 +77,12 @@ impl Default for EngineConfig {
             max_attempts: 3,
             tool_wait_timeout: Duration::from_secs(300),
             tool_batch_window: Duration::from_millis(30),
-            first_event_timeout: Duration::from_secs(120),
-            idle_timeout: Duration::from_secs(300),
+            caller_idle_timeout: Duration::from_secs(300),
             checkpoint_ttl: Duration::from_secs(30 * 60),
         }
     }
 }
 
-/// Most turns parked at once; past it the oldest is cancelled.
-const MAX_PARKED: usize = 4096;
 /// Items buffered between the pump and the HTTP writer.
 const CHANNEL_DEPTH: usize = 64;
 
@@ -98,15 +93,6 @@ struct TurnKey {
     conv: String,
     account: String,
     covered: usize,
-}
-
-#[derive(Debug)]
-struct Parked {
-    run: Box<dyn UpstreamRun>,
-    account: String,
-    call_ids: Vec<String>,
-    stash: Option<UpEvent>,
-    since: Instant,
 }
 
 /// The request engine shared by all handlers.
@@ -121,6 +107,25 @@ pub struct Engine {
 
 fn short(conv: &str) -> &str {
     &conv[..conv.len().min(8)]
+}
+
+/// The classifier's verdict on an upstream failure. `cursor-connect` classifies every error it
+/// returns; an error from another source that carries none is classified from its text.
+pub fn classification(e: &Error) -> Classification {
+    e.classification().cloned().unwrap_or_else(|| {
+        classify(
+            &ConnectError::new(Code::Unknown, e.to_string()),
+            Context::new(),
+        )
+    })
+}
+
+/// Whether `event` is part of the answer (what makes a turn visible to its caller).
+fn is_answer(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::TextDelta(_) | Event::ThinkingDelta(_) | Event::ToolCall(_) | Event::TurnEnded(_)
+    )
 }
 
 impl Engine {
@@ -149,12 +154,7 @@ impl Engine {
         &self.upstream
     }
 
-    /// Turns currently waiting for tool results.
-    pub fn parked_count(&self) -> usize {
-        self.parked.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// Starts (or resumes) the turn for `req`. Returns once the first content event is in hand,
+    /// Starts (or resumes) the turn for `req`. Returns once the first answer event is in hand,
     /// so failures before that are retried on other accounts or returned as a plain HTTP error.
     pub async fn start(
         self: &Arc<Self>,
@@ -165,40 +165,22 @@ impl Engine {
             return Err(ApiError::bad_request("messages must not be empty"));
         }
         let conv = conversation_id(caller_key, req);
-        let results = req.trailing_tool_results();
-        let parked = self
-            .parked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&conv);
-        if let Some(p) = parked {
-            let answers_all = !results.is_empty()
-                && p.call_ids
-                    .iter()
-                    .all(|id| results.iter().any(|r| &r.call_id == id));
-            if answers_all {
+        if let Some(p) = self.unpark(&conv) {
+            let results = req.trailing_tool_results();
+            if p.answered_by(&results) {
                 let account = p.account.clone();
                 match self.resume(&conv, p, &results, req.messages.len()).await {
                     Ok(rx) => return Ok(rx),
-                    Err(e) => {
-                        // The classifier's advice drives the account's health here too, so the
-                        // fresh attempt below does not go straight back to an exhausted account.
-                        let cooldown = self
-                            .pool
-                            .get(&account)
-                            .and_then(|a| self.pool.record_failure(a, e.category, &e.advice));
-                        warn!(conversation = short(&conv), account = %account, error = %e,
-                              cooldown_ms = cooldown.map(|d| d.as_millis() as u64),
-                              "resuming the parked turn failed; starting afresh")
-                    }
+                    // The classifier's advice drives the account's health here too, so the
+                    // fresh attempt below does not go straight back to an exhausted account.
+                    Err(e) => self.resume_failed(&conv, &account, &e),
                 }
             } else {
                 info!(
                     conversation = short(&conv),
                     "request does not answer the parked tool calls; closing that turn"
                 );
-                let mut p = p;
-                cancel_quietly(&mut p.run).await;
+                p.close().await;
             }
         }
         self.fresh(&conv, req).await
@@ -215,15 +197,7 @@ impl Engine {
     ) -> Result<mpsc::Receiver<TurnItem>, ApiError> {
         let mut attempt = 1;
         loop {
-            let mut rx = self.start(caller_key, req).await?;
-            let mut items = Vec::new();
-            while let Some(item) = rx.recv().await {
-                let end = matches!(item, TurnItem::Done { .. } | TurnItem::Failed(_));
-                items.push(item);
-                if end {
-                    break;
-                }
-            }
+            let items = collect(self.start(caller_key, req).await?).await;
             if let Some(TurnItem::Failed(e)) = items.last()
                 && e.retryable
                 && attempt < self.cfg.max_attempts
@@ -242,417 +216,249 @@ impl Engine {
         }
     }
 
+    /// Sends the caller's tool results on the parked turn and continues it.
     async fn resume(
         self: &Arc<Self>,
         conv: &str,
         mut p: Parked,
-        results: &[ToolOutput],
+        results: &[(String, cursor_connect::ToolResult)],
         covered: usize,
-    ) -> Result<mpsc::Receiver<TurnItem>, UpstreamError> {
+    ) -> Result<mpsc::Receiver<TurnItem>, Error> {
         debug!(
             conversation = short(conv),
             calls = p.call_ids.len(),
             "resuming parked turn with tool results"
         );
         for id in &p.call_ids {
-            if let Some(r) = results.iter().find(|r| &r.call_id == id) {
-                timeout(self.cfg.idle_timeout, p.run.respond(r.clone()))
-                    .await
-                    .map_err(|_| timeout_error("sending tool result"))??;
+            if let Some((_, result)) = results.iter().find(|(call, _)| call == id) {
+                p.run.respond(id, result.clone()).await?;
             }
         }
-        let mut pre = Vec::new();
-        if let Some(ev) = p.stash.take() {
-            pre.push(ev);
-        } else {
-            self.prefetch(&mut *p.run, &mut pre).await?;
-        }
-        let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+        let pre = match p.stash.take() {
+            Some(ev) => vec![ev],
+            None => prefetch(&mut *p.run).await?,
+        };
         let key = TurnKey {
             conv: conv.to_owned(),
             account: p.account,
             covered,
         };
-        tokio::spawn(Arc::clone(self).pump(p.run, key, pre, tx));
-        Ok(rx)
+        Ok(self.spawn_pump(p.run, key, pre))
     }
 
+    fn resume_failed(&self, conv: &str, account: &str, e: &Error) {
+        let c = classification(e);
+        let cooldown = self
+            .pool
+            .get(account)
+            .and_then(|a| self.pool.record_failure(a, c.category(), c.advice()));
+        warn!(conversation = short(conv), account = %account, error = %e,
+              cooldown_ms = cooldown.map(|d| d.as_millis() as u64),
+              "resuming the parked turn failed; starting afresh");
+    }
+
+    /// A new upstream turn, retried on other accounts while nothing reached the caller.
     async fn fresh(
         self: &Arc<Self>,
         conv: &str,
         req: &Turn,
     ) -> Result<mpsc::Receiver<TurnItem>, ApiError> {
         let mut excluded: Vec<String> = Vec::new();
-        let mut last: Option<UpstreamError> = None;
+        let mut last: Option<ApiError> = None;
         for attempt in 1..=self.cfg.max_attempts {
-            let now = self.pool.now();
-            // A checkpoint covers the conversation up to the request that produced it; a request
-            // with no more messages than that (a regenerate or an edit) cannot build on it.
-            let saved = self
-                .checkpoints
-                .get(conv, now)
-                .filter(|(_, _, covered)| req.messages.len() > *covered)
-                .map(|(cp, account, _)| (cp, account));
-            let pick = match self
-                .pool
-                .pick(saved.as_ref().map(|(_, a)| a.as_str()), &excluded, now)
-            {
-                Ok(p) => p,
-                Err(e) => return Err(ApiError::no_account(e, last.as_ref())),
-            };
-            let account = pick.account;
-            if pick.needs_refresh && !self.refresh(account).await {
-                excluded.push(account.name().to_owned());
-                continue;
-            }
-            let (checkpoint, user_text) = match saved {
-                Some((cp, owner)) if owner == account.name() => (Some(cp), req.latest_turn_text()),
-                Some((_, owner)) => {
-                    debug!(conversation = short(conv), from = %owner, to = account.name(), "checkpoint belongs to another account; flattening history");
-                    self.checkpoints.remove(conv);
-                    (None, req.flattened_text())
-                }
-                None => (None, req.flattened_text()),
-            };
-            let request = TurnRequest {
-                model: req.model.clone(),
-                user_text,
-                system_prompt: req.effective_system(),
-                tools: req.effective_tools(),
-                conversation_id: conv.to_owned(),
-                checkpoint,
-                images: req.latest_images(),
-                thinking: req.thinking,
-            };
-            match self.open(account, request).await {
-                Ok((run, pre)) => {
-                    self.pool.record_success(account);
-                    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-                    let key = TurnKey {
-                        conv: conv.to_owned(),
-                        account: account.name().to_owned(),
-                        covered: req.messages.len(),
-                    };
-                    tokio::spawn(Arc::clone(self).pump(run, key, pre, tx));
-                    return Ok(rx);
-                }
-                Err(e) => {
-                    let cooldown = self.pool.record_failure(account, e.category, &e.advice);
-                    warn!(
-                        conversation = short(conv), account = account.name(), attempt, status = e.status.as_u16(),
-                        code = e.code, category = %e.category, retry_other = e.advice.retry_other_account, retry_same = e.advice.retry_same_account,
-                        refresh = e.advice.refresh_credentials, cooldown_ms = cooldown.map(|d| d.as_millis() as u64),
-                        message = %e.message, "upstream attempt failed"
-                    );
-                    if !e.retryable() {
-                        return Err(ApiError::from(&e));
+            match self.attempt(conv, req, &mut excluded).await {
+                Attempt::Started(rx) => return Ok(rx),
+                Attempt::NoAccount(e) => return Err(ApiError::no_account(&e, last)),
+                Attempt::Skipped => {}
+                Attempt::Failed { account, error } => {
+                    let verdict = classification(&error);
+                    let e = ApiError::upstream(&error, &verdict);
+                    let cooldown = self.pool.get(&account).and_then(|a| {
+                        self.pool
+                            .record_failure(a, verdict.category(), verdict.advice())
+                    });
+                    log_attempt(conv, &account, attempt, &error, &verdict, cooldown);
+                    if !verdict.advice().is_retryable() {
+                        return Err(e);
                     }
-                    if !e.advice.retry_same_account || cooldown.is_some() {
-                        excluded.push(account.name().to_owned());
+                    if !verdict.advice().retry_same_account() || cooldown.is_some() {
+                        excluded.push(account);
                     }
                     last = Some(e);
                 }
             }
         }
-        Err(last.map_or_else(
-            || {
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "upstream_unavailable",
-                    "no upstream account available",
-                )
-            },
-            |e| ApiError::from(&e),
-        ))
+        Err(last.unwrap_or_else(ApiError::unavailable))
     }
 
-    /// Refreshes an account's credentials; false when it stays unusable.
-    async fn refresh(&self, account: &Account) -> bool {
-        match timeout(Duration::from_secs(30), self.upstream.refresh(account)).await {
-            Ok(Ok(true)) => {
-                info!(account = account.name(), "credentials refreshed");
-                self.pool.record_refreshed(account);
-                true
+    /// One attempt of [`Engine::fresh`]: pick an account, open the run, read to the first answer.
+    async fn attempt(
+        self: &Arc<Self>,
+        conv: &str,
+        req: &Turn,
+        excluded: &mut Vec<String>,
+    ) -> Attempt {
+        let now = self.pool.now();
+        // A checkpoint covers the conversation up to the request that produced it; a request
+        // with no more messages than that (a regenerate or an edit) cannot build on it.
+        let saved = self
+            .checkpoints
+            .get(conv, now)
+            .filter(|(_, _, covered)| req.messages.len() > *covered);
+        let prefer = saved.as_ref().map(|(_, a, _)| a.as_str());
+        let account = match self.pool.pick(prefer, excluded, now) {
+            Ok(pick) if pick.needs_refresh && !self.refresh(pick.account).await => {
+                excluded.push(pick.account.name().to_owned());
+                return Attempt::Skipped;
             }
-            outcome => {
-                let why = match outcome {
-                    Ok(Ok(_)) => "credentials unchanged".to_owned(),
-                    Ok(Err(e)) => e.to_string(),
-                    Err(_) => "refresh timed out".to_owned(),
-                };
-                let advice = FailureAdvice {
-                    refresh_credentials: true,
-                    ..FailureAdvice::default()
-                };
-                let cooldown = self.pool.record_failure(account, "refresh_failed", &advice);
-                warn!(account = account.name(), reason = %why, cooldown_ms = cooldown.map(|d| d.as_millis() as u64), "credential refresh failed");
-                false
+            Ok(pick) => pick.account,
+            Err(e) => return Attempt::NoAccount(e),
+        };
+        let checkpoint = match saved {
+            Some((cp, owner, _)) if owner == account.name() => Some(cp),
+            Some((_, owner, _)) => {
+                debug!(conversation = short(conv), from = %owner, to = account.name(),
+                       "checkpoint belongs to another account; sending the history instead");
+                self.checkpoints.remove(conv);
+                None
             }
+            None => None,
+        };
+        match self.open(account, req.run_request(conv, checkpoint)).await {
+            Ok((run, pre)) => {
+                self.pool.record_success(account);
+                let key = TurnKey {
+                    conv: conv.to_owned(),
+                    account: account.name().to_owned(),
+                    covered: req.messages.len(),
+                };
+                Attempt::Started(self.spawn_pump(run, key, pre))
+            }
+            Err(error) => Attempt::Failed {
+                account: account.name().to_owned(),
+                error,
+            },
         }
     }
 
-    /// Opens a run and reads until its first content event.
+    /// Renews an account's credentials; false when it stays unusable.
+    async fn refresh(&self, account: &Account) -> bool {
+        let outcome = self.upstream.refresh(account).await;
+        if let Ok(true) = outcome {
+            info!(account = account.name(), "credentials refreshed");
+            self.pool.record_refreshed(account);
+            return true;
+        }
+        let (category, advice, why) = match outcome {
+            Err(e) => {
+                let c = classification(&e);
+                let advice = c.advice().clone().with_refresh_credentials(true);
+                (c.category(), advice, e.to_string())
+            }
+            Ok(_) => (
+                Category::Unauthenticated,
+                Advice::new().with_refresh_credentials(true),
+                "credentials unchanged".to_owned(),
+            ),
+        };
+        let cooldown = self.pool.record_failure(account, category, &advice);
+        warn!(account = account.name(), reason = %why,
+              cooldown_ms = cooldown.map(|d| d.as_millis() as u64), "credential refresh failed");
+        false
+    }
+
+    /// Opens a run and reads until its first answer event (bounded by the client's stall
+    /// timeout).
     async fn open(
         &self,
         account: &Account,
-        request: TurnRequest,
-    ) -> Result<(Box<dyn UpstreamRun>, Vec<UpEvent>), UpstreamError> {
-        let mut run = timeout(
-            self.cfg.first_event_timeout,
-            self.upstream.run(account, request),
-        )
-        .await
-        .map_err(|_| timeout_error("opening the upstream turn"))??;
-        let mut pre = Vec::new();
-        if let Err(e) = self.prefetch(&mut *run, &mut pre).await {
-            cancel_quietly(&mut run).await;
-            return Err(e);
-        }
-        Ok((run, pre))
-    }
-
-    async fn prefetch(
-        &self,
-        run: &mut dyn UpstreamRun,
-        pre: &mut Vec<UpEvent>,
-    ) -> Result<(), UpstreamError> {
-        let deadline = tokio::time::Instant::now() + self.cfg.first_event_timeout;
-        loop {
-            let ev = tokio::time::timeout_at(deadline, run.next_event())
-                .await
-                .map_err(|_| timeout_error("waiting for the first upstream event"))??;
-            match ev {
-                None => return Ok(()),
-                Some(ev) => {
-                    let content = matches!(
-                        ev,
-                        UpEvent::Text(_)
-                            | UpEvent::Thinking(_)
-                            | UpEvent::ToolCall(_)
-                            | UpEvent::TurnEnded(_)
-                    );
-                    pre.push(ev);
-                    if content {
-                        return Ok(());
-                    }
-                }
+        request: cursor_connect::RunRequest,
+    ) -> Result<(Box<dyn UpstreamRun>, Vec<Event>), Error> {
+        let mut run = self.upstream.run(account, request).await?;
+        match prefetch(&mut *run).await {
+            Ok(pre) => Ok((run, pre)),
+            Err(e) => {
+                run.cancel().await;
+                Err(e)
             }
         }
     }
 
-    async fn pump(
-        self: Arc<Self>,
-        mut run: Box<dyn UpstreamRun>,
-        key: TurnKey,
-        pre: Vec<UpEvent>,
-        tx: mpsc::Sender<TurnItem>,
-    ) {
-        let mut pre = pre.into_iter();
-        let mut tokens = 0u64;
-        let mut calls: Vec<String> = Vec::new();
-        loop {
-            let next = match pre.next() {
-                Some(ev) => Ok(Some(ev)),
-                // While calls are collected, a short quiet spell means the batch is complete.
-                None if !calls.is_empty() => {
-                    match timeout(self.cfg.tool_batch_window, run.next_event()).await {
-                        Ok(r) => r,
-                        Err(_) => {
-                            self.park(key, run, calls, None, tokens, &tx).await;
-                            return;
-                        }
-                    }
-                }
-                None => timeout(self.cfg.idle_timeout, run.next_event())
-                    .await
-                    .unwrap_or_else(|_| Err(timeout_error("upstream went quiet"))),
-            };
-            let item = match next {
-                Ok(Some(UpEvent::Text(t))) => TurnItem::Text(t),
-                Ok(Some(UpEvent::Thinking(t))) => TurnItem::Thinking(t),
-                Ok(Some(UpEvent::ThinkingDone)) => TurnItem::ThinkingDone,
-                Ok(Some(UpEvent::TokenDelta(n))) => {
-                    tokens = tokens.saturating_add(n);
-                    continue;
-                }
-                Ok(Some(UpEvent::Checkpoint(cp))) => {
-                    self.checkpoints
-                        .put(&key.conv, &key.account, cp, key.covered, Instant::now());
-                    continue;
-                }
-                Ok(Some(UpEvent::ToolCall(c))) => {
-                    calls.push(c.id.clone());
-                    TurnItem::ToolCall(c)
-                }
-                Ok(Some(ev)) if !calls.is_empty() => {
-                    // Output after the calls without a result: replay it when the caller resumes.
-                    self.park(key, run, calls, Some(ev), tokens, &tx).await;
-                    return;
-                }
-                Ok(Some(UpEvent::TurnEnded(mut usage))) => {
-                    if usage.output_tokens == 0 {
-                        usage.output_tokens = tokens;
-                    }
-                    self.drain(&mut *run, &key).await;
-                    let _ = self
-                        .deliver(
-                            &tx,
-                            TurnItem::Done {
-                                stop: Stop::EndTurn,
-                                usage,
-                            },
-                        )
-                        .await;
-                    return;
-                }
-                Ok(None) => {
-                    let usage = TokenUsage {
-                        output_tokens: tokens,
-                        ..TokenUsage::default()
-                    };
-                    let _ = self
-                        .deliver(
-                            &tx,
-                            TurnItem::Done {
-                                stop: Stop::EndTurn,
-                                usage,
-                            },
-                        )
-                        .await;
-                    return;
-                }
-                Err(e) => {
-                    let cooldown = self
-                        .pool
-                        .get(&key.account)
-                        .and_then(|a| self.pool.record_failure(a, e.category, &e.advice));
-                    warn!(
-                        conversation = short(&key.conv), account = %key.account, status = e.status.as_u16(), code = e.code, category = %e.category,
-                        cooldown_ms = cooldown.map(|d| d.as_millis() as u64), message = %e.message,
-                        "upstream failed after output began; ending the caller's stream with an error event"
-                    );
-                    let _ = self
-                        .deliver(&tx, TurnItem::Failed(ApiError::from(&e)))
-                        .await;
-                    return;
-                }
-            };
-            if !self.deliver(&tx, item).await {
-                debug!(
-                    conversation = short(&key.conv),
-                    "caller went away or stopped reading; cancelling the upstream turn"
-                );
-                cancel_quietly(&mut run).await;
-                return;
-            }
-        }
-    }
-
-    /// Hands `item` to the caller's response; false when the caller went away or stopped reading
-    /// for `idle_timeout` (a caller that keeps its connection open but never reads must not hold
-    /// the upstream turn, or this task, forever).
-    async fn deliver(&self, tx: &mpsc::Sender<TurnItem>, item: TurnItem) -> bool {
-        tx.send_timeout(item, self.cfg.idle_timeout).await.is_ok()
-    }
-
-    /// After `turn_ended`, reads the clean end of the stream (bounded in time).
-    async fn drain(&self, run: &mut dyn UpstreamRun, key: &TurnKey) {
-        let conv = key.conv.as_str();
-        for _ in 0..16 {
-            match timeout(Duration::from_secs(5), run.next_event()).await {
-                Ok(Ok(None)) => return,
-                Ok(Ok(Some(UpEvent::Checkpoint(cp)))) => {
-                    self.checkpoints
-                        .put(conv, &key.account, cp, key.covered, Instant::now())
-                }
-                Ok(Ok(Some(_))) => continue,
-                Ok(Err(e)) => {
-                    warn!(conversation = short(conv), error = %e, "upstream failed after the turn ended");
-                    return;
-                }
-                Err(_) => return,
-            }
-        }
-    }
-
-    async fn park(
-        &self,
-        key: TurnKey,
+    fn spawn_pump(
+        self: &Arc<Self>,
         run: Box<dyn UpstreamRun>,
-        call_ids: Vec<String>,
-        stash: Option<UpEvent>,
-        tokens: u64,
-        tx: &mpsc::Sender<TurnItem>,
-    ) {
-        debug!(
-            conversation = short(&key.conv),
-            calls = call_ids.len(),
-            "turn parked until the caller sends tool results"
-        );
-        let evicted = {
-            let mut map = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-            let mut evicted = Vec::new();
-            if map.len() >= MAX_PARKED
-                && let Some(k) = map
-                    .iter()
-                    .min_by_key(|(_, p)| p.since)
-                    .map(|(k, _)| k.clone())
-            {
-                evicted.extend(map.remove(&k));
-            }
-            evicted.extend(map.insert(
-                key.conv.clone(),
-                Parked {
-                    run,
-                    account: key.account,
-                    call_ids,
-                    stash,
-                    since: Instant::now(),
-                },
-            ));
-            evicted
-        };
-        for mut p in evicted {
-            cancel_quietly(&mut p.run).await;
-        }
-        let usage = TokenUsage {
-            output_tokens: tokens,
-            ..TokenUsage::default()
-        };
-        let _ = self
-            .deliver(
-                tx,
-                TurnItem::Done {
-                    stop: Stop::ToolUse,
-                    usage,
-                },
-            )
-            .await;
+        key: TurnKey,
+        pre: Vec<Event>,
+    ) -> mpsc::Receiver<TurnItem> {
+        let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+        tokio::spawn(Arc::clone(self).pump(Pump::new(run, key, pre, tx)));
+        rx
     }
 
-    /// Cancels parked turns older than the tool-wait timeout; returns how many.
-    pub async fn reap(&self, now: Instant) -> usize {
-        let expired: Vec<(String, Parked)> = {
-            let mut map = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-            let keys: Vec<String> = map
-                .iter()
-                .filter(|(_, p)| {
-                    now.saturating_duration_since(p.since) >= self.cfg.tool_wait_timeout
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            keys.into_iter()
-                .filter_map(|k| map.remove(&k).map(|p| (k, p)))
-                .collect()
-        };
-        let n = expired.len();
-        for (conv, mut p) in expired {
-            info!(conversation = short(&conv), account = %p.account, "tool results never came; closing the parked turn");
-            cancel_quietly(&mut p.run).await;
-        }
-        self.checkpoints.sweep(now);
-        n
+    /// Hands `item` to the caller's response; false when the caller went away or stopped
+    /// reading for `caller_idle_timeout` (a caller that keeps its connection open but never
+    /// reads must not hold the upstream turn, or this task, forever).
+    async fn deliver(&self, tx: &mpsc::Sender<TurnItem>, item: TurnItem) -> bool {
+        tx.send_timeout(item, self.cfg.caller_idle_timeout)
+            .await
+            .is_ok()
     }
+}
+
+/// The outcome of one [`Engine::attempt`].
+enum Attempt {
+    Started(mpsc::Receiver<TurnItem>),
+    /// The account needed new credentials and could not get them.
+    Skipped,
+    NoAccount(pool::NoAccount),
+    Failed {
+        account: String,
+        error: Error,
+    },
+}
+
+fn log_attempt(
+    conv: &str,
+    account: &str,
+    attempt: u32,
+    e: &Error,
+    c: &Classification,
+    cooldown: Option<Duration>,
+) {
+    let a = c.advice();
+    warn!(
+        conversation = short(conv), account, attempt, status = c.status().as_u16(),
+        code = e.connect_error().map(|c| c.code().as_str()), category = %c.category(),
+        retry_other = a.retry_other_account(), retry_same = a.retry_same_account(),
+        refresh = a.refresh_credentials(), cooldown_ms = cooldown.map(|d| d.as_millis() as u64),
+        error = %e, "upstream attempt failed"
+    );
+}
+
+/// Reads a run until its first answer event (or its end); returns what it read.
+async fn prefetch(run: &mut dyn UpstreamRun) -> Result<Vec<Event>, Error> {
+    let mut pre = Vec::new();
+    while let Some(ev) = run.next_event().await? {
+        let answer = is_answer(&ev);
+        pre.push(ev);
+        if answer {
+            break;
+        }
+    }
+    Ok(pre)
+}
+
+/// Every item of a turn, up to and including its last one.
+pub(crate) async fn collect(mut rx: mpsc::Receiver<TurnItem>) -> Vec<TurnItem> {
+    let mut items = Vec::new();
+    while let Some(item) = rx.recv().await {
+        let end = matches!(item, TurnItem::Done { .. } | TurnItem::Failed(_));
+        items.push(item);
+        if end {
+            break;
+        }
+    }
+    items
 }
 
 async fn reaper(engine: Weak<Engine>, period: Duration) {
@@ -664,18 +470,4 @@ async fn reaper(engine: Weak<Engine>, period: Duration) {
         };
         engine.reap(Instant::now()).await;
     }
-}
-
-async fn cancel_quietly(run: &mut Box<dyn UpstreamRun>) {
-    let _ = timeout(Duration::from_secs(2), run.cancel()).await;
-}
-
-fn timeout_error(what: &str) -> UpstreamError {
-    let mut e = UpstreamError::local(
-        StatusCode::GATEWAY_TIMEOUT,
-        "deadline_exceeded",
-        format!("timed out {what}"),
-    );
-    e.advice.retry_other_account = true;
-    e
 }

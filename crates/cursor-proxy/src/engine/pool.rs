@@ -8,12 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cursor_connect::classify::{
-    AccountState, Advice, Clock, CooldownTracker, ManualClock, SeededJitter,
+    AccountState, Advice, Category, Clock, CooldownTracker, ManualClock, SeededJitter,
 };
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::ops::config::{AccountConfig, Secret};
-use crate::upstream::FailureAdvice;
 
 /// Cooldown base used when the advice asks for a credential refresh but names no duration.
 const REFRESH_BASE: Duration = Duration::from_secs(5);
@@ -49,7 +48,7 @@ pub struct Account {
 struct Health {
     cooldown: CooldownTracker<PoolClock>,
     needs_refresh: bool,
-    last_category: Option<String>,
+    last_category: Option<Category>,
     successes: u64,
     failures: u64,
 }
@@ -145,7 +144,21 @@ pub struct NoAccount {
     /// When the first cooling account becomes usable again, if any will.
     pub retry_after: Option<Duration>,
     /// Why that account is cooling (its last failure's category).
-    pub category: Option<String>,
+    pub category: Option<Category>,
+}
+
+/// What an account can do right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountHealth {
+    /// Takes requests.
+    Healthy,
+    /// Resting after failures until its cooldown ends.
+    Cooldown,
+    /// Its credentials must be renewed before the next request.
+    Refresh,
+    /// Taken out of rotation for good.
+    Disabled,
 }
 
 /// A health summary of one account, for `/healthz` and logs.
@@ -153,8 +166,8 @@ pub struct NoAccount {
 pub struct AccountStatus {
     /// Account name.
     pub name: String,
-    /// `healthy`, `cooldown`, `refresh` or `disabled`.
-    pub state: &'static str,
+    /// What the account can do now.
+    pub state: AccountHealth,
     /// Milliseconds until the account is tried again.
     pub cooldown_remaining_ms: u64,
     /// Failures in a row.
@@ -164,7 +177,12 @@ pub struct AccountStatus {
     /// Total failed attempts.
     pub failures: u64,
     /// Category of the last failure.
-    pub last_error: Option<String>,
+    #[serde(serialize_with = "category_name")]
+    pub last_error: Option<Category>,
+}
+
+fn category_name<S: Serializer>(c: &Option<Category>, s: S) -> Result<S::Ok, S::Error> {
+    c.map(Category::as_str).serialize(s)
 }
 
 /// The set of accounts and the round-robin cursor.
@@ -252,10 +270,7 @@ impl Pool {
             .filter_map(|a| {
                 let h = lock(&a.health);
                 let until = h.cooldown.ready_at().filter(|t| *t > now)?;
-                Some((
-                    until.saturating_duration_since(now),
-                    h.last_category.clone(),
-                ))
+                Some((until.saturating_duration_since(now), h.last_category))
             })
             .min_by_key(|(d, _)| *d);
         Err(NoAccount {
@@ -282,25 +297,22 @@ impl Pool {
     pub fn record_failure(
         &self,
         account: &Account,
-        category: &str,
-        advice: &FailureAdvice,
+        category: Category,
+        advice: &Advice,
     ) -> Option<Duration> {
         let mut h = lock(&account.health);
         h.failures += 1;
-        h.last_category = Some(category.to_owned());
-        if advice.refresh_credentials {
+        h.last_category = Some(category);
+        if advice.refresh_credentials() {
             h.needs_refresh = true;
         }
         // A refresh with no advised cooldown still rests the account briefly, so the refresh
         // is not retried in a tight loop. Failures that are not the account's fault (bad
         // request, caller cancel) carry no cooldown and leave it alone.
         let base = advice
-            .cooldown
-            .or_else(|| advice.refresh_credentials.then_some(REFRESH_BASE));
-        let advice = Advice::new()
-            .with_cooldown(base)
-            .with_retry_after(advice.retry_after)
-            .with_disable_account(advice.disable_account);
+            .cooldown()
+            .or_else(|| advice.refresh_credentials().then_some(REFRESH_BASE));
+        let advice = advice.clone().with_cooldown(base);
         h.cooldown.record_failure(&advice)
     }
 
@@ -316,13 +328,13 @@ impl Pool {
                     .map(|t| t.saturating_duration_since(now))
                     .unwrap_or_default();
                 let state = if h.cooldown.is_disabled() {
-                    "disabled"
+                    AccountHealth::Disabled
                 } else if h.needs_refresh {
-                    "refresh"
+                    AccountHealth::Refresh
                 } else if !remaining.is_zero() {
-                    "cooldown"
+                    AccountHealth::Cooldown
                 } else {
-                    "healthy"
+                    AccountHealth::Healthy
                 };
                 AccountStatus {
                     name: a.name.clone(),
@@ -331,7 +343,7 @@ impl Pool {
                     consecutive_failures: h.cooldown.consecutive_failures(),
                     successes: h.successes,
                     failures: h.failures,
-                    last_error: h.last_category.clone(),
+                    last_error: h.last_category,
                 }
             })
             .collect()
@@ -356,12 +368,10 @@ mod tests {
         (Pool::with_clock(accounts, clock.clone()), clock)
     }
 
-    fn quota() -> FailureAdvice {
-        FailureAdvice {
-            retry_other_account: true,
-            cooldown: Some(Duration::from_secs(10)),
-            ..FailureAdvice::default()
-        }
+    fn quota() -> Advice {
+        Advice::new()
+            .with_retry_other_account(true)
+            .with_cooldown(Some(Duration::from_secs(10)))
     }
 
     #[test]
@@ -391,11 +401,11 @@ mod tests {
         let (p, clock) = pool(2);
         let a0 = p.get("a0").unwrap();
         assert_eq!(
-            p.record_failure(a0, "quota_exhausted", &quota()),
+            p.record_failure(a0, Category::QuotaExhausted, &quota()),
             Some(Duration::from_secs(10))
         );
         assert_eq!(
-            p.record_failure(a0, "quota_exhausted", &quota()),
+            p.record_failure(a0, Category::QuotaExhausted, &quota()),
             Some(Duration::from_secs(20))
         );
         for _ in 0..4 {
@@ -413,53 +423,48 @@ mod tests {
         );
         p.record_success(a0);
         assert_eq!(
-            p.record_failure(a0, "quota_exhausted", &quota()),
+            p.record_failure(a0, Category::QuotaExhausted, &quota()),
             Some(Duration::from_secs(10)),
             "backoff starts over"
         );
         let st = &p.status(clock.now())[0];
         assert_eq!(
             (st.state, st.consecutive_failures, st.successes, st.failures),
-            ("cooldown", 1, 1, 3)
+            (AccountHealth::Cooldown, 1, 1, 3)
         );
     }
 
     #[test]
     fn retry_after_is_a_floor_and_exhausted_pool_reports_it() {
         let (p, clock) = pool(2);
-        let a = FailureAdvice {
-            retry_after: Some(Duration::from_secs(30)),
-            ..quota()
-        };
+        let a = quota().with_retry_after(Some(Duration::from_secs(30)));
         assert_eq!(
-            p.record_failure(p.get("a0").unwrap(), "rate_limited", &a),
+            p.record_failure(p.get("a0").unwrap(), Category::RateLimited, &a),
             Some(Duration::from_secs(30))
         );
         let err = p.pick(None, &["a1".to_owned()], clock.now()).unwrap_err();
         assert_eq!(err.retry_after, Some(Duration::from_secs(30)));
-        assert_eq!(err.category.as_deref(), Some("rate_limited"));
+        assert_eq!(err.category, Some(Category::RateLimited));
     }
 
     #[test]
     fn refresh_and_disable_states() {
         let (p, clock) = pool(3);
-        let refresh = FailureAdvice {
-            refresh_credentials: true,
-            ..FailureAdvice::default()
-        };
+        let refresh = Advice::new().with_refresh_credentials(true);
         assert_eq!(
-            p.record_failure(p.get("a0").unwrap(), "unauthenticated", &refresh),
+            p.record_failure(p.get("a0").unwrap(), Category::Unauthenticated, &refresh),
             Some(REFRESH_BASE)
         );
-        let disable = FailureAdvice {
-            disable_account: true,
-            ..FailureAdvice::default()
-        };
-        p.record_failure(p.get("a1").unwrap(), "unauthenticated", &disable);
+        let disable = Advice::new().with_disable_account(true);
+        p.record_failure(p.get("a1").unwrap(), Category::Unauthenticated, &disable);
         let st = p.status(clock.now());
         assert_eq!(
             (st[0].state, st[1].state, st[2].state),
-            ("refresh", "disabled", "healthy")
+            (
+                AccountHealth::Refresh,
+                AccountHealth::Disabled,
+                AccountHealth::Healthy
+            )
         );
         clock.advance(REFRESH_BASE);
         let picks: Vec<_> = (0..3)
@@ -471,16 +476,12 @@ mod tests {
             "{picks:?}"
         );
         p.record_refreshed(p.get("a0").unwrap());
-        assert_eq!(p.status(clock.now())[0].state, "healthy");
+        assert_eq!(p.status(clock.now())[0].state, AccountHealth::Healthy);
         // A bad request is not the account's fault.
         assert_eq!(
-            p.record_failure(
-                p.get("a2").unwrap(),
-                "bad_request",
-                &FailureAdvice::default()
-            ),
+            p.record_failure(p.get("a2").unwrap(), Category::BadRequest, &Advice::new()),
             None
         );
-        assert_eq!(p.status(clock.now())[2].state, "healthy");
+        assert_eq!(p.status(clock.now())[2].state, AccountHealth::Healthy);
     }
 }

@@ -8,12 +8,16 @@ use http::StatusCode;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-use crate::engine::pool::{Account, Pool};
+use cursor_connect::classify::{Advice, Category};
+use cursor_connect::{Event, ToolCall, ToolResult, Usage};
+
+use crate::engine::pool::{Account, AccountHealth, Pool};
 use crate::engine::turn::{Message, Part, Role, Turn};
 use crate::engine::{Engine, EngineConfig, Stop, TurnItem};
 use crate::ops::config::{AccountConfig, Secret};
-use crate::upstream::fake::{FakeUpstream, Step, quota};
-use crate::upstream::{FailureAdvice, TokenUsage, ToolCall, ToolOutput, UpEvent};
+use crate::upstream::fake::{
+    FakeUpstream, Step, bad_request, final_error, quota, reset, unauthenticated,
+};
 
 fn engine(
     n: usize,
@@ -50,17 +54,23 @@ fn user(text: &str) -> Turn {
     }
 }
 
+fn text(t: &str) -> TurnItem {
+    TurnItem::Event(Event::TextDelta(t.into()))
+}
+
+fn usage(input: u64, output: u64) -> Usage {
+    let mut u = Usage::default();
+    (u.input_tokens, u.output_tokens) = (input, output);
+    u
+}
+
 fn text_turn(text: &str) -> Vec<Step> {
     vec![
-        Step::Ev(UpEvent::Thinking("hmm".into())),
-        Step::Ev(UpEvent::ThinkingDone),
-        Step::Ev(UpEvent::Text(text.into())),
-        Step::Ev(UpEvent::Checkpoint(Bytes::from_static(b"cp1"))),
-        Step::Ev(UpEvent::TurnEnded(TokenUsage {
-            input_tokens: 10,
-            output_tokens: 4,
-            ..TokenUsage::default()
-        })),
+        Step::Ev(Event::ThinkingDelta("hmm".into())),
+        Step::Ev(Event::ThinkingCompleted),
+        Step::Ev(Event::TextDelta(text.into())),
+        Step::Ev(Event::Checkpoint(Bytes::from_static(b"cp1"))),
+        Step::Ev(Event::TurnEnded(usage(10, 4))),
     ]
 }
 
@@ -83,8 +93,11 @@ async fn text_turn_streams_and_saves_checkpoint() {
         EngineConfig::default(),
     );
     let items = drain(e.start("key", &user("hi")).await.unwrap()).await;
-    assert_eq!(items[0], TurnItem::Thinking("hmm".into()));
-    assert_eq!(items[2], TurnItem::Text("hello".into()));
+    assert_eq!(
+        items[0],
+        TurnItem::Event(Event::ThinkingDelta("hmm".into()))
+    );
+    assert_eq!(items[2], text("hello"));
     assert!(
         matches!(items[3], TurnItem::Done { stop: Stop::EndTurn, usage } if usage.input_tokens == 10 && usage.output_tokens == 4)
     );
@@ -100,12 +113,12 @@ async fn text_turn_streams_and_saves_checkpoint() {
     });
     drain(e.start("key", &second).await.unwrap()).await;
     let seen = seen.lock().unwrap();
-    assert_eq!(seen.runs[1].1.checkpoint.as_deref(), Some(&b"cp1"[..]));
-    assert_eq!(seen.runs[1].1.user_text, "more");
     assert_eq!(
-        seen.runs[0].1.conversation_id,
-        seen.runs[1].1.conversation_id
+        seen.runs[1].1.conversation_state().map(|b| &b[..]),
+        Some(&b"cp1"[..])
     );
+    assert_eq!(seen.runs[1].1.effective_user_text(), "more");
+    assert_eq!(seen.runs[0].1.conversation(), seen.runs[1].1.conversation());
 }
 
 #[tokio::test]
@@ -118,12 +131,9 @@ async fn a_regenerated_first_turn_does_not_build_on_its_own_checkpoint() {
     drain(e.start("key", &user("hi")).await.unwrap()).await;
     drain(e.start("key", &user("hi")).await.unwrap()).await;
     let seen = seen.lock().unwrap();
-    assert_eq!(
-        seen.runs[0].1.conversation_id,
-        seen.runs[1].1.conversation_id
-    );
+    assert_eq!(seen.runs[0].1.conversation(), seen.runs[1].1.conversation());
     assert!(
-        seen.runs[1].1.checkpoint.is_none(),
+        seen.runs[1].1.conversation_state().is_none(),
         "same messages again: start over, do not continue"
     );
 }
@@ -143,7 +153,10 @@ async fn failure_before_first_byte_is_retried_on_another_account() {
         assert!(matches!(items.last(), Some(TurnItem::Done { .. })));
     }
     let status = e.pool().status(std::time::Instant::now());
-    assert_eq!((status[0].state, status[1].state), ("cooldown", "healthy"));
+    assert_eq!(
+        (status[0].state, status[1].state),
+        (AccountHealth::Cooldown, AccountHealth::Healthy)
+    );
     // a0 was tried once, then skipped while cooling.
     assert_eq!(
         seen.lock()
@@ -158,19 +171,12 @@ async fn failure_before_first_byte_is_retried_on_another_account() {
 
 #[tokio::test]
 async fn non_retryable_error_and_exhausted_attempts_reach_the_caller() {
-    let bad = FailureAdvice::default();
-    let fake = FakeUpstream::new(move |_, _| {
-        vec![Step::Fail(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            bad.clone(),
-        )]
-    });
+    let fake = FakeUpstream::new(|_, _| vec![bad_request()]);
     let (e, _) = engine(2, fake, EngineConfig::default());
     let err = e.start("key", &user("x")).await.unwrap_err();
     assert_eq!(
-        (err.status, err.category.as_str()),
-        (StatusCode::BAD_REQUEST, "bad_request")
+        (err.status, err.category),
+        (StatusCode::BAD_REQUEST, Category::BadRequest)
     );
 
     let (e, seen) = engine(
@@ -186,62 +192,42 @@ async fn non_retryable_error_and_exhausted_attempts_reach_the_caller() {
 
 #[tokio::test]
 async fn failure_after_output_becomes_a_failed_item() {
-    let fake = FakeUpstream::new(|_, _| {
-        vec![
-            Step::Ev(UpEvent::Text("partial".into())),
-            Step::Fail(
-                StatusCode::BAD_GATEWAY,
-                "transport",
-                FailureAdvice::default(),
-            ),
-        ]
-    });
+    let fake =
+        FakeUpstream::new(|_, _| vec![Step::Ev(Event::TextDelta("partial".into())), reset()]);
     let (e, _) = engine(1, fake, EngineConfig::default());
     let items = drain(e.start("key", &user("x")).await.unwrap()).await;
-    assert_eq!(items[0], TurnItem::Text("partial".into()));
+    assert_eq!(items[0], text("partial"));
     assert!(matches!(&items[1], TurnItem::Failed(err) if err.status == StatusCode::BAD_GATEWAY));
 }
 
 fn tool_turn() -> Vec<Step> {
-    let call = |id: &str| {
-        UpEvent::ToolCall(ToolCall {
-            id: id.into(),
-            name: "get".into(),
-            arguments: "{}".into(),
-        })
-    };
+    let call = |id: &str| Event::ToolCall(ToolCall::new(id, "get", "{}"));
     vec![
-        Step::Ev(UpEvent::Text("let me check".into())),
+        Step::Ev(Event::TextDelta("let me check".into())),
         Step::Ev(call("c1")),
         Step::Ev(call("c2")),
         Step::AwaitResult,
         Step::AwaitResult,
-        Step::Ev(UpEvent::Text("it is sunny".into())),
-        Step::Ev(UpEvent::TurnEnded(TokenUsage::default())),
+        Step::Ev(Event::TextDelta("it is sunny".into())),
+        Step::Ev(Event::TurnEnded(Usage::default())),
     ]
 }
 
 fn with_results(mut req: Turn, ids: &[&str]) -> Turn {
-    let calls = ids.iter().map(|id| {
-        Part::ToolCall(ToolCall {
-            id: (*id).into(),
-            name: "get".into(),
-            arguments: "{}".into(),
-        })
-    });
+    let calls = ids
+        .iter()
+        .map(|id| Part::ToolCall(ToolCall::new(*id, "get", "{}")));
     req.messages.push(Message {
         role: Role::Assistant,
         parts: calls.collect(),
     });
     for id in ids {
-        let r = ToolOutput {
-            call_id: (*id).into(),
-            content: format!("result {id}"),
-            is_error: false,
-        };
         req.messages.push(Message {
             role: Role::Tool,
-            parts: vec![Part::ToolResult(r)],
+            parts: vec![Part::ToolResult {
+                call_id: (*id).into(),
+                result: ToolResult::text(format!("result {id}")),
+            }],
         });
     }
     req
@@ -257,7 +243,7 @@ async fn tool_calls_wait_inline_and_resume_the_same_upstream_turn() {
     let first = drain(e.start("key", &user("weather?")).await.unwrap()).await;
     let calls: Vec<_> = first
         .iter()
-        .filter(|i| matches!(i, TurnItem::ToolCall(_)))
+        .filter(|i| matches!(i, TurnItem::Event(Event::ToolCall(_))))
         .collect();
     assert_eq!(
         calls.len(),
@@ -279,7 +265,7 @@ async fn tool_calls_wait_inline_and_resume_the_same_upstream_turn() {
             .unwrap(),
     )
     .await;
-    assert_eq!(second[0], TurnItem::Text("it is sunny".into()));
+    assert_eq!(second[0], text("it is sunny"));
     assert!(matches!(
         second.last(),
         Some(TurnItem::Done {
@@ -296,7 +282,7 @@ async fn tool_calls_wait_inline_and_resume_the_same_upstream_turn() {
     assert_eq!(
         seen.results
             .iter()
-            .map(|r| r.call_id.as_str())
+            .map(|(id, _)| id.as_str())
             .collect::<Vec<_>>(),
         ["c1", "c2"]
     );
@@ -329,7 +315,7 @@ async fn abandoned_tool_waits_time_out() {
     .await;
     let seen = seen.lock().unwrap();
     assert_eq!(seen.runs.len(), 2);
-    assert!(seen.runs[1].1.user_text.contains("result c1"));
+    assert!(seen.runs[1].1.effective_user_text().contains("result c1"));
 }
 
 #[tokio::test]
@@ -341,11 +327,8 @@ async fn checkpoint_from_another_account_is_discarded_and_history_flattened() {
     let acct = e.pool().get(&first_account).unwrap();
     e.pool().record_failure(
         acct,
-        "quota_exhausted",
-        &FailureAdvice {
-            cooldown: Some(Duration::from_secs(60)),
-            ..FailureAdvice::default()
-        },
+        Category::QuotaExhausted,
+        &Advice::new().with_cooldown(Some(Duration::from_secs(60))),
     );
     let mut second = user("hi");
     second.messages.push(Message {
@@ -360,15 +343,18 @@ async fn checkpoint_from_another_account_is_discarded_and_history_flattened() {
     let seen = seen.lock().unwrap();
     let (acct2, req2) = &seen.runs[1];
     assert_ne!(acct2, &first_account);
-    assert!(req2.checkpoint.is_none());
-    assert!(req2.user_text.contains("[user]\nhi") && req2.user_text.contains("again"));
+    assert!(req2.conversation_state().is_none());
+    assert!(
+        req2.effective_user_text().contains("[user]\nhi")
+            && req2.effective_user_text().contains("again")
+    );
 }
 
 #[tokio::test]
 async fn caller_going_away_cancels_the_upstream_turn() {
     let fake = FakeUpstream::new(|_, _| {
-        let mut v = vec![Step::Ev(UpEvent::Text("a".into()))];
-        v.extend((0..200).map(|i| Step::Ev(UpEvent::Text(format!("{i}")))));
+        let mut v = vec![Step::Ev(Event::TextDelta("a".into()))];
+        v.extend((0..200).map(|i| Step::Ev(Event::TextDelta(format!("{i}")))));
         v
     });
     let (e, seen) = engine(1, fake, EngineConfig::default());
@@ -381,16 +367,6 @@ async fn caller_going_away_cancels_the_upstream_turn() {
     })
     .await
     .expect("run not cancelled");
-}
-
-fn unauthenticated() -> Step {
-    let advice = FailureAdvice {
-        retry_other_account: true,
-        retry_same_account: true,
-        refresh_credentials: true,
-        ..FailureAdvice::default()
-    };
-    Step::Fail(StatusCode::UNAUTHORIZED, "unauthenticated", advice)
 }
 
 #[tokio::test]
@@ -426,7 +402,10 @@ async fn refresh_advice_renews_credentials_before_the_account_is_used_again() {
         drain(e.start("k", &user("1")).await.unwrap()).await.last(),
         Some(TurnItem::Done { .. })
     ));
-    assert_eq!(e.pool().status(e.pool().now())[0].state, "refresh");
+    assert_eq!(
+        e.pool().status(e.pool().now())[0].state,
+        AccountHealth::Refresh
+    );
 
     // The refresh fails: a0 stays out (longer), a1 answers.
     clock.advance(Duration::from_secs(6));
@@ -435,7 +414,7 @@ async fn refresh_advice_renews_credentials_before_the_account_is_used_again() {
     let st = e.pool().status(e.pool().now());
     assert_eq!(
         (st[0].state, st[0].consecutive_failures),
-        ("refresh", 2),
+        (AccountHealth::Refresh, 2),
         "{st:?}"
     );
 
@@ -446,7 +425,10 @@ async fn refresh_advice_renews_credentials_before_the_account_is_used_again() {
     for i in 0..2 {
         drain(e.start("k", &user(&format!("again {i}"))).await.unwrap()).await;
     }
-    assert_eq!(e.pool().status(e.pool().now())[0].state, "healthy");
+    assert_eq!(
+        e.pool().status(e.pool().now())[0].state,
+        AccountHealth::Healthy
+    );
     let runs = &seen.lock().unwrap().runs;
     assert!(
         runs.iter().skip(1).any(|(a, _)| a == "a0"),
@@ -454,15 +436,12 @@ async fn refresh_advice_renews_credentials_before_the_account_is_used_again() {
     );
 }
 
-/// A run that emits some text and then fails with `advice`, on the first `failing` runs only.
-fn fails_after_output(failing: usize, advice: FailureAdvice) -> FakeUpstream {
+/// A run that emits some text and then fails with `failure`, on the first `failing` runs only.
+fn fails_after_output(failing: usize, failure: fn() -> Step) -> FakeUpstream {
     let runs = std::sync::atomic::AtomicUsize::new(0);
     FakeUpstream::new(move |_, _| {
         if runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < failing {
-            vec![
-                Step::Ev(UpEvent::Text("partial".into())),
-                Step::Fail(StatusCode::BAD_GATEWAY, "transport", advice.clone()),
-            ]
+            vec![Step::Ev(Event::TextDelta("partial".into())), failure()]
         } else {
             text_turn("ok")
         }
@@ -471,28 +450,17 @@ fn fails_after_output(failing: usize, advice: FailureAdvice) -> FakeUpstream {
 
 #[tokio::test]
 async fn non_streaming_turn_failing_after_upstream_output_is_retried_invisibly() {
-    let retry = FailureAdvice {
-        retry_other_account: true,
-        ..FailureAdvice::default()
-    };
-    let (e, seen) = engine(
-        2,
-        fails_after_output(1, retry.clone()),
-        EngineConfig::default(),
-    );
+    let (e, seen) = engine(2, fails_after_output(1, reset), EngineConfig::default());
     let items = drain(e.start_complete("key", &user("x")).await.unwrap()).await;
-    assert!(
-        !items.contains(&TurnItem::Text("partial".into())),
-        "{items:?}"
-    );
-    assert!(items.contains(&TurnItem::Text("ok".into())), "{items:?}");
+    assert!(!items.contains(&text("partial")), "{items:?}");
+    assert!(items.contains(&text("ok")), "{items:?}");
     assert!(matches!(items.last(), Some(TurnItem::Done { .. })));
     assert_eq!(seen.lock().unwrap().runs.len(), 2);
 
     // Attempts are bounded: every run failing ends in the error after `max_attempts` turns.
     let (e, seen) = engine(
         2,
-        fails_after_output(usize::MAX, retry),
+        fails_after_output(usize::MAX, reset),
         EngineConfig::default(),
     );
     let items = drain(e.start_complete("key", &user("x")).await.unwrap()).await;
@@ -504,7 +472,7 @@ async fn non_streaming_turn_failing_after_upstream_output_is_retried_invisibly()
     // A failure the upstream calls final is not retried.
     let (e, seen) = engine(
         2,
-        fails_after_output(1, FailureAdvice::default()),
+        fails_after_output(1, final_error),
         EngineConfig::default(),
     );
     let items = drain(e.start_complete("key", &user("x")).await.unwrap()).await;
@@ -512,19 +480,9 @@ async fn non_streaming_turn_failing_after_upstream_output_is_retried_invisibly()
     assert_eq!(seen.lock().unwrap().runs.len(), 1);
 
     // A streaming start is never retried after output: the caller may have seen it.
-    let (e, seen) = engine(
-        2,
-        fails_after_output(
-            1,
-            FailureAdvice {
-                retry_other_account: true,
-                ..FailureAdvice::default()
-            },
-        ),
-        EngineConfig::default(),
-    );
+    let (e, seen) = engine(2, fails_after_output(1, reset), EngineConfig::default());
     let items = drain(e.start("key", &user("x")).await.unwrap()).await;
-    assert_eq!(items[0], TurnItem::Text("partial".into()));
+    assert_eq!(items[0], text("partial"));
     assert!(matches!(&items[1], TurnItem::Failed(_)));
     assert_eq!(seen.lock().unwrap().runs.len(), 1);
 }
@@ -533,11 +491,11 @@ async fn non_streaming_turn_failing_after_upstream_output_is_retried_invisibly()
 async fn caller_that_stops_reading_does_not_hold_the_upstream_turn_forever() {
     let fake = FakeUpstream::new(|_, _| {
         (0..500)
-            .map(|i| Step::Ev(UpEvent::Text(format!("{i}"))))
+            .map(|i| Step::Ev(Event::TextDelta(format!("{i}"))))
             .collect()
     });
     let cfg = EngineConfig {
-        idle_timeout: Duration::from_millis(200),
+        caller_idle_timeout: Duration::from_millis(200),
         ..EngineConfig::default()
     };
     let (e, seen) = engine(1, fake, cfg);
@@ -557,11 +515,7 @@ async fn a_parked_turn_failing_on_resume_cools_its_account_and_continues_elsewhe
     let fake = FakeUpstream::new(|acct, _| {
         if acct == "a0" {
             vec![
-                Step::Ev(UpEvent::ToolCall(ToolCall {
-                    id: "c1".into(),
-                    name: "get".into(),
-                    arguments: "{}".into(),
-                })),
+                Step::Ev(Event::ToolCall(ToolCall::new("c1", "get", "{}"))),
                 Step::AwaitResult,
                 quota(),
             ]
@@ -584,12 +538,13 @@ async fn a_parked_turn_failing_on_resume_cools_its_account_and_continues_elsewhe
             .unwrap(),
     )
     .await;
-    assert!(
-        second.contains(&TurnItem::Text("done".into())),
-        "{second:?}"
-    );
+    assert!(second.contains(&text("done")), "{second:?}");
     let status = e.pool().status(std::time::Instant::now());
-    assert_eq!(status[0].state, "cooldown", "the quota on resume counts");
+    assert_eq!(
+        status[0].state,
+        AccountHealth::Cooldown,
+        "the quota on resume counts"
+    );
     let runs: Vec<String> = seen
         .lock()
         .unwrap()

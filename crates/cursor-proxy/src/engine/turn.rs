@@ -1,11 +1,13 @@
-//! The API-neutral chat request both front ends translate into, and the text renderings of it
-//! that go upstream (latest turn, or the whole history flattened when no checkpoint applies).
+//! The API-neutral turn every dialect parses into, in `cursor-connect`'s vocabulary, and the
+//! [`RunRequest`] it becomes upstream (the latest turn on a checkpoint, or with the earlier
+//! messages as [`RunRequest::history`] when no checkpoint applies).
 
 use std::fmt::Write as _;
 
-use cursor_connect::HistoryMessage;
-
-use crate::upstream::{Image, ToolCall, ToolOutput, ToolSpec};
+use bytes::Bytes;
+use cursor_connect::{
+    HistoryMessage, ImageInput, RunRequest, ToolCall, ToolDefinition, ToolResult,
+};
 
 /// Who said a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,13 +26,18 @@ pub enum Part {
     /// Text.
     Text(String),
     /// An image.
-    Image(Image),
+    Image(ImageInput),
     /// Reasoning the model showed earlier.
     Thinking(String),
     /// A call the model made.
     ToolCall(ToolCall),
     /// A result the caller sends back.
-    ToolResult(ToolOutput),
+    ToolResult {
+        /// The call it answers.
+        call_id: String,
+        /// The result.
+        result: ToolResult,
+    },
 }
 
 /// One message.
@@ -66,7 +73,7 @@ pub struct Turn {
     /// The conversation.
     pub messages: Vec<Message>,
     /// Tools offered.
-    pub tools: Vec<ToolSpec>,
+    pub tools: Vec<ToolDefinition>,
     /// Tool choice.
     pub tool_choice: ToolChoice,
     /// Stream the answer.
@@ -97,8 +104,9 @@ impl Turn {
             .map_or(0, |i| i + 1)
     }
 
-    /// Tool results the request ends with (they answer the last assistant message's calls).
-    pub fn trailing_tool_results(&self) -> Vec<ToolOutput> {
+    /// Tool results the request ends with (they answer the last assistant message's calls),
+    /// by call id.
+    pub fn trailing_tool_results(&self) -> Vec<(String, ToolResult)> {
         let start = self.latest_turn_start();
         if start == 0 {
             return Vec::new();
@@ -107,7 +115,7 @@ impl Turn {
             .iter()
             .flat_map(|m| &m.parts)
             .filter_map(|p| match p {
-                Part::ToolResult(r) => Some(r.clone()),
+                Part::ToolResult { call_id, result } => Some((call_id.clone(), result.clone())),
                 _ => None,
             })
             .collect()
@@ -120,7 +128,7 @@ impl Turn {
     }
 
     /// Images in the latest turn.
-    pub fn latest_images(&self) -> Vec<Image> {
+    pub fn latest_images(&self) -> Vec<ImageInput> {
         let start = self.latest_turn_start();
         self.messages[start..]
             .iter()
@@ -137,16 +145,31 @@ impl Turn {
         render(&self.messages[self.latest_turn_start()..])
     }
 
-    /// The user text for a turn with no usable checkpoint: earlier messages flattened into a
-    /// transcript, then the latest turn. A single plain user message goes through unchanged.
-    /// The transcript format is `cursor-connect`'s [`cursor_connect::flatten_history`].
-    pub fn flattened_text(&self) -> String {
-        let start = self.latest_turn_start();
-        let history = history(&self.messages[..start]);
-        if history.is_empty() {
-            return self.latest_turn_text();
+    /// The messages before the latest turn as `cursor-connect` history.
+    pub fn history(&self) -> Vec<HistoryMessage> {
+        history(&self.messages[..self.latest_turn_start()])
+    }
+
+    /// The upstream request for this turn in conversation `conversation_id`. With the
+    /// conversation's `checkpoint` only the latest turn goes up; without one the earlier
+    /// messages go along as [`RunRequest::history`] (flattened into the user text by
+    /// `cursor-connect`; a single plain user message goes through unchanged).
+    pub fn run_request(&self, conversation_id: &str, checkpoint: Option<Bytes>) -> RunRequest {
+        let mut req = RunRequest::new(self.model.clone(), self.latest_turn_text())
+            .conversation_id(conversation_id)
+            .thinking(self.thinking)
+            .tools(self.effective_tools());
+        if let Some(s) = self.effective_system() {
+            req = req.system_prompt(s);
         }
-        cursor_connect::flatten_history(&history, &self.latest_turn_text())
+        req = match checkpoint {
+            Some(cp) => req.checkpoint(cp),
+            None => req.history(self.history()),
+        };
+        for image in self.latest_images() {
+            req = req.image(image);
+        }
+        req
     }
 
     /// The system prompt with the tool-choice constraint spelled out (Cursor has no such field).
@@ -166,7 +189,7 @@ impl Turn {
     }
 
     /// Tools after applying the tool choice.
-    pub fn effective_tools(&self) -> Vec<ToolSpec> {
+    pub fn effective_tools(&self) -> Vec<ToolDefinition> {
         match &self.tool_choice {
             ToolChoice::None => Vec::new(),
             ToolChoice::Named(n) => self
@@ -208,11 +231,11 @@ fn history(messages: &[Message]) -> Vec<HistoryMessage> {
                     name: c.name.clone(),
                     arguments: c.arguments.clone(),
                 },
-                (_, Part::ToolResult(r)) => HistoryMessage::ToolResult {
-                    id: r.call_id.clone(),
-                    name: tool_name(messages, &r.call_id).to_owned(),
-                    content: r.content.clone(),
-                    is_error: r.is_error,
+                (_, Part::ToolResult { call_id, result }) => HistoryMessage::ToolResult {
+                    id: call_id.clone(),
+                    name: tool_name(messages, call_id).to_owned(),
+                    content: result.content().to_owned(),
+                    is_error: result.is_error(),
                 },
             };
             out.push(item);
@@ -261,9 +284,13 @@ fn render(messages: &[Message]) -> String {
                     "Assistant called tool {} (id {}) with {}",
                     c.name, c.id, c.arguments
                 ),
-                Part::ToolResult(r) => {
-                    let status = if r.is_error { "error" } else { "result" };
-                    writeln!(out, "Tool {status} for call {}: {}", r.call_id, r.content)
+                Part::ToolResult { call_id, result } => {
+                    let status = if result.is_error() { "error" } else { "result" };
+                    writeln!(
+                        out,
+                        "Tool {status} for call {call_id}: {}",
+                        result.content()
+                    )
                 }
             };
         }
@@ -289,19 +316,14 @@ mod tests {
                 text(Role::User, "weather?"),
                 Message {
                     role: Role::Assistant,
-                    parts: vec![Part::ToolCall(ToolCall {
-                        id: "c1".into(),
-                        name: "get".into(),
-                        arguments: "{}".into(),
-                    })],
+                    parts: vec![Part::ToolCall(ToolCall::new("c1", "get", "{}"))],
                 },
                 Message {
                     role: Role::Tool,
-                    parts: vec![Part::ToolResult(ToolOutput {
+                    parts: vec![Part::ToolResult {
                         call_id: "c1".into(),
-                        content: "sunny".into(),
-                        is_error: false,
-                    })],
+                        result: ToolResult::text("sunny"),
+                    }],
                 },
             ],
             ..Turn::default()
@@ -314,7 +336,7 @@ mod tests {
             messages: vec![text(Role::User, "hi")],
             ..Turn::default()
         };
-        assert_eq!(r.flattened_text(), "hi");
+        assert_eq!(r.run_request("c", None).effective_user_text(), "hi");
         assert_eq!(r.latest_turn_text(), "hi");
         assert!(r.trailing_tool_results().is_empty());
         assert_eq!(r.first_user_text(), "hi");
@@ -323,8 +345,8 @@ mod tests {
     #[test]
     fn tool_results_are_found_and_flattened() {
         let r = tool_round();
-        assert_eq!(r.trailing_tool_results()[0].content, "sunny");
-        let flat = r.flattened_text();
+        assert_eq!(r.trailing_tool_results()[0].1.content(), "sunny");
+        let flat = r.run_request("c", None).effective_user_text();
         // The lower crate's transcript format, not a second one of our own.
         let history = [
             HistoryMessage::User("weather?".into()),
@@ -348,7 +370,13 @@ mod tests {
             parts: vec![Part::Text("sunny it is".into())],
         });
         answered.messages.push(text(Role::User, "thanks"));
-        let flat = answered.flattened_text();
+        let flat = answered.run_request("c", None).effective_user_text();
+        let resumed = answered.run_request("c", Some(Bytes::from_static(b"cp")));
+        assert_eq!(
+            resumed.effective_user_text(),
+            "thanks",
+            "a checkpoint carries the history"
+        );
         assert!(
             flat.contains("[tool result get id=c1]\nsunny") && flat.ends_with("thanks"),
             "{flat}"
@@ -361,11 +389,7 @@ mod tests {
 
     #[test]
     fn tool_choice_shapes_tools_and_system() {
-        let spec = |n: &str| ToolSpec {
-            name: n.into(),
-            description: String::new(),
-            input_schema: serde_json::json!({}),
-        };
+        let spec = |n: &str| ToolDefinition::new(n, "", serde_json::json!({}));
         let mut r = Turn {
             tools: vec![spec("a"), spec("b")],
             ..Turn::default()

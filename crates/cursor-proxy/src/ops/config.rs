@@ -134,6 +134,9 @@ pub struct FileConfig {
     pub checkpoint_ttl_secs: Option<u64>,
     /// Seconds the model list is cached.
     pub models_cache_secs: Option<u64>,
+    /// Seconds an upstream run may receive nothing before it fails as stalled (and is retried
+    /// elsewhere while the caller has seen nothing).
+    pub stall_timeout_secs: Option<u64>,
 }
 
 /// Command-line flags (each also readable from the environment).
@@ -186,6 +189,8 @@ pub struct Config {
     pub checkpoint_ttl: Duration,
     /// Model list cache lifetime.
     pub models_cache: Duration,
+    /// The upstream client's stall timeout: the one deadline on upstream runs.
+    pub stall_timeout: Duration,
 }
 
 impl Default for Config {
@@ -201,6 +206,7 @@ impl Default for Config {
             tool_wait_timeout: Duration::from_secs(300),
             checkpoint_ttl: Duration::from_secs(30 * 60),
             models_cache: Duration::from_secs(300),
+            stall_timeout: cursor_connect::DEFAULT_STALL_TIMEOUT,
         }
     }
 }
@@ -329,6 +335,9 @@ impl Config {
         }
         if let Some(s) = file.models_cache_secs {
             cfg.models_cache = Duration::from_secs(s);
+        }
+        if let Some(s) = file.stall_timeout_secs {
+            cfg.stall_timeout = Duration::from_secs(s.max(1));
         }
         Ok(cfg)
     }

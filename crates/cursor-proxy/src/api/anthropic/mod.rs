@@ -13,7 +13,7 @@ use super::sse::{self, Render};
 use super::{Dialect, decode_body};
 use crate::engine::turn::Turn;
 use crate::engine::{Stop, TurnItem};
-use crate::upstream::TokenUsage;
+use cursor_connect::{Event, Usage};
 
 /// Anthropic messages (`POST /v1/messages`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -70,7 +70,7 @@ fn error_type(e: &ApiError) -> &'static str {
 
 /// Anthropic's `usage` object from upstream counters. Anthropic's `input_tokens` excludes cache
 /// reads and writes, which it reports separately; Cursor's includes them.
-pub fn usage_json(u: &TokenUsage) -> Value {
+pub fn usage_json(u: &Usage) -> Value {
     let uncached = u
         .input_tokens
         .saturating_sub(u.cache_read_tokens)
@@ -163,7 +163,7 @@ impl Render for StreamRender {
             "message_start",
             &json!({"type": "message_start", "message": {
                 "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
-                "stop_reason": null, "stop_sequence": null, "usage": usage_json(&TokenUsage::default()),
+                "stop_reason": null, "stop_sequence": null, "usage": usage_json(&Usage::default()),
             }}),
         );
         out
@@ -171,7 +171,7 @@ impl Render for StreamRender {
 
     fn item(&mut self, item: TurnItem, out: &mut Vec<u8>) -> bool {
         match item {
-            TurnItem::Text(t) => {
+            TurnItem::Event(Event::TextDelta(t)) => {
                 let index = self.ensure(Open::Text, out);
                 sse::push_event(
                     out,
@@ -180,7 +180,7 @@ impl Render for StreamRender {
                     "delta": {"type": "text_delta", "text": t}}),
                 );
             }
-            TurnItem::Thinking(t) => {
+            TurnItem::Event(Event::ThinkingDelta(t)) => {
                 let index = self.ensure(Open::Thinking, out);
                 sse::push_event(
                     out,
@@ -189,12 +189,12 @@ impl Render for StreamRender {
                     "delta": {"type": "thinking_delta", "thinking": t}}),
                 );
             }
-            TurnItem::ThinkingDone => {
+            TurnItem::Event(Event::ThinkingCompleted) => {
                 if self.open == Some(Open::Thinking) {
                     self.close(out);
                 }
             }
-            TurnItem::ToolCall(c) => {
+            TurnItem::Event(Event::ToolCall(c)) => {
                 self.close(out);
                 let index = self.next_index;
                 self.next_index += 1;
@@ -218,6 +218,7 @@ impl Render for StreamRender {
                     &json!({"type": "content_block_stop", "index": index}),
                 );
             }
+            TurnItem::Event(_) => {}
             TurnItem::Done { stop, usage } => {
                 self.close(out);
                 sse::push_event(
@@ -249,10 +250,11 @@ fn complete(id: &str, model: &str, items: Vec<TurnItem>) -> Result<Value, ApiErr
     let mut calls = Vec::new();
     for item in items {
         match item {
-            TurnItem::Text(t) => append("text", &t),
-            TurnItem::Thinking(t) => append("thinking", &t),
-            TurnItem::ThinkingDone => {}
-            TurnItem::ToolCall(c) => calls.push(c),
+            TurnItem::Event(Event::TextDelta(t)) => append("text", &t),
+            TurnItem::Event(Event::ThinkingDelta(t)) => append("thinking", &t),
+            TurnItem::Event(Event::ThinkingCompleted) => {}
+            TurnItem::Event(Event::ToolCall(c)) => calls.push(c),
+            TurnItem::Event(_) => {}
             TurnItem::Failed(e) => return Err(e),
             TurnItem::Done { stop, usage } => {
                 let mut content: Vec<Value> = blocks
@@ -278,18 +280,15 @@ fn complete(id: &str, model: &str, items: Vec<TurnItem>) -> Result<Value, ApiErr
             }
         }
     }
-    Err(ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "internal",
-        "the upstream turn ended without a result",
-    ))
+    Err(ApiError::no_result())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::turn::{Part, ToolChoice};
-    use crate::upstream::ToolCall;
+    use cursor_connect::ToolCall;
+    use cursor_connect::classify::Category;
 
     fn parse(body: &Value) -> Result<Turn, ApiError> {
         Anthropic::parse(body.to_string().as_bytes(), &HeaderMap::new())
@@ -364,11 +363,7 @@ mod tests {
         assert_eq!(r.client_session.as_deref(), Some("abc"));
         let res = r.trailing_tool_results();
         assert_eq!(
-            (
-                res[0].call_id.as_str(),
-                res[0].content.as_str(),
-                res[0].is_error
-            ),
+            (res[0].0.as_str(), res[0].1.content(), res[0].1.is_error()),
             ("t1", "ok", true)
         );
         assert!(
@@ -378,7 +373,11 @@ mod tests {
 
     #[test]
     fn error_shape_and_headers() {
-        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "slow down");
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Category::RateLimited,
+            "slow down",
+        );
         e.retry_after = Some(std::time::Duration::from_millis(1500));
         let body = Anthropic::error_body(&e);
         assert_eq!(
@@ -392,7 +391,7 @@ mod tests {
         assert!(Anthropic::error_event(&e).starts_with(b"event: error\ndata: {"));
         let busy = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "upstream_unavailable",
+            Category::UpstreamUnavailable,
             "busy",
         );
         assert_eq!(
@@ -406,14 +405,14 @@ mod tests {
         // 100k deltas of 16 bytes: re-joining the text per delta copies ~80 GB, appending 1.6 MB.
         const N: usize = 100_000;
         let mut items = vec![
-            TurnItem::Thinking("th".into()),
-            TurnItem::Thinking("ink".into()),
-            TurnItem::ThinkingDone,
+            TurnItem::Event(Event::ThinkingDelta("th".into())),
+            TurnItem::Event(Event::ThinkingDelta("ink".into())),
+            TurnItem::Event(Event::ThinkingCompleted),
         ];
-        items.extend((0..N).map(|_| TurnItem::Text("0123456789abcdef".into())));
+        items.extend((0..N).map(|_| TurnItem::Event(Event::TextDelta("0123456789abcdef".into()))));
         items.push(TurnItem::Done {
             stop: Stop::EndTurn,
-            usage: TokenUsage::default(),
+            usage: Usage::default(),
         });
         let started = std::time::Instant::now();
         let v = complete("msg_1", "m", items).unwrap();
@@ -436,24 +435,21 @@ mod tests {
         let mut r = StreamRender::new("msg_1".into(), "m".into());
         let mut out = r.start();
         for item in [
-            TurnItem::Thinking("hmm".into()),
-            TurnItem::ThinkingDone,
-            TurnItem::Text("a".into()),
-            TurnItem::Text("b".into()),
-            TurnItem::ToolCall(ToolCall {
-                id: "t".into(),
-                name: "f".into(),
-                arguments: "{\"x\":1}".into(),
-            }),
+            TurnItem::Event(Event::ThinkingDelta("hmm".into())),
+            TurnItem::Event(Event::ThinkingCompleted),
+            TurnItem::Event(Event::TextDelta("a".into())),
+            TurnItem::Event(Event::TextDelta("b".into())),
+            TurnItem::Event(Event::ToolCall(ToolCall::new("t", "f", "{\"x\":1}"))),
         ] {
             assert!(!r.item(item, &mut out));
         }
         assert!(r.item(
             TurnItem::Done {
                 stop: Stop::ToolUse,
-                usage: TokenUsage {
-                    output_tokens: 7,
-                    ..TokenUsage::default()
+                usage: {
+                    let mut u = Usage::default();
+                    u.output_tokens = 7;
+                    u
                 }
             },
             &mut out

@@ -11,7 +11,7 @@ use crate::api::body::TextOr;
 use crate::api::error::ApiError;
 use crate::engine::session::claude_code_session;
 use crate::engine::turn::{Message, Part, Role, ToolChoice, Turn};
-use crate::upstream::{Image, ToolCall, ToolOutput, ToolSpec};
+use cursor_connect::{ImageInput, ToolCall, ToolDefinition, ToolResult};
 
 /// A messages request.
 #[derive(Debug, Deserialize)]
@@ -163,11 +163,12 @@ impl MessagesRequest {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|t| {
-                Some(ToolSpec {
-                    input_schema: t.input_schema?,
-                    name: t.name,
-                    description: t.description.unwrap_or_default(),
-                })
+                let schema = t.input_schema?;
+                Some(ToolDefinition::new(
+                    t.name,
+                    t.description.unwrap_or_default(),
+                    schema,
+                ))
             })
             .collect();
         turn.tool_choice = match self.tool_choice {
@@ -209,20 +210,23 @@ fn parts(content: TextOr<Block>, i: usize) -> Result<Vec<Part>, ApiError> {
             Block::Text { text } => Part::Text(text),
             Block::Thinking { thinking } => Part::Thinking(thinking),
             Block::Image { source } => Part::Image(image(source, i, j)?),
-            Block::ToolUse { id, name, input } => Part::ToolCall(ToolCall {
+            Block::ToolUse { id, name, input } => Part::ToolCall(ToolCall::new(
                 id,
                 name,
-                arguments: input.map_or_else(|| "{}".to_owned(), |v| v.to_string()),
-            }),
+                input.map_or_else(|| "{}".to_owned(), |v| v.to_string()),
+            )),
             Block::ToolResult {
                 tool_use_id,
                 content,
                 is_error,
-            } => Part::ToolResult(ToolOutput {
+            } => Part::ToolResult {
                 call_id: tool_use_id,
-                content: result_text(content),
-                is_error: is_error.unwrap_or(false),
-            }),
+                result: if is_error.unwrap_or(false) {
+                    ToolResult::error(result_text(content))
+                } else {
+                    ToolResult::text(result_text(content))
+                },
+            },
             Block::RedactedThinking {}
             | Block::ServerToolUse {}
             | Block::WebSearchToolResult {} => {
@@ -233,17 +237,14 @@ fn parts(content: TextOr<Block>, i: usize) -> Result<Vec<Part>, ApiError> {
     Ok(out)
 }
 
-fn image(source: ImageSource, i: usize, j: usize) -> Result<Image, ApiError> {
+fn image(source: ImageSource, i: usize, j: usize) -> Result<ImageInput, ApiError> {
     let field = || format!("messages[{i}].content[{j}].source");
     match source {
         ImageSource::Base64 { media_type, data } => {
             let data = base64::engine::general_purpose::STANDARD
                 .decode(data.trim())
                 .map_err(|_| ApiError::invalid_field(field() + ".data", "not valid base64"))?;
-            Ok(Image {
-                mime: media_type,
-                data: Bytes::from(data),
-            })
+            Ok(ImageInput::new(media_type, Bytes::from(data)))
         }
         ImageSource::Url {} | ImageSource::File {} => Err(ApiError::invalid_field(
             field() + ".type",

@@ -15,7 +15,8 @@ use super::sse::{self, Render};
 use super::{Dialect, decode_body};
 use crate::engine::turn::Turn;
 use crate::engine::{Stop, TurnItem};
-use crate::upstream::TokenUsage;
+use cursor_connect::classify::Category;
+use cursor_connect::{Event, Usage};
 
 /// OpenAI chat completions (`POST /v1/chat/completions`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -40,7 +41,7 @@ impl Dialect for OpenAiChat {
 
     fn error_body(e: &ApiError) -> Value {
         json!({"error": {
-            "message": e.message, "type": error_type(e), "param": null, "code": e.category,
+            "message": e.message, "type": error_type(e), "param": null, "code": e.category.as_str(),
         }})
     }
 
@@ -55,7 +56,7 @@ fn error_type(e: &ApiError) -> &'static str {
         400 | 404 | 413 | 422 => "invalid_request_error",
         401 => "authentication_error",
         403 => "permission_error",
-        429 if e.category == "quota_exhausted" => "insufficient_quota",
+        429 if e.category == Category::QuotaExhausted => "insufficient_quota",
         429 => "rate_limit_error",
         _ => "server_error",
     }
@@ -63,7 +64,7 @@ fn error_type(e: &ApiError) -> &'static str {
 
 /// OpenAI's `usage` object from upstream counters. Both count cached prompt tokens inside the
 /// prompt total, so `prompt_tokens` is Cursor's `input_tokens` as is.
-pub fn usage_json(u: &TokenUsage) -> Value {
+pub fn usage_json(u: &Usage) -> Value {
     let prompt = u.input_tokens;
     json!({
         "prompt_tokens": prompt,
@@ -126,16 +127,19 @@ impl Render for StreamRender {
 
     fn item(&mut self, item: TurnItem, out: &mut Vec<u8>) -> bool {
         match item {
-            TurnItem::Text(t) => self.chunk(json!({"content": t}), None, out),
-            TurnItem::Thinking(t) => self.chunk(json!({"reasoning_content": t}), None, out),
-            TurnItem::ThinkingDone => {}
-            TurnItem::ToolCall(c) => {
+            TurnItem::Event(Event::TextDelta(t)) => self.chunk(json!({"content": t}), None, out),
+            TurnItem::Event(Event::ThinkingDelta(t)) => {
+                self.chunk(json!({"reasoning_content": t}), None, out)
+            }
+            TurnItem::Event(Event::ThinkingCompleted) => {}
+            TurnItem::Event(Event::ToolCall(c)) => {
                 let index = self.tool_index;
                 self.tool_index += 1;
                 let call = json!({"index": index, "id": c.id, "type": "function",
                                   "function": {"name": c.name, "arguments": c.arguments}});
                 self.chunk(json!({"tool_calls": [call]}), None, out);
             }
+            TurnItem::Event(_) => {}
             TurnItem::Done { stop, usage } => {
                 let reason = if stop == Stop::ToolUse {
                     "tool_calls"
@@ -169,11 +173,12 @@ fn complete(id: &str, model: &str, items: Vec<TurnItem>) -> Result<Value, ApiErr
     let (mut text, mut reasoning, mut calls) = (String::new(), String::new(), Vec::new());
     for item in items {
         match item {
-            TurnItem::Text(t) => text.push_str(&t),
-            TurnItem::Thinking(t) => reasoning.push_str(&t),
-            TurnItem::ThinkingDone => {}
-            TurnItem::ToolCall(c) => calls.push(json!({"id": c.id, "type": "function",
+            TurnItem::Event(Event::TextDelta(t)) => text.push_str(&t),
+            TurnItem::Event(Event::ThinkingDelta(t)) => reasoning.push_str(&t),
+            TurnItem::Event(Event::ThinkingCompleted) => {}
+            TurnItem::Event(Event::ToolCall(c)) => calls.push(json!({"id": c.id, "type": "function",
                                                        "function": {"name": c.name, "arguments": c.arguments}})),
+            TurnItem::Event(_) => {}
             TurnItem::Failed(e) => return Err(e),
             TurnItem::Done { stop, usage } => {
                 let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
@@ -192,24 +197,24 @@ fn complete(id: &str, model: &str, items: Vec<TurnItem>) -> Result<Value, ApiErr
             }
         }
     }
-    Err(ApiError::new(
-        http::StatusCode::BAD_GATEWAY,
-        "internal",
-        "the upstream turn ended without a result",
-    ))
+    Err(ApiError::no_result())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::turn::{Part, ToolChoice};
-    use crate::upstream::ToolCall;
+    use cursor_connect::ToolCall;
     use http::StatusCode;
     use std::time::Duration;
 
     #[test]
     fn error_shapes_and_retry_after() {
-        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "slow down");
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Category::RateLimited,
+            "slow down",
+        );
         e.retry_after = Some(Duration::from_millis(1500));
         assert_eq!(
             OpenAiChat::error_body(&e)["error"]["type"],
@@ -245,7 +250,7 @@ mod tests {
         assert!(
             matches!(&r.messages[0].parts[1], Part::Image(i) if i.mime == "image/png" && &i.data[..] == b"hi")
         );
-        assert_eq!(r.trailing_tool_results()[0].content, "42");
+        assert_eq!(r.trailing_tool_results()[0].1.content(), "42");
         let err = parse(&json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]})).unwrap_err();
         assert_eq!(
             err.message,
@@ -302,19 +307,15 @@ mod tests {
         let mut r = StreamRender::new("chatcmpl-1".into(), "m".into(), true);
         let mut out = Vec::new();
         assert!(!r.item(
-            TurnItem::ToolCall(ToolCall {
-                id: "c".into(),
-                name: "f".into(),
-                arguments: "{}".into()
-            }),
+            TurnItem::Event(Event::ToolCall(ToolCall::new("c", "f", "{}"))),
             &mut out
         ));
-        let usage = TokenUsage {
-            input_tokens: 3,
-            output_tokens: 5,
-            cache_read_tokens: 2,
-            ..TokenUsage::default()
-        };
+        let mut usage = Usage::default();
+        (
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_tokens,
+        ) = (3, 5, 2);
         assert!(r.item(
             TurnItem::Done {
                 stop: Stop::ToolUse,

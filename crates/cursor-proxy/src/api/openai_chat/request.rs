@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::api::body::TextOr;
 use crate::api::error::ApiError;
 use crate::engine::turn::{Message, Part, Role, ToolChoice, Turn};
-use crate::upstream::{Image, ToolCall, ToolOutput, ToolSpec};
+use cursor_connect::{ImageInput, ToolCall, ToolDefinition, ToolResult};
 
 /// A chat completions request.
 #[derive(Debug, Deserialize)]
@@ -186,16 +186,15 @@ impl ChatRequest {
                 }
                 ChatRole::Tool => turn.messages.push(Message {
                     role: Role::Tool,
-                    parts: vec![Part::ToolResult(ToolOutput {
+                    parts: vec![Part::ToolResult {
                         call_id: m.tool_call_id.ok_or_else(|| {
                             ApiError::invalid_field(
                                 format!("messages[{i}].tool_call_id"),
                                 "required for role \"tool\"",
                             )
                         })?,
-                        content: content.text(),
-                        is_error: false,
-                    })],
+                        result: ToolResult::text(content.text()),
+                    }],
                 }),
             }
         }
@@ -204,13 +203,13 @@ impl ChatRequest {
             .tools
             .unwrap_or_default()
             .into_iter()
-            .map(|t| ToolSpec {
-                name: t.function.name,
-                description: t.function.description.unwrap_or_default(),
-                input_schema: t
+            .map(|t| {
+                let schema = t
                     .function
                     .parameters
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                    .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+                let description = t.function.description.unwrap_or_default();
+                ToolDefinition::new(t.function.name, description, schema)
             })
             .collect();
         turn.tool_choice = self.tool_choice.map(|c| c.0).unwrap_or_default();
@@ -239,11 +238,12 @@ fn assistant(
         parts.push(Part::Text(text));
     }
     for call in calls.unwrap_or_default() {
-        parts.push(Part::ToolCall(ToolCall {
-            id: call.id,
-            name: call.function.name,
-            arguments: call.function.arguments.unwrap_or_else(|| "{}".to_owned()),
-        }));
+        let arguments = call.function.arguments.unwrap_or_else(|| "{}".to_owned());
+        parts.push(Part::ToolCall(ToolCall::new(
+            call.id,
+            call.function.name,
+            arguments,
+        )));
     }
     Message {
         role: Role::Assistant,
@@ -295,15 +295,12 @@ impl TextOr<ContentPart> {
 }
 
 /// Decodes `data:<mime>;base64,<data>`.
-fn data_url(url: &str) -> Option<Image> {
+fn data_url(url: &str) -> Option<ImageInput> {
     let rest = url.strip_prefix("data:")?;
     let (meta, data) = rest.split_once(',')?;
     let mime = meta.strip_suffix(";base64")?;
     let data = base64::engine::general_purpose::STANDARD
         .decode(data.trim())
         .ok()?;
-    Some(Image {
-        mime: mime.to_owned(),
-        data: Bytes::from(data),
-    })
+    Some(ImageInput::new(mime, Bytes::from(data)))
 }
