@@ -139,29 +139,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .named("bench-held", held_open())
         .start()
         .await?;
+    let (mut child, addr) = spawn_proxy(&mock.url()).await?;
+    let pid = child.id().ok_or("proxy exited")?;
+    let client = CursorClient::builder()
+        .base_url(mock.url())
+        .credentials(Credentials::access_token("bench-token"))
+        .build()?;
+    latency(&addr, &client, n).await?;
+    concurrent_via_proxy(Arc::new(addr), pid).await;
+    concurrent_direct(&client).await;
+    child.kill().await?;
+    Ok(())
+}
 
-    // The proxy as its own process, on Cursor's protocol to the mock.
+/// The proxy as its own process, on Cursor's protocol to the mock; returns it and its address
+/// once it accepts connections.
+async fn spawn_proxy(
+    upstream: &str,
+) -> Result<(tokio::process::Child, String), Box<dyn std::error::Error>> {
     let bin = env!("CARGO_BIN_EXE_cursor-proxy");
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         l.local_addr()?.port()
     };
     let addr = format!("127.0.0.1:{port}");
-    let mut child = tokio::process::Command::new(bin)
-        .args([
-            "--listen",
-            &addr,
-            "--upstream",
-            &mock.url(),
-            "--api-key",
-            KEY,
-        ])
+    let child = tokio::process::Command::new(bin)
+        .args(["--listen", &addr, "--upstream", upstream, "--api-key", KEY])
         .env("CURSOR_ACCESS_TOKEN", "bench-token")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
-    let pid = child.id().ok_or("proxy exited")?;
     let ready = Instant::now();
     while TcpStream::connect(&addr).await.is_err() {
         if ready.elapsed() > Duration::from_secs(20) {
@@ -169,51 +177,55 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let client = CursorClient::builder()
-        .base_url(mock.url())
-        .credentials(Credentials::access_token("bench-token"))
-        .build()?;
+    Ok((child, addr))
+}
 
+/// Time to first text, `n` sequential requests through the proxy and directly, interleaved.
+async fn latency(
+    addr: &str,
+    client: &CursorClient,
+    n: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     // Warm both paths (connections, allocator).
     for _ in 0..50 {
-        proxy_request(&addr, "bench-quick").await?;
-        direct_request(&client, "bench-quick").await?;
+        proxy_request(addr, "bench-quick").await?;
+        direct_request(client, "bench-quick").await?;
     }
     let (mut via, mut direct) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..n {
         // Interleaved so both see the same machine load.
-        via.push(proxy_request(&addr, "bench-quick").await?.0);
-        direct.push(direct_request(&client, "bench-quick").await?.0);
+        via.push(proxy_request(addr, "bench-quick").await?.0);
+        direct.push(direct_request(client, "bench-quick").await?.0);
     }
     via.sort();
     direct.sort();
     println!("latency to first text, {n} sequential requests (microseconds)");
     println!("  {:<22} {:>10} {:>10} {:>10}", "", "p50", "p99", "max");
-    println!(
-        "  {:<22} {:>10.0} {:>10.0} {:>10.0}",
-        "cursor-connect direct",
-        us(pct(&direct, 0.5)),
-        us(pct(&direct, 0.99)),
-        us(pct(&direct, 1.0))
-    );
-    println!(
-        "  {:<22} {:>10.0} {:>10.0} {:>10.0}",
-        "through cursor-proxy",
-        us(pct(&via, 0.5)),
-        us(pct(&via, 0.99)),
-        us(pct(&via, 1.0))
-    );
+    for (name, v) in [
+        ("cursor-connect direct", &direct),
+        ("through cursor-proxy", &via),
+    ] {
+        println!(
+            "  {name:<22} {:>10.0} {:>10.0} {:>10.0}",
+            us(pct(v, 0.5)),
+            us(pct(v, 0.99)),
+            us(pct(v, 1.0))
+        );
+    }
     println!(
         "  {:<22} {:>10.0} {:>10.0}",
         "added by the proxy",
         us(pct(&via, 0.5).saturating_sub(pct(&direct, 0.5))),
         us(pct(&via, 0.99).saturating_sub(pct(&direct, 0.99)))
     );
+    Ok(())
+}
 
-    // 500 concurrent streams held open about a second each.
+/// 500 concurrent streams through the proxy, held open about a second each, with the proxy's
+/// memory sampled while they run.
+async fn concurrent_via_proxy(addr: Arc<String>, pid: u32) {
     let idle_rss = rss_kib(pid, "VmRSS:");
     let start = Instant::now();
-    let addr = Arc::new(addr);
     let tasks: Vec<_> = (0..CONCURRENT)
         .map(|_| {
             let addr = Arc::clone(&addr);
@@ -225,12 +237,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         peak_rss = peak_rss.max(rss_kib(pid, "VmRSS:"));
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let mut ok = 0;
-    for t in tasks {
-        if matches!(t.await, Ok(Ok(_))) {
-            ok += 1;
-        }
-    }
+    let ok = count_ok(tasks).await;
     let wall = start.elapsed();
     println!("\n{CONCURRENT} concurrent streams through cursor-proxy (each held ~1 s by the mock)");
     println!(
@@ -244,7 +251,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         peak_rss,
         peak_rss.saturating_sub(idle_rss) as f64 / CONCURRENT as f64
     );
+}
 
+/// The same load on `cursor-connect` directly.
+async fn concurrent_direct(client: &CursorClient) {
     let start = Instant::now();
     let tasks: Vec<_> = (0..CONCURRENT)
         .map(|_| {
@@ -252,18 +262,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tokio::spawn(async move { direct_request(&client, "bench-held").await })
         })
         .collect();
-    let mut ok = 0;
-    for t in tasks {
-        if matches!(t.await, Ok(Ok(_))) {
-            ok += 1;
-        }
-    }
+    let ok = count_ok(tasks).await;
     let wall = start.elapsed();
     println!(
         "  cursor-connect direct: {ok}/{CONCURRENT} in {:.2} s: {:.0} streams/s",
         wall.as_secs_f64(),
         ok as f64 / wall.as_secs_f64()
     );
-    child.kill().await?;
-    Ok(())
+}
+
+/// How many of `tasks` finished with `Ok`.
+async fn count_ok<T, E>(tasks: Vec<tokio::task::JoinHandle<Result<T, E>>>) -> usize {
+    let mut ok = 0;
+    for t in tasks {
+        if matches!(t.await, Ok(Ok(_))) {
+            ok += 1;
+        }
+    }
+    ok
 }

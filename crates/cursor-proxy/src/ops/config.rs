@@ -274,34 +274,7 @@ impl Config {
             .parse()
             .map_err(|_| ConfigError::Listen(listen.clone()))?;
 
-        let mut accounts = Vec::new();
-        for a in &file.accounts {
-            accounts.push((a.clone(), a.load_token_with(env)?));
-        }
-        let access = env("CURSOR_ACCESS_TOKEN");
-        let api_key = env("CURSOR_API_KEY");
-        if access.is_some() || api_key.is_some() {
-            let acct = AccountConfig {
-                refresh_token: env("CURSOR_REFRESH_TOKEN").map(Secret::new),
-                cursor_api_key: api_key.map(Secret::new),
-                ..AccountConfig::named("env")
-            };
-            accounts.push((acct, Secret::new(access.unwrap_or_default())));
-        }
-        if let Some(list) = env("CURSOR_ACCESS_TOKENS") {
-            for (i, tok) in list
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .enumerate()
-            {
-                accounts.push((
-                    AccountConfig::named(&format!("env-{}", i + 1)),
-                    Secret::new(tok),
-                ));
-            }
-        }
-        cfg.accounts = accounts;
+        cfg.accounts = accounts(&file, env)?;
 
         let upstream = cli.upstream.clone().or_else(|| file.upstream.clone());
         cfg.upstream = match (upstream, cfg.accounts.is_empty()) {
@@ -311,41 +284,88 @@ impl Config {
             (None, false) => UpstreamMode::Remote(CURSOR_UPSTREAM.to_owned()),
         };
 
-        cfg.api_keys = file.api_keys.clone();
-        cfg.api_keys.extend(cli.api_keys.iter().map(Secret::new));
-        if let Some(keys) = env("CURSOR_PROXY_API_KEYS") {
-            cfg.api_keys.extend(
-                keys.split(',')
-                    .map(str::trim)
-                    .filter(|k| !k.is_empty())
-                    .map(Secret::new),
-            );
-        }
+        cfg.api_keys = caller_keys(cli, &file, env);
         if cfg.api_keys.is_empty() && !cfg.open_mode_allowed() {
             return Err(ConfigError::KeysRequired);
         }
+        cfg.apply_tunables(&file);
+        Ok(cfg)
+    }
+
+    /// The file's tunables over the defaults.
+    fn apply_tunables(&mut self, file: &FileConfig) {
         if let Some(n) = file.max_attempts {
-            cfg.max_attempts = n.clamp(1, 10);
+            self.max_attempts = n.clamp(1, 10);
         }
         if let Some(s) = file.tool_wait_timeout_secs {
-            cfg.tool_wait_timeout = Duration::from_secs(s.max(1));
+            self.tool_wait_timeout = Duration::from_secs(s.max(1));
         }
         if let Some(s) = file.checkpoint_ttl_secs {
-            cfg.checkpoint_ttl = Duration::from_secs(s);
+            self.checkpoint_ttl = Duration::from_secs(s);
         }
         if let Some(s) = file.models_cache_secs {
-            cfg.models_cache = Duration::from_secs(s);
+            self.models_cache = Duration::from_secs(s);
         }
         if let Some(s) = file.stall_timeout_secs {
-            cfg.stall_timeout = Duration::from_secs(s.max(1));
+            self.stall_timeout = Duration::from_secs(s.max(1));
         }
-        Ok(cfg)
     }
 
     /// Whether running without caller keys is allowed: embedded mock, loopback listener.
     pub fn open_mode_allowed(&self) -> bool {
         self.upstream == UpstreamMode::EmbeddedMock && self.listen.ip().is_loopback()
     }
+}
+
+/// The accounts: the file's, then `CURSOR_ACCESS_TOKEN` / `CURSOR_API_KEY`, then
+/// `CURSOR_ACCESS_TOKENS`.
+fn accounts(
+    file: &FileConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(AccountConfig, Secret)>, ConfigError> {
+    let mut accounts = Vec::new();
+    for a in &file.accounts {
+        accounts.push((a.clone(), a.load_token_with(env)?));
+    }
+    let access = env("CURSOR_ACCESS_TOKEN");
+    let api_key = env("CURSOR_API_KEY");
+    if access.is_some() || api_key.is_some() {
+        let acct = AccountConfig {
+            refresh_token: env("CURSOR_REFRESH_TOKEN").map(Secret::new),
+            cursor_api_key: api_key.map(Secret::new),
+            ..AccountConfig::named("env")
+        };
+        accounts.push((acct, Secret::new(access.unwrap_or_default())));
+    }
+    if let Some(list) = env("CURSOR_ACCESS_TOKENS") {
+        for (i, tok) in list
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .enumerate()
+        {
+            accounts.push((
+                AccountConfig::named(&format!("env-{}", i + 1)),
+                Secret::new(tok),
+            ));
+        }
+    }
+    Ok(accounts)
+}
+
+/// The caller keys: the file's, the flags', then `CURSOR_PROXY_API_KEYS`.
+fn caller_keys(cli: &Cli, file: &FileConfig, env: &dyn Fn(&str) -> Option<String>) -> Vec<Secret> {
+    let mut keys = file.api_keys.clone();
+    keys.extend(cli.api_keys.iter().map(Secret::new));
+    if let Some(list) = env("CURSOR_PROXY_API_KEYS") {
+        keys.extend(
+            list.split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(Secret::new),
+        );
+    }
+    keys
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

@@ -13,7 +13,7 @@ use super::sse::{self, Render};
 use super::{Dialect, decode_body};
 use crate::engine::turn::Turn;
 use crate::engine::{Stop, TurnItem};
-use cursor_connect::{Event, Usage};
+use cursor_connect::{Event, ToolCall, Usage};
 
 /// Anthropic messages (`POST /v1/messages`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -153,6 +153,42 @@ impl StreamRender {
         }
         self.next_index - 1
     }
+
+    /// A delta for a text or thinking block, opening the block first if needed.
+    fn delta(&mut self, kind: Open, delta: Value, out: &mut Vec<u8>) {
+        let index = self.ensure(kind, out);
+        sse::push_event(
+            out,
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": index, "delta": delta}),
+        );
+    }
+
+    /// A whole `tool_use` block: start, the arguments as one `input_json_delta`, stop.
+    fn tool_use(&mut self, c: &ToolCall, out: &mut Vec<u8>) {
+        self.close(out);
+        let index = self.next_index;
+        self.next_index += 1;
+        sse::push_event(
+            out,
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": index,
+            "content_block": {"type": "tool_use", "id": c.id, "name": c.name, "input": {}}}),
+        );
+        if !c.arguments.is_empty() {
+            sse::push_event(
+                out,
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": index,
+                "delta": {"type": "input_json_delta", "partial_json": c.arguments}}),
+            );
+        }
+        sse::push_event(
+            out,
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": index}),
+        );
+    }
 }
 
 impl Render for StreamRender {
@@ -172,52 +208,18 @@ impl Render for StreamRender {
     fn item(&mut self, item: TurnItem, out: &mut Vec<u8>) -> bool {
         match item {
             TurnItem::Event(Event::TextDelta(t)) => {
-                let index = self.ensure(Open::Text, out);
-                sse::push_event(
-                    out,
-                    "content_block_delta",
-                    &json!({"type": "content_block_delta", "index": index,
-                    "delta": {"type": "text_delta", "text": t}}),
-                );
+                self.delta(Open::Text, json!({"type": "text_delta", "text": t}), out);
             }
             TurnItem::Event(Event::ThinkingDelta(t)) => {
-                let index = self.ensure(Open::Thinking, out);
-                sse::push_event(
-                    out,
-                    "content_block_delta",
-                    &json!({"type": "content_block_delta", "index": index,
-                    "delta": {"type": "thinking_delta", "thinking": t}}),
-                );
+                let delta = json!({"type": "thinking_delta", "thinking": t});
+                self.delta(Open::Thinking, delta, out);
             }
             TurnItem::Event(Event::ThinkingCompleted) => {
                 if self.open == Some(Open::Thinking) {
                     self.close(out);
                 }
             }
-            TurnItem::Event(Event::ToolCall(c)) => {
-                self.close(out);
-                let index = self.next_index;
-                self.next_index += 1;
-                sse::push_event(
-                    out,
-                    "content_block_start",
-                    &json!({"type": "content_block_start", "index": index,
-                    "content_block": {"type": "tool_use", "id": c.id, "name": c.name, "input": {}}}),
-                );
-                if !c.arguments.is_empty() {
-                    sse::push_event(
-                        out,
-                        "content_block_delta",
-                        &json!({"type": "content_block_delta", "index": index,
-                        "delta": {"type": "input_json_delta", "partial_json": c.arguments}}),
-                    );
-                }
-                sse::push_event(
-                    out,
-                    "content_block_stop",
-                    &json!({"type": "content_block_stop", "index": index}),
-                );
-            }
+            TurnItem::Event(Event::ToolCall(c)) => self.tool_use(&c, out),
             TurnItem::Event(_) => {}
             TurnItem::Done { stop, usage } => {
                 self.close(out);
