@@ -72,6 +72,19 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
+    /// A model entry with no aliases, not reasoning, not max mode (for test doubles).
+    pub fn new(id: impl Into<String>, display_name: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            display_name: display_name.into(),
+            thinking: false,
+            max_mode: false,
+            aliases: Vec::new(),
+        }
+    }
+}
+
+impl ModelInfo {
     fn from_proto(m: pb::ModelDetails) -> Self {
         let display_name = if m.display_name.is_empty() {
             m.model_id.clone()

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use cursor_connect_classify::{Classification, Context, classify};
-use cursor_connect_frame::ConnectError;
+use cursor_connect_frame::{Code, ConnectError, TransportCause, TransportKind};
 
 /// What went wrong, broadly. The variant tells the caller what to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,14 +46,23 @@ pub struct Error(Arc<Inner>);
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let classification = Some(classify(&local_error(kind, &message), Context::new()));
         Self(Arc::new(Inner {
             kind,
-            message: message.into(),
+            message,
             connect: None,
-            classification: None,
+            classification,
             before_output: false,
             source: None,
         }))
+    }
+
+    /// A call failure from a Connect error, classified like the client's own (for alternative
+    /// transports and test doubles that stand in for a run). `before_output` says whether any
+    /// answer event had been produced when it failed.
+    pub fn from_connect_error(err: ConnectError, before_output: bool) -> Self {
+        Self::call(ErrorKind::Call, err, before_output)
     }
 
     pub(crate) fn with_source(
@@ -94,7 +103,11 @@ impl Error {
         self.0.connect.as_ref()
     }
 
-    /// The classifier's verdict on [`Error::connect_error`]: HTTP status, category, advice.
+    /// The classifier's verdict: HTTP status, category, advice. Call failures are classified
+    /// from their [`Error::connect_error`]; every other kind from the local Connect error its
+    /// kind stands for (a stall is a timeout, a protocol error a transport failure, a
+    /// credentials error `unauthenticated`, a configuration or usage error `internal`), so it
+    /// is always `Some`.
     pub fn classification(&self) -> Option<&Classification> {
         self.0.classification.as_ref()
     }
@@ -148,6 +161,21 @@ impl Error {
     }
 }
 
+/// The local Connect error an error of `kind` without one stands for, for classification.
+fn local_error(kind: ErrorKind, message: &str) -> ConnectError {
+    let transport = |code, kind| ConnectError::transport(code, message, TransportCause::new(kind));
+    match kind {
+        ErrorKind::Stalled => transport(Code::DeadlineExceeded, TransportKind::Timeout),
+        ErrorKind::MissingTurnEnded | ErrorKind::Protocol => {
+            transport(Code::Internal, TransportKind::Protocol)
+        }
+        ErrorKind::Credentials => ConnectError::new(Code::Unauthenticated, message),
+        ErrorKind::Call | ErrorKind::Config | ErrorKind::Usage => {
+            ConnectError::new(Code::Internal, message)
+        }
+    }
+}
+
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
@@ -191,5 +219,31 @@ impl std::error::Error for Error {
             .source
             .as_ref()
             .map(|s| &**s as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cursor_connect_classify::Category;
+
+    use super::*;
+
+    #[test]
+    fn every_error_is_classified() {
+        let cases = [
+            (ErrorKind::Stalled, Category::DeadlineExceeded, true),
+            (ErrorKind::Protocol, Category::Transport, true),
+            (ErrorKind::Credentials, Category::Unauthenticated, true),
+            (ErrorKind::Config, Category::Internal, true),
+        ];
+        for (kind, category, retryable) in cases {
+            let c = Error::new(kind, "x").classification().cloned().unwrap();
+            assert_eq!(c.category(), category, "{kind:?}");
+            assert_eq!(c.advice().is_retryable(), retryable, "{kind:?}");
+        }
+        let e = Error::from_connect_error(ConnectError::remote(Code::ResourceExhausted, "q"), true);
+        assert_eq!(e.kind(), ErrorKind::Call);
+        assert_eq!(e.classification().unwrap().status(), 429);
+        assert!(e.is_before_output() && std::error::Error::source(&e).is_some());
     }
 }

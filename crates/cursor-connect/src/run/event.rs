@@ -62,6 +62,21 @@ pub struct ToolCall {
     pub arguments: String,
 }
 
+impl ToolCall {
+    /// A tool call (for test doubles and transports that produce calls themselves).
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        arguments: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            arguments: arguments.into(),
+        }
+    }
+}
+
 /// The result of a tool call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolResult {

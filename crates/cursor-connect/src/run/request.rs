@@ -226,6 +226,36 @@ impl RunRequest {
         &self.tools
     }
 
+    /// The conversation id set with [`RunRequest::conversation_id`], if any.
+    pub fn conversation(&self) -> Option<&str> {
+        self.conversation_id.as_deref()
+    }
+
+    /// The checkpoint set with [`RunRequest::checkpoint`], if any.
+    pub fn conversation_state(&self) -> Option<&Bytes> {
+        self.checkpoint.as_ref()
+    }
+
+    /// The earlier messages set with [`RunRequest::history`].
+    pub fn history_messages(&self) -> &[HistoryMessage] {
+        &self.history
+    }
+
+    /// The system prompt, if any.
+    pub fn system(&self) -> Option<&str> {
+        self.system_prompt.as_deref()
+    }
+
+    /// The images attached to the user message.
+    pub fn images(&self) -> &[ImageInput] {
+        &self.images
+    }
+
+    /// Whether reasoning was asked for.
+    pub fn wants_thinking(&self) -> bool {
+        self.thinking
+    }
+
     /// The user text actually sent: the message itself, or, with history and no checkpoint in
     /// [`HistoryMode::Flatten`], the history flattened in front of it.
     pub fn effective_user_text(&self) -> String {

@@ -1,0 +1,179 @@
+//! The HTTP side: routes, handlers and the request log.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use cursor_connect::classify::Category;
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use tracing::info;
+
+use super::error::ApiError;
+use super::models::ModelCache;
+use super::{Anthropic, Dialect, OpenAiChat, sse};
+use crate::engine::pool::AccountHealth;
+use crate::engine::turn::Turn;
+use crate::engine::{Engine, collect};
+use crate::ops::auth::Auth;
+
+/// Largest request body accepted (images arrive inline as base64).
+pub const MAX_BODY: usize = 32 << 20;
+
+/// Shared state of the handlers.
+#[derive(Debug)]
+pub struct AppState {
+    /// The request engine.
+    pub engine: Arc<Engine>,
+    /// Caller authentication.
+    pub auth: Auth,
+    /// Model list cache.
+    pub models: ModelCache,
+    /// What `/healthz` says the upstream is.
+    pub upstream_label: String,
+}
+
+/// The router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(serve::<OpenAiChat>))
+        .route("/chat/completions", post(serve::<OpenAiChat>))
+        .route("/v1/messages", post(serve::<Anthropic>))
+        .route("/v1/models", get(models))
+        .route("/models", get(models))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+fn new_id(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    format!("{prefix}{t:x}{n:06x}")
+}
+
+/// The body; an unreadable one (over [`MAX_BODY`], cut off) is reported in the caller's API
+/// shape like every other error, not as the framework's plain-text rejection.
+fn read_body(body: &Result<Bytes, BytesRejection>) -> Result<&[u8], ApiError> {
+    body.as_ref()
+        .map(|b| &b[..])
+        .map_err(|e| ApiError::new(e.status(), Category::BadRequest, e.body_text()))
+}
+
+/// One request in dialect `D`, end to end: caller key, parse, engine, response.
+async fn serve<D: Dialect>(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let parsed = st
+        .auth
+        .check(&headers)
+        .and_then(|caller| Ok((caller, D::parse(read_body(&body)?, &headers)?)));
+    let (caller, turn) = match parsed {
+        Ok(v) => v,
+        Err(e) => return log_error::<D>(None, started, e),
+    };
+    let id = new_id(D::ID_PREFIX);
+    if turn.stream {
+        // Streaming callers see output as it comes: only failures before the first event are
+        // retried (inside `Engine::start`).
+        return match st.engine.start(&caller, &turn).await {
+            Ok(rx) => {
+                log_ok::<D>(&turn, started);
+                sse::response(rx, D::stream(id, &turn))
+            }
+            Err(e) => log_error::<D>(Some(&turn), started, e),
+        };
+    }
+    // A non-streaming caller sees nothing until the end, so its whole turn can be retried.
+    let items = match st.engine.start_complete(&caller, &turn).await {
+        Ok(rx) => collect(rx).await,
+        Err(e) => return log_error::<D>(Some(&turn), started, e),
+    };
+    match D::complete(&id, &turn, items) {
+        Ok(v) => {
+            log_ok::<D>(&turn, started);
+            axum::Json(v).into_response()
+        }
+        Err(e) => log_error::<D>(Some(&turn), started, e),
+    }
+}
+
+fn log_ok<D: Dialect>(req: &Turn, started: Instant) {
+    info!(api = D::NAME, model = %req.model, stream = req.stream, first_event_ms = started.elapsed().as_millis() as u64, "request accepted");
+}
+
+fn log_error<D: Dialect>(req: Option<&Turn>, started: Instant, e: ApiError) -> Response {
+    info!(
+        api = D::NAME, model = req.map(|r| r.model.as_str()), status = e.status.as_u16(), category = %e.category,
+        elapsed_ms = started.elapsed().as_millis() as u64, "request failed"
+    );
+    D::error_response(&e)
+}
+
+async fn models(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let anthropic = headers.contains_key("anthropic-version");
+    let error = |e: ApiError| {
+        if anthropic {
+            Anthropic::error_response(&e)
+        } else {
+            OpenAiChat::error_response(&e)
+        }
+    };
+    if let Err(e) = st.auth.check(&headers) {
+        return error(e);
+    }
+    let list = match st.models.list(&st.engine).await {
+        Ok(l) => l,
+        Err(e) => return error(e),
+    };
+    let body = if anthropic {
+        let data: Vec<Value> = list
+            .iter()
+            .map(|m| json!({"type": "model", "id": m.id, "display_name": m.display_name, "created_at": "1970-01-01T00:00:00Z"}))
+            .collect();
+        json!({"data": data, "has_more": false, "first_id": list.first().map(|m| &m.id), "last_id": list.last().map(|m| &m.id)})
+    } else {
+        let data: Vec<Value> = list
+            .iter()
+            .map(|m| json!({"id": m.id, "object": "model", "created": 0, "owned_by": "cursor"}))
+            .collect();
+        json!({"object": "list", "data": data})
+    };
+    axum::Json(body).into_response()
+}
+
+async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    let accounts = st.engine.pool().status(st.engine.pool().now());
+    let healthy = accounts
+        .iter()
+        .filter(|a| a.state == AccountHealth::Healthy)
+        .count();
+    let body = json!({
+        "status": if healthy > 0 { "ok" } else { "degraded" },
+        "upstream": st.upstream_label,
+        "accounts": accounts,
+        "parked_tool_waits": st.engine.parked_count(),
+    });
+    axum::Json(body).into_response()
+}
+
+async fn not_found() -> Response {
+    OpenAiChat::error_response(&ApiError::new(
+        StatusCode::NOT_FOUND,
+        Category::BadRequest,
+        "no such route",
+    ))
+}

@@ -1,0 +1,473 @@
+//! The engine: one caller request, end to end. Conversation lookup, account choice,
+//! transparent retry before the first byte, the event pump, and turns parked while the caller
+//! runs tools.
+
+mod parked;
+pub mod pool;
+mod pump;
+pub mod session;
+#[cfg(test)]
+mod tests;
+pub mod turn;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use cursor_connect::classify::{Advice, Category, Classification, Context, classify};
+use cursor_connect::frame::{Code, ConnectError};
+use cursor_connect::{Error, Event, Usage};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use self::parked::Parked;
+use self::pool::{Account, Pool};
+use self::pump::Pump;
+use self::session::{CheckpointStore, conversation_id};
+use self::turn::Turn;
+use crate::api::error::ApiError;
+use crate::upstream::{Upstream, UpstreamRun};
+
+/// Why a turn's output ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The model finished.
+    EndTurn,
+    /// The model waits for tool results.
+    ToolUse,
+}
+
+/// What the dialects render: the turn's answer events as `cursor-connect` produced them, then
+/// exactly one of `Done` or `Failed`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnItem {
+    /// An answer event: [`Event::TextDelta`], [`Event::ThinkingDelta`],
+    /// [`Event::ThinkingCompleted`] or [`Event::ToolCall`].
+    Event(Event),
+    /// The output is complete.
+    Done {
+        /// Why.
+        stop: Stop,
+        /// Token counters (Cursor's own, never estimates).
+        usage: Usage,
+    },
+    /// The turn failed after output began (or before, for non-streaming callers).
+    Failed(ApiError),
+}
+
+/// Engine tunables. Upstream deadlines are not here: they are the client's (its stall timeout,
+/// see [`CursorUpstream::with_stall_timeout`](crate::upstream::cursor::CursorUpstream)).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Attempts per request before the error reaches the caller.
+    pub max_attempts: u32,
+    /// How long a parked turn waits for the caller's tool results.
+    pub tool_wait_timeout: Duration,
+    /// How long to wait for more tool calls after one arrives before ending the response.
+    pub tool_batch_window: Duration,
+    /// How long a caller may stop reading its response before it is treated as gone.
+    pub caller_idle_timeout: Duration,
+    /// Checkpoint lifetime.
+    pub checkpoint_ttl: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            tool_wait_timeout: Duration::from_secs(300),
+            tool_batch_window: Duration::from_millis(30),
+            caller_idle_timeout: Duration::from_secs(300),
+            checkpoint_ttl: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// Items buffered between the pump and the HTTP writer.
+const CHANNEL_DEPTH: usize = 64;
+
+/// Which conversation a turn belongs to, on which account, and how many caller messages the
+/// request that produced it had (a checkpoint only fits a later request with more messages).
+#[derive(Debug, Clone)]
+struct TurnKey {
+    conv: String,
+    account: String,
+    covered: usize,
+}
+
+/// The request engine shared by all handlers.
+#[derive(Debug)]
+pub struct Engine {
+    upstream: Arc<dyn Upstream>,
+    pool: Arc<Pool>,
+    checkpoints: CheckpointStore,
+    parked: Mutex<HashMap<String, Parked>>,
+    cfg: EngineConfig,
+}
+
+fn short(conv: &str) -> &str {
+    &conv[..conv.len().min(8)]
+}
+
+/// The classifier's verdict on an upstream failure. `cursor-connect` classifies every error it
+/// returns; an error from another source that carries none is classified from its text.
+pub fn classification(e: &Error) -> Classification {
+    e.classification().cloned().unwrap_or_else(|| {
+        classify(
+            &ConnectError::new(Code::Unknown, e.to_string()),
+            Context::new(),
+        )
+    })
+}
+
+/// Whether `event` is part of the answer (what makes a turn visible to its caller).
+fn is_answer(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::TextDelta(_) | Event::ThinkingDelta(_) | Event::ToolCall(_) | Event::TurnEnded(_)
+    )
+}
+
+impl Engine {
+    /// An engine over `upstream` and `pool`; spawns the reaper for abandoned tool waits.
+    pub fn new(upstream: Arc<dyn Upstream>, pool: Arc<Pool>, cfg: EngineConfig) -> Arc<Self> {
+        let engine = Arc::new(Self {
+            upstream,
+            pool,
+            checkpoints: CheckpointStore::new(cfg.checkpoint_ttl),
+            parked: Mutex::new(HashMap::new()),
+            cfg,
+        });
+        let period = (engine.cfg.tool_wait_timeout / 4)
+            .clamp(Duration::from_millis(20), Duration::from_secs(5));
+        tokio::spawn(reaper(Arc::downgrade(&engine), period));
+        engine
+    }
+
+    /// The account pool.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    /// The upstream.
+    pub fn upstream(&self) -> &Arc<dyn Upstream> {
+        &self.upstream
+    }
+
+    /// Starts (or resumes) the turn for `req`. Returns once the first answer event is in hand,
+    /// so failures before that are retried on other accounts or returned as a plain HTTP error.
+    pub async fn start(
+        self: &Arc<Self>,
+        caller_key: &str,
+        req: &Turn,
+    ) -> Result<mpsc::Receiver<TurnItem>, ApiError> {
+        if req.messages.is_empty() {
+            return Err(ApiError::bad_request("messages must not be empty"));
+        }
+        let conv = conversation_id(caller_key, req);
+        if let Some(p) = self.unpark(&conv) {
+            let results = req.trailing_tool_results();
+            if p.answered_by(&results) {
+                let account = p.account.clone();
+                match self.resume(&conv, p, &results, req.messages.len()).await {
+                    Ok(rx) => return Ok(rx),
+                    // The classifier's advice drives the account's health here too, so the
+                    // fresh attempt below does not go straight back to an exhausted account.
+                    Err(e) => self.resume_failed(&conv, &account, &e),
+                }
+            } else {
+                info!(
+                    conversation = short(&conv),
+                    "request does not answer the parked tool calls; closing that turn"
+                );
+                p.close().await;
+            }
+        }
+        self.fresh(&conv, req).await
+    }
+
+    /// [`Engine::start`] for callers that see nothing until the turn is complete (non-streaming
+    /// responses): the turn is run to its end before anything is returned, so a retryable
+    /// failure after upstream output began is still invisible to the caller and is retried
+    /// (at most `max_attempts` turns). The returned channel holds the whole turn.
+    pub async fn start_complete(
+        self: &Arc<Self>,
+        caller_key: &str,
+        req: &Turn,
+    ) -> Result<mpsc::Receiver<TurnItem>, ApiError> {
+        let mut attempt = 1;
+        loop {
+            let items = collect(self.start(caller_key, req).await?).await;
+            if let Some(TurnItem::Failed(e)) = items.last()
+                && e.retryable
+                && attempt < self.cfg.max_attempts
+            {
+                attempt += 1;
+                warn!(status = e.status.as_u16(), category = %e.category, attempt,
+                      "turn failed before the caller saw any of it; retrying");
+                continue;
+            }
+            let (tx, out) = mpsc::channel(items.len().max(1));
+            for item in items {
+                // Capacity is the item count: never full.
+                let _ = tx.try_send(item);
+            }
+            return Ok(out);
+        }
+    }
+
+    /// Sends the caller's tool results on the parked turn and continues it.
+    async fn resume(
+        self: &Arc<Self>,
+        conv: &str,
+        mut p: Parked,
+        results: &[(String, cursor_connect::ToolResult)],
+        covered: usize,
+    ) -> Result<mpsc::Receiver<TurnItem>, Error> {
+        debug!(
+            conversation = short(conv),
+            calls = p.call_ids.len(),
+            "resuming parked turn with tool results"
+        );
+        for id in &p.call_ids {
+            if let Some((_, result)) = results.iter().find(|(call, _)| call == id) {
+                p.run.respond(id, result.clone()).await?;
+            }
+        }
+        let pre = match p.stash.take() {
+            Some(ev) => vec![ev],
+            None => prefetch(&mut *p.run).await?,
+        };
+        let key = TurnKey {
+            conv: conv.to_owned(),
+            account: p.account,
+            covered,
+        };
+        Ok(self.spawn_pump(p.run, key, pre))
+    }
+
+    fn resume_failed(&self, conv: &str, account: &str, e: &Error) {
+        let c = classification(e);
+        let cooldown = self
+            .pool
+            .get(account)
+            .and_then(|a| self.pool.record_failure(a, c.category(), c.advice()));
+        warn!(conversation = short(conv), account = %account, error = %e,
+              cooldown_ms = cooldown.map(|d| d.as_millis() as u64),
+              "resuming the parked turn failed; starting afresh");
+    }
+
+    /// A new upstream turn, retried on other accounts while nothing reached the caller.
+    async fn fresh(
+        self: &Arc<Self>,
+        conv: &str,
+        req: &Turn,
+    ) -> Result<mpsc::Receiver<TurnItem>, ApiError> {
+        let mut excluded: Vec<String> = Vec::new();
+        let mut last: Option<ApiError> = None;
+        for attempt in 1..=self.cfg.max_attempts {
+            match self.attempt(conv, req, &mut excluded).await {
+                Attempt::Started(rx) => return Ok(rx),
+                Attempt::NoAccount(e) => return Err(ApiError::no_account(&e, last)),
+                Attempt::Skipped => {}
+                Attempt::Failed { account, error } => {
+                    let verdict = classification(&error);
+                    let e = ApiError::upstream(&error, &verdict);
+                    let cooldown = self.pool.get(&account).and_then(|a| {
+                        self.pool
+                            .record_failure(a, verdict.category(), verdict.advice())
+                    });
+                    log_attempt(conv, &account, attempt, &error, &verdict, cooldown);
+                    if !verdict.advice().is_retryable() {
+                        return Err(e);
+                    }
+                    if !verdict.advice().retry_same_account() || cooldown.is_some() {
+                        excluded.push(account);
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(ApiError::unavailable))
+    }
+
+    /// One attempt of [`Engine::fresh`]: pick an account, open the run, read to the first answer.
+    async fn attempt(
+        self: &Arc<Self>,
+        conv: &str,
+        req: &Turn,
+        excluded: &mut Vec<String>,
+    ) -> Attempt {
+        let now = self.pool.now();
+        // A checkpoint covers the conversation up to the request that produced it; a request
+        // with no more messages than that (a regenerate or an edit) cannot build on it.
+        let saved = self
+            .checkpoints
+            .get(conv, now)
+            .filter(|(_, _, covered)| req.messages.len() > *covered);
+        let prefer = saved.as_ref().map(|(_, a, _)| a.as_str());
+        let account = match self.pool.pick(prefer, excluded, now) {
+            Ok(pick) if pick.needs_refresh && !self.refresh(pick.account).await => {
+                excluded.push(pick.account.name().to_owned());
+                return Attempt::Skipped;
+            }
+            Ok(pick) => pick.account,
+            Err(e) => return Attempt::NoAccount(e),
+        };
+        let checkpoint = match saved {
+            Some((cp, owner, _)) if owner == account.name() => Some(cp),
+            Some((_, owner, _)) => {
+                debug!(conversation = short(conv), from = %owner, to = account.name(),
+                       "checkpoint belongs to another account; sending the history instead");
+                self.checkpoints.remove(conv);
+                None
+            }
+            None => None,
+        };
+        match self.open(account, req.run_request(conv, checkpoint)).await {
+            Ok((run, pre)) => {
+                self.pool.record_success(account);
+                let key = TurnKey {
+                    conv: conv.to_owned(),
+                    account: account.name().to_owned(),
+                    covered: req.messages.len(),
+                };
+                Attempt::Started(self.spawn_pump(run, key, pre))
+            }
+            Err(error) => Attempt::Failed {
+                account: account.name().to_owned(),
+                error,
+            },
+        }
+    }
+
+    /// Renews an account's credentials; false when it stays unusable.
+    async fn refresh(&self, account: &Account) -> bool {
+        let outcome = self.upstream.refresh(account).await;
+        if let Ok(true) = outcome {
+            info!(account = account.name(), "credentials refreshed");
+            self.pool.record_refreshed(account);
+            return true;
+        }
+        let (category, advice, why) = match outcome {
+            Err(e) => {
+                let c = classification(&e);
+                let advice = c.advice().clone().with_refresh_credentials(true);
+                (c.category(), advice, e.to_string())
+            }
+            Ok(_) => (
+                Category::Unauthenticated,
+                Advice::new().with_refresh_credentials(true),
+                "credentials unchanged".to_owned(),
+            ),
+        };
+        let cooldown = self.pool.record_failure(account, category, &advice);
+        warn!(account = account.name(), reason = %why,
+              cooldown_ms = cooldown.map(|d| d.as_millis() as u64), "credential refresh failed");
+        false
+    }
+
+    /// Opens a run and reads until its first answer event (bounded by the client's stall
+    /// timeout).
+    async fn open(
+        &self,
+        account: &Account,
+        request: cursor_connect::RunRequest,
+    ) -> Result<(Box<dyn UpstreamRun>, Vec<Event>), Error> {
+        let mut run = self.upstream.run(account, request).await?;
+        match prefetch(&mut *run).await {
+            Ok(pre) => Ok((run, pre)),
+            Err(e) => {
+                run.cancel().await;
+                Err(e)
+            }
+        }
+    }
+
+    fn spawn_pump(
+        self: &Arc<Self>,
+        run: Box<dyn UpstreamRun>,
+        key: TurnKey,
+        pre: Vec<Event>,
+    ) -> mpsc::Receiver<TurnItem> {
+        let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+        tokio::spawn(Arc::clone(self).pump(Pump::new(run, key, pre, tx)));
+        rx
+    }
+
+    /// Hands `item` to the caller's response; false when the caller went away or stopped
+    /// reading for `caller_idle_timeout` (a caller that keeps its connection open but never
+    /// reads must not hold the upstream turn, or this task, forever).
+    async fn deliver(&self, tx: &mpsc::Sender<TurnItem>, item: TurnItem) -> bool {
+        tx.send_timeout(item, self.cfg.caller_idle_timeout)
+            .await
+            .is_ok()
+    }
+}
+
+/// The outcome of one [`Engine::attempt`].
+enum Attempt {
+    Started(mpsc::Receiver<TurnItem>),
+    /// The account needed new credentials and could not get them.
+    Skipped,
+    NoAccount(pool::NoAccount),
+    Failed {
+        account: String,
+        error: Error,
+    },
+}
+
+fn log_attempt(
+    conv: &str,
+    account: &str,
+    attempt: u32,
+    e: &Error,
+    c: &Classification,
+    cooldown: Option<Duration>,
+) {
+    let a = c.advice();
+    warn!(
+        conversation = short(conv), account, attempt, status = c.status().as_u16(),
+        code = e.connect_error().map(|c| c.code().as_str()), category = %c.category(),
+        retry_other = a.retry_other_account(), retry_same = a.retry_same_account(),
+        refresh = a.refresh_credentials(), cooldown_ms = cooldown.map(|d| d.as_millis() as u64),
+        error = %e, "upstream attempt failed"
+    );
+}
+
+/// Reads a run until its first answer event (or its end); returns what it read.
+async fn prefetch(run: &mut dyn UpstreamRun) -> Result<Vec<Event>, Error> {
+    let mut pre = Vec::new();
+    while let Some(ev) = run.next_event().await? {
+        let answer = is_answer(&ev);
+        pre.push(ev);
+        if answer {
+            break;
+        }
+    }
+    Ok(pre)
+}
+
+/// Every item of a turn, up to and including its last one.
+pub(crate) async fn collect(mut rx: mpsc::Receiver<TurnItem>) -> Vec<TurnItem> {
+    let mut items = Vec::new();
+    while let Some(item) = rx.recv().await {
+        let end = matches!(item, TurnItem::Done { .. } | TurnItem::Failed(_));
+        items.push(item);
+        if end {
+            break;
+        }
+    }
+    items
+}
+
+async fn reaper(engine: Weak<Engine>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        engine.reap(Instant::now()).await;
+    }
+}

@@ -1,0 +1,126 @@
+//! Turns parked while the caller runs the tools the model asked for: the upstream stream stays
+//! open under the conversation id until the caller's next request brings the results, or the
+//! tool-wait timeout closes it.
+
+use std::time::Instant;
+
+use cursor_connect::{Event, ToolResult, Usage};
+use tracing::{debug, info};
+
+use super::pump::Pump;
+use super::{Engine, Stop, TurnItem, short};
+use crate::upstream::UpstreamRun;
+
+/// Most turns parked at once; past it the oldest is cancelled.
+const MAX_PARKED: usize = 4096;
+
+/// An open upstream turn waiting for tool results.
+#[derive(Debug)]
+pub(super) struct Parked {
+    pub(super) run: Box<dyn UpstreamRun>,
+    pub(super) account: String,
+    pub(super) call_ids: Vec<String>,
+    /// An event that came after the calls without a result (replayed on resume).
+    pub(super) stash: Option<Event>,
+    since: Instant,
+}
+
+impl Parked {
+    /// Whether `results` answer every parked call.
+    pub(super) fn answered_by(&self, results: &[(String, ToolResult)]) -> bool {
+        !results.is_empty()
+            && self
+                .call_ids
+                .iter()
+                .all(|id| results.iter().any(|(call, _)| call == id))
+    }
+
+    /// Cancels the upstream turn.
+    pub(super) async fn close(mut self) {
+        self.run.cancel().await;
+    }
+}
+
+impl Engine {
+    /// Turns currently waiting for tool results.
+    pub fn parked_count(&self) -> usize {
+        self.parked.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Takes the parked turn of `conv`, if any.
+    pub(super) fn unpark(&self, conv: &str) -> Option<Parked> {
+        self.parked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(conv)
+    }
+
+    /// Parks the pump's run under its conversation and ends the caller's response with
+    /// `tool_use`.
+    pub(super) async fn park(&self, p: Pump, stash: Option<Event>) {
+        debug!(
+            conversation = short(&p.key.conv),
+            calls = p.calls.len(),
+            "turn parked until the caller sends tool results"
+        );
+        let mut usage = Usage::default();
+        usage.output_tokens = p.tokens;
+        let parked = Parked {
+            run: p.run,
+            account: p.key.account,
+            call_ids: p.calls,
+            stash,
+            since: Instant::now(),
+        };
+        for old in self.insert_parked(p.key.conv, parked) {
+            old.close().await;
+        }
+        let done = TurnItem::Done {
+            stop: Stop::ToolUse,
+            usage,
+        };
+        let _ = self.deliver(&p.tx, done).await;
+    }
+
+    /// Stores a parked turn; returns the ones it displaced (same conversation, or the oldest
+    /// when full).
+    fn insert_parked(&self, conv: String, parked: Parked) -> Vec<Parked> {
+        let mut map = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        let mut evicted = Vec::new();
+        if map.len() >= MAX_PARKED
+            && let Some(k) = map
+                .iter()
+                .min_by_key(|(_, p)| p.since)
+                .map(|(k, _)| k.clone())
+        {
+            evicted.extend(map.remove(&k));
+        }
+        evicted.extend(map.insert(conv, parked));
+        evicted
+    }
+
+    /// Cancels parked turns older than the tool-wait timeout; returns how many.
+    pub async fn reap(&self, now: Instant) -> usize {
+        let expired: Vec<(String, Parked)> = {
+            let mut map = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+            let keys: Vec<String> = map
+                .iter()
+                .filter(|(_, p)| {
+                    now.saturating_duration_since(p.since) >= self.cfg.tool_wait_timeout
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| map.remove(&k).map(|p| (k, p)))
+                .collect()
+        };
+        let n = expired.len();
+        for (conv, p) in expired {
+            info!(conversation = short(&conv), account = %p.account,
+                  "tool results never came; closing the parked turn");
+            p.close().await;
+        }
+        self.checkpoints.sweep(now);
+        n
+    }
+}

@@ -1,0 +1,248 @@
+//! `cursor-proxy`: an OpenAI- and Anthropic-compatible HTTP server over a pool of Cursor accounts.
+//!
+//! Callers speak `POST /v1/chat/completions` or `POST /v1/messages` (streaming or not, with tools,
+//! images and reasoning); the proxy runs each turn on Cursor's agent service through
+//! `cursor-connect`, fails over between accounts before the first byte, keeps conversations on
+//! their checkpoints, and holds a turn open while the caller runs the tools it asked for.
+//! With no account configured it starts `cursor-mock` in-process, so it works on a fresh machine.
+//!
+//! ```
+//! use cursor_proxy::Proxy;
+//! use cursor_proxy::ops::config::Config;
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // No account configured: the proxy runs on an in-process cursor-mock and, on loopback,
+//! // accepts any key. (`Config::load(&Cli::parse())` is what the binary does.)
+//! let config = Config { listen: "127.0.0.1:0".parse()?, ..Config::default() };
+//! let proxy = Proxy::start(config).await?;
+//! println!("{}", proxy.curl_line());
+//!
+//! // Any OpenAI client works; plain HTTP/1.1 keeps the example free of dependencies.
+//! let body = r#"{"model":"composer-2.5","messages":[{"role":"user","content":"Hello!"}]}"#;
+//! let mut tcp = tokio::net::TcpStream::connect(proxy.addr()).await?;
+//! tcp.write_all(format!(
+//!     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer any\r\n\
+//!      Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+//!     body.len()
+//! ).as_bytes()).await?;
+//! let mut reply = String::new();
+//! tcp.read_to_string(&mut reply).await?;
+//! assert!(reply.starts_with("HTTP/1.1 200"));
+//! assert!(reply.contains(r#""finish_reason":"stop""#));
+//! proxy.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod engine;
+pub mod ops;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::api::models::ModelCache;
+use crate::api::routes::{self, AppState};
+use crate::engine::pool::{Account, Pool};
+use crate::engine::{Engine, EngineConfig};
+use crate::ops::auth::Auth;
+use crate::ops::config::{Config, UpstreamMode};
+use crate::upstream::{Upstream, embedded};
+
+pub use crate::upstream::embedded::MOCK_MODEL;
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Binding the listen address failed.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The embedded mock backend did not start.
+    #[error("cannot start the embedded mock backend")]
+    Mock(#[source] std::io::Error),
+    /// The upstream client could not be built.
+    #[error("cannot build the upstream client")]
+    Upstream(#[source] cursor_connect::Error),
+}
+
+/// A running proxy. Dropping it stops serving.
+#[derive(Debug)]
+pub struct Proxy {
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+    embedded: Option<embedded::Embedded>,
+}
+
+impl Proxy {
+    /// Starts the proxy as `config` says: on Cursor (or the configured upstream) with the configured
+    /// accounts, or on an in-process `cursor-mock` when no account is configured.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let (embedded, accounts, label) = match &config.upstream {
+            UpstreamMode::EmbeddedMock => {
+                let e = embedded::Embedded::start()
+                    .await
+                    .map_err(StartError::Mock)?;
+                let accounts = vec![e.account()];
+                let label = format!("embedded cursor-mock at {}", e.url());
+                (Some(e), accounts, label)
+            }
+            UpstreamMode::Remote(url) => {
+                let accounts = config
+                    .accounts
+                    .iter()
+                    .map(|(cfg, token)| Account::new(cfg.clone(), token.clone(), url))
+                    .collect();
+                (None, accounts, url.clone())
+            }
+        };
+        let upstream: Arc<dyn Upstream> = Arc::new(
+            upstream::cursor::CursorUpstream::with_stall_timeout(config.stall_timeout),
+        );
+        let mut proxy = Self::start_with(&config, upstream, accounts, label).await?;
+        proxy.embedded = embedded;
+        Ok(proxy)
+    }
+
+    /// Starts the proxy over an explicit upstream and account list (tests, embedding).
+    pub async fn start_with(
+        config: &Config,
+        upstream: Arc<dyn Upstream>,
+        accounts: Vec<Account>,
+        upstream_label: String,
+    ) -> Result<Self, StartError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let pool = Arc::new(Pool::new(accounts));
+        let engine = Engine::new(
+            upstream,
+            pool,
+            EngineConfig {
+                max_attempts: config.max_attempts,
+                tool_wait_timeout: config.tool_wait_timeout,
+                checkpoint_ttl: config.checkpoint_ttl,
+                ..EngineConfig::default()
+            },
+        );
+        let auth = if config.api_keys.is_empty() && config.open_mode_allowed() {
+            Auth::open()
+        } else {
+            Auth::keys(config.api_keys.clone())
+        };
+        let state = Arc::new(AppState {
+            engine,
+            auth,
+            models: ModelCache::new(config.models_cache),
+            upstream_label,
+        });
+        let app = routes::router(Arc::clone(&state));
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        info!(
+            listen = %addr, upstream = %state.upstream_label, accounts = state.engine.pool().accounts().len(),
+            open_auth = state.auth.is_open(), "cursor-proxy listening"
+        );
+        Ok(Self {
+            addr,
+            state,
+            shutdown: Some(tx),
+            task,
+            embedded: None,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Handler state (engine, pool, auth), for inspection.
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Whether the proxy runs on the embedded mock.
+    pub fn is_embedded_mock(&self) -> bool {
+        self.embedded.is_some()
+    }
+
+    /// A ready-to-paste `curl` command that streams an answer through this proxy.
+    pub fn curl_line(&self) -> String {
+        let key = if self.state.auth.is_open() {
+            "any-key"
+        } else {
+            "$CURSOR_PROXY_KEY"
+        };
+        let model = if self.embedded.is_some() {
+            MOCK_MODEL
+        } else {
+            "composer-2.5"
+        };
+        format!(
+            "curl -N http://{}/v1/chat/completions -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
+             -d '{{\"model\":\"{model}\",\"stream\":true,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello!\"}}]}}'",
+            self.addr
+        )
+    }
+
+    /// Runs until the server stops (it stops on its own only on an I/O error).
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
+        match task.await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+
+    /// Stops accepting connections and waits (bounded) for open ones to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
+        if tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("open connections did not finish within 5 s of shutdown");
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.abort();
+    }
+}
