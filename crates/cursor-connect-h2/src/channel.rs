@@ -86,8 +86,7 @@ impl Channel {
     ) -> Result<(SendHalf, RecvHalf), ConnectError> {
         let (call, response) = self.start(path, headers, &opts, Shape::Stream).await?;
         let send = SendHalf::start(call.clone(), &opts, self.inner.endpoint.max_send_buffer);
-        let recv = RecvHalf::new(call, response, &opts, self.inner.endpoint.stream_window)
-            .with_writer(send.writer_guard());
+        let recv = RecvHalf::new(call, response, &opts).with_writer(send.writer_guard());
         Ok((send, recv))
     }
 

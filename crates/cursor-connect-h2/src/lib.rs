@@ -11,8 +11,10 @@
 //! * **Sending** never trips the peer's flow control and never buffers without bound: each
 //!   call has a writer that waits for window capacity, coalesces small envelopes into writes
 //!   of up to 32 KiB, and makes [`SendHalf::send`] wait once the send buffer is full.
-//! * **Receiving** returns window capacity as soon as bytes enter the envelope decoder, so a
-//!   message larger than the window cannot deadlock; the decoder bounds message size.
+//! * **Receiving** feeds each DATA chunk to the frame crate's zero-copy `ChunkDecoder` and
+//!   returns window capacity as soon as it enters the decoder, so a message larger than the
+//!   window cannot deadlock; the decoder bounds message size. A message inside one DATA frame
+//!   is a slice of it (no copy); one that straddles frames is copied once.
 //! * **Endings**: [`RecvHalf::message`] yields every message and then `Ok(None)` only after a
 //!   clean end-stream. An error in the end-stream, a reset, a lost connection, a deadline or an
 //!   idle timeout comes back as a `ConnectError` after the preceding messages, and again on

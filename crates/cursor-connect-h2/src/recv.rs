@@ -1,14 +1,14 @@
-//! The response half of a streaming call: validates the response head, releases flow-control
-//! capacity as bytes enter the envelope decoder, and ends in exactly one clean end or one
-//! sticky error.
+//! The response half of a streaming call: validates the response head, feeds DATA chunks to
+//! the zero-copy envelope decoder (releasing flow-control capacity as they enter it), and ends
+//! in exactly one clean end or one sticky error.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use cursor_connect_frame::{
-    Code, ConnectError, Decoder, Direction, EndStream, Metadata, compression_for,
+    ChunkDecoder, Code, ConnectError, Decoder, Direction, EndStream, Metadata, compression_for,
 };
 use h2::RecvStream;
 use h2::client::ResponseFuture;
@@ -38,8 +38,9 @@ enum State {
 pub struct RecvHalf {
     call: Arc<Call>,
     state: State,
-    decoder: Option<Decoder>,
-    buf: BytesMut,
+    /// Set once the response head is valid. DATA chunks are pushed in as they arrive; a
+    /// message inside one chunk is sliced out of it without a copy.
+    decoder: Option<ChunkDecoder>,
     idle: Option<Duration>,
     max_message_size: usize,
     content_type: &'static str,
@@ -48,7 +49,6 @@ pub struct RecvHalf {
     sticky: Option<ConnectError>,
     eof: bool,
     clean_end: bool,
-    reserve_cap: usize,
     /// Keeps the send half's writer task alive while this half lives (see `WriterGuard`).
     _writer: Option<Arc<WriterGuard>>,
 }
@@ -56,7 +56,10 @@ pub struct RecvHalf {
 impl std::fmt::Debug for RecvHalf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecvHalf")
-            .field("buffered", &self.buf.len())
+            .field(
+                "buffered",
+                &self.decoder.as_ref().map_or(0, ChunkDecoder::buffered),
+            )
             .field("headers", &self.headers)
             .field("end_metadata", &self.end_metadata)
             .field("sticky", &self.sticky)
@@ -65,17 +68,11 @@ impl std::fmt::Debug for RecvHalf {
 }
 
 impl RecvHalf {
-    pub(crate) fn new(
-        call: Arc<Call>,
-        response: ResponseFuture,
-        opts: &CallOptions,
-        stream_window: u32,
-    ) -> Self {
+    pub(crate) fn new(call: Arc<Call>, response: ResponseFuture, opts: &CallOptions) -> Self {
         Self {
             call,
             state: State::Waiting(response),
             decoder: None,
-            buf: BytesMut::new(),
             idle: opts.idle_timeout,
             max_message_size: opts.max_message_size,
             content_type: opts.stream_content_type(),
@@ -84,7 +81,6 @@ impl RecvHalf {
             sticky: None,
             eof: false,
             clean_end: false,
-            reserve_cap: usize::try_from(stream_window).unwrap_or(usize::MAX),
             _writer: None,
         }
     }
@@ -145,9 +141,9 @@ impl RecvHalf {
                 ));
             };
             let frame = if self.eof {
-                decoder.decode_eof(&mut self.buf)?
+                decoder.finish()?
             } else {
-                decoder.decode(&mut self.buf)?
+                decoder.next_frame()?
             };
             if let Some(frame) = frame {
                 if !frame.flags.is_end_stream() {
@@ -170,17 +166,10 @@ impl RecvHalf {
                         self.call.mark_data();
                     }
                     // Release as bytes enter the decoder, not per message: a message larger
-                    // than the window would otherwise deadlock. The decoder bounds the buffer.
+                    // than the window would otherwise deadlock. The decoder checks each
+                    // declared length against the limit and holds only bytes that arrived.
                     let _ = body.flow_control().release_capacity(chunk.len());
-                    if let Some(need) = decoder.buffered_hint(self.buf.len()) {
-                        // Size the buffer once for the message in progress instead of
-                        // regrowing it chunk by chunk. The decoder already checked the
-                        // declared length against the limit, and the reservation is capped
-                        // by what the peer may have in flight (the window), so a 5-byte
-                        // header cannot make us allocate more than the window allows.
-                        self.buf.reserve(need.min(self.reserve_cap));
-                    }
-                    self.buf.extend_from_slice(&chunk);
+                    decoder.push(chunk);
                 }
                 Some(Err(e)) => return Err(self.call.stream_error(e).await.into()),
                 None => {
@@ -194,10 +183,11 @@ impl RecvHalf {
     fn end_stream(&mut self, payload: &[u8]) -> Result<Option<Bytes>, ConnectError> {
         let end = EndStream::parse(payload)?;
         self.end_metadata = Some(end.metadata.clone());
-        if !self.buf.is_empty() {
+        let extra = self.decoder.as_ref().map_or(0, ChunkDecoder::buffered);
+        if extra > 0 {
             return Err(ConnectError::new(
                 Code::Internal,
-                format!("{} bytes after the end-stream message", self.buf.len()),
+                format!("{extra} bytes after the end-stream message"),
             ));
         }
         self.state = State::Done;
@@ -249,11 +239,11 @@ impl RecvHalf {
                 )
             })?),
         };
-        self.decoder = Some(
+        self.decoder = Some(ChunkDecoder::new(
             Decoder::new(Direction::Response)
                 .max_message_size(self.max_message_size)
                 .compression(compression),
-        );
+        ));
         self.state = State::Body(body);
         Ok(())
     }
