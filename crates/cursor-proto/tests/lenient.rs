@@ -70,20 +70,39 @@ fn unknown_fields_of_every_wire_type_are_skipped() {
 
 #[test]
 fn undeclared_tool_call_cases_decode() {
-    // ToolCall case 1 (shell) is not declared: its payload is skipped, tool is None.
-    // 1 LEN len 10 { 2 LEN tool_call_started len 8 { 2 LEN tool_call len 6 { 1 LEN len 4 { 1 LEN "ls" } } } }
-    let wire = [
-        0x0a, 0x0a, 0x12, 0x08, 0x12, 0x06, 0x0a, 0x04, 0x0a, 0x02, b'l', b's',
-    ];
-    let msg = AgentServerMessage::decode(&wire[..]).expect("decodes");
-    let Some(agent_server_message::Message::InteractionUpdate(InteractionUpdate {
-        message: Some(interaction_update::Message::ToolCallStarted(started)),
-        ..
-    })) = msg.message
-    else {
-        panic!("not tool_call_started");
+    // A tool_call_started whose ToolCall is `inner`, built by hand so the case number can be one
+    // this schema does not declare.
+    fn started(inner: &[u8]) -> Vec<u8> {
+        let nest = |field: u8, body: &[u8]| {
+            let mut out = vec![(field << 3) | 2, u8::try_from(body.len()).expect("short")];
+            out.extend_from_slice(body);
+            out
+        };
+        nest(1, &nest(2, &nest(2, inner)))
+    }
+    let tool_call = |wire: &[u8]| {
+        let msg = AgentServerMessage::decode(wire).expect("decodes");
+        let Some(agent_server_message::Message::InteractionUpdate(InteractionUpdate {
+            message: Some(interaction_update::Message::ToolCallStarted(started)),
+            ..
+        })) = msg.message
+        else {
+            panic!("not tool_call_started");
+        };
+        started.tool_call.expect("tool_call")
     };
-    assert_eq!(started.tool_call, Some(ToolCall::default()));
+    // Case 1 (shell) is declared with its content unmodelled: the case is known, the content
+    // ({1: "ls"}) skipped.
+    let shell = started(&[0x0a, 0x04, 0x0a, 0x02, b'l', b's']);
+    assert_eq!(
+        tool_call(&shell).tool,
+        Some(cursor_proto::agent::v1::tool_call::Tool::ShellToolCall(
+            Default::default()
+        ))
+    );
+    // Case 90 is in no schema: skipped, tool is None. Tag (90 << 3) | 2 = 0xd2 0x05.
+    let unknown = started(&[0xd2, 0x05, 0x04, 0x0a, 0x02, b'l', b's']);
+    assert_eq!(tool_call(&unknown), ToolCall::default());
 }
 
 #[test]
