@@ -96,9 +96,7 @@ fn undeclared_tool_call_cases_decode() {
     let shell = started(&[0x0a, 0x04, 0x0a, 0x02, b'l', b's']);
     assert_eq!(
         tool_call(&shell).tool,
-        Some(cursor_proto::agent::v1::tool_call::Tool::ShellToolCall(
-            Default::default()
-        ))
+        Some(tool_call::Tool::ShellToolCall(Default::default()))
     );
     // Case 90 is in no schema: skipped, tool is None. Tag (90 << 3) | 2 = 0xd2 0x05.
     let unknown = started(&[0xd2, 0x05, 0x04, 0x0a, 0x02, b'l', b's']);
