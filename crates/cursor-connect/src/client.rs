@@ -31,6 +31,7 @@ pub(crate) struct ClientInner {
     pub(crate) header_config: HeaderConfig,
     pub(crate) heartbeat_interval: Duration,
     pub(crate) stall_timeout: Duration,
+    pub(crate) first_output_timeout: Option<Duration>,
     pub(crate) unary_timeout: Duration,
     pub(crate) blob_store: Arc<dyn BlobStore>,
     pub(crate) interaction_policy: InteractionPolicy,
@@ -246,6 +247,7 @@ pub struct ClientBuilder {
     config_version: Option<String>,
     heartbeat_interval: Duration,
     stall_timeout: Duration,
+    first_output_timeout: Option<Duration>,
     unary_timeout: Duration,
     blob_store: Option<Arc<dyn BlobStore>>,
     interaction_policy: InteractionPolicy,
@@ -269,6 +271,7 @@ impl Default for ClientBuilder {
             config_version: None,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
+            first_output_timeout: None,
             unary_timeout: DEFAULT_UNARY_TIMEOUT,
             blob_store: None,
             interaction_policy: InteractionPolicy::default(),
@@ -369,6 +372,15 @@ impl ClientBuilder {
         self
     }
 
+    /// How long a run may wait for its first output (text, thinking or a tool call) while the
+    /// server only sends heartbeats; past it the run fails as stalled (`ErrorKind::Stalled`,
+    /// `deadline_exceeded`, safe to retry elsewhere since nothing was produced). No limit by
+    /// default: long reasoning can take minutes before it shows.
+    pub fn first_output_timeout(mut self, timeout: Duration) -> Self {
+        self.first_output_timeout = Some(timeout);
+        self
+    }
+
     /// The deadline of unary calls (30 s by default).
     pub fn unary_timeout(mut self, timeout: Duration) -> Self {
         self.unary_timeout = timeout;
@@ -406,9 +418,12 @@ impl ClientBuilder {
         let Some(credentials) = self.credentials else {
             return Err(Error::config("no credentials given"));
         };
-        if self.heartbeat_interval.is_zero() || self.stall_timeout.is_zero() {
+        if self.heartbeat_interval.is_zero()
+            || self.stall_timeout.is_zero()
+            || self.first_output_timeout.is_some_and(|t| t.is_zero())
+        {
             return Err(Error::config(
-                "heartbeat interval and stall timeout must be non-zero",
+                "heartbeat interval, stall timeout and first-output timeout must be non-zero",
             ));
         }
         // Timers past ~136 years mean "never"; larger values (say `Duration::MAX`) would
@@ -476,6 +491,8 @@ impl ClientBuilder {
                 header_config,
                 heartbeat_interval,
                 stall_timeout,
+                // Capped like the other timers (a huge value means no limit in practice).
+                first_output_timeout: self.first_output_timeout.map(|t| t.min(cap)),
                 unary_timeout: self.unary_timeout,
                 blob_store,
                 interaction_policy: self.interaction_policy,

@@ -24,7 +24,11 @@ const REFRESH_DEADLINE: Duration = Duration::from_secs(30);
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A secret string (token, refresh token, API key). Formatting never shows it.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// With the feature `serde` it deserializes from a plain string (for configuration files); it
+/// has no `Serialize`, so it cannot be written out by accident.
+#[derive(Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize), serde(transparent))]
 pub struct Secret(String);
 
 impl Secret {

@@ -294,3 +294,53 @@ async fn run_on_unreachable_host_is_transport_error() {
     assert_eq!(e.kind(), ErrorKind::Call);
     assert_eq!(e.connect_error().unwrap().origin(), Origin::Transport);
 }
+
+/// A server that only keeps the stream alive (heartbeats, no output) is cut off at the
+/// first-output deadline, as stalled and safe to retry elsewhere; output that arrives in time
+/// is not affected.
+#[tokio::test]
+async fn heartbeats_without_output_hit_the_first_output_deadline() {
+    use cursor_mock::Step;
+    let only_beats = Scenario::new(vec![
+        Step::Heartbeat,
+        Step::Sleep(Duration::from_secs(5)),
+        Step::TextDelta("late".into()),
+        Step::EndOk,
+    ]);
+    let mock = MockServer::builder()
+        .heartbeat_interval(Duration::from_millis(50))
+        .named("only-beats", only_beats)
+        .start()
+        .await
+        .unwrap();
+    let client = CursorClient::builder()
+        .base_url(mock.url())
+        .credentials(Credentials::access_token(TOKEN))
+        .first_output_timeout(Duration::from_millis(400))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let mut run = client
+        .agent()
+        .run(RunRequest::new("only-beats", "x"))
+        .await
+        .unwrap();
+    let out = common::collect(&mut run).await;
+    let e = expect_error(&out);
+    assert_eq!(e.kind(), ErrorKind::Stalled, "{e}");
+    assert!(e.is_before_output());
+    assert!(e.to_string().contains("no output within"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "cut off at the deadline"
+    );
+
+    // The default turn produces output at once: the same deadline does not fire.
+    let mut ok = client
+        .agent()
+        .run(RunRequest::new("composer-2.5", "x"))
+        .await
+        .unwrap();
+    let out = common::collect(&mut ok).await;
+    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+}

@@ -111,7 +111,8 @@ impl Proxy {
             }
         };
         let upstream: Arc<dyn Upstream> = Arc::new(
-            upstream::cursor::CursorUpstream::with_stall_timeout(config.stall_timeout),
+            upstream::cursor::CursorUpstream::with_stall_timeout(config.stall_timeout)
+                .first_output_timeout(config.first_output_timeout),
         );
         let mut proxy = Self::start_with(&config, upstream, accounts, label).await?;
         proxy.embedded = embedded;

@@ -38,6 +38,9 @@ pub enum InteractionPolicy {
 pub(crate) struct DriverConfig {
     pub(crate) heartbeat_interval: Duration,
     pub(crate) stall_timeout: Duration,
+    /// How long a turn may go without output (text, thinking, a tool call) while the server
+    /// only keeps the stream alive; `None`: no limit.
+    pub(crate) first_output_timeout: Option<Duration>,
     pub(crate) blob_store: Arc<dyn BlobStore>,
     pub(crate) interaction_policy: InteractionPolicy,
     pub(crate) request_context: pb::RequestContext,
@@ -77,6 +80,7 @@ enum Wake {
     Delivered,
     Inbound(Option<Inbound>),
     Stalled,
+    NoOutput,
 }
 
 #[derive(Debug, Clone)]
@@ -178,8 +182,12 @@ impl Driver {
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_inbound = Instant::now();
         let mut commands_open = true;
+        // Heartbeats reset the stall timer, so a server that keeps the stream alive without ever
+        // answering would hold a turn forever; this deadline bounds the wait for the first output.
+        let output_due = self.cfg.first_output_timeout.map(|t| Instant::now() + t);
         loop {
             let stall_at = last_inbound + self.cfg.stall_timeout;
+            let no_output_at = output_due.filter(|_| !self.output_started);
             let wake = tokio::select! {
                 biased;
                 cmd = self.commands.recv(), if commands_open => Wake::Command(cmd),
@@ -196,6 +204,7 @@ impl Driver {
                 },
                 msg = self.inbound.recv(), if self.pending.is_empty() => Wake::Inbound(msg),
                 () = tokio::time::sleep_until(stall_at), if self.pending.is_empty() => Wake::Stalled,
+                () = sleep_until_some(no_output_at), if self.pending.is_empty() => Wake::NoOutput,
             };
             match wake {
                 Wake::Command(Some(cmd)) => self.command(cmd).await?,
@@ -234,6 +243,7 @@ impl Driver {
                     }
                 }
                 Wake::Stalled => return Err(self.stalled()),
+                Wake::NoOutput => return Err(self.no_output()),
             }
         }
     }
@@ -253,6 +263,21 @@ impl Driver {
             err,
             !self.output_started,
         ))
+    }
+
+    fn no_output(&self) -> Error {
+        let secs = self
+            .cfg
+            .first_output_timeout
+            .unwrap_or_default()
+            .as_secs_f64();
+        let cause = TransportCause::new(TransportKind::Timeout).response_started(true);
+        let err = ConnectError::transport(
+            Code::DeadlineExceeded,
+            format!("no output within {secs:.1}s (the server only kept the stream alive)"),
+            cause,
+        );
+        Error::call(ErrorKind::Stalled, err, true)
     }
 
     fn stalled(&self) -> Error {
@@ -496,6 +521,14 @@ impl Driver {
                 self.send_exec(reply, asked).await
             }
         }
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -94,6 +94,7 @@ impl AgentClient {
         let cfg = DriverConfig {
             heartbeat_interval: inner.heartbeat_interval,
             stall_timeout: inner.stall_timeout,
+            first_output_timeout: inner.first_output_timeout,
             blob_store: inner.blob_store.clone(),
             interaction_policy: inner.interaction_policy,
             request_context: ctx,

@@ -1,6 +1,5 @@
 //! Configuration: a TOML file, environment variables and command-line flags, in rising priority.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,33 +11,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 /// Cursor's API host.
 pub const CURSOR_UPSTREAM: &str = "https://api2.cursor.sh";
 
-/// A secret string (token or key). `Debug` and `Display` never show it.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    /// The secret itself; only for sending it where it belongs.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+/// Secrets in the config (tokens, keys) are `cursor-connect`'s own type: one redaction rule.
+pub use cursor_connect::Secret;
 
 /// One Cursor account in the config file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -137,6 +111,9 @@ pub struct FileConfig {
     /// Seconds an upstream run may receive nothing before it fails as stalled (and is retried
     /// elsewhere while the caller has seen nothing).
     pub stall_timeout_secs: Option<u64>,
+    /// Seconds an upstream run may go without any output while the server only sends
+    /// heartbeats (then it fails as stalled, and is retried elsewhere).
+    pub first_output_timeout_secs: Option<u64>,
 }
 
 /// Command-line flags (each also readable from the environment).
@@ -189,8 +166,11 @@ pub struct Config {
     pub checkpoint_ttl: Duration,
     /// Model list cache lifetime.
     pub models_cache: Duration,
-    /// The upstream client's stall timeout: the one deadline on upstream runs.
+    /// The upstream client's stall timeout: a run that receives nothing this long fails.
     pub stall_timeout: Duration,
+    /// The upstream client's first-output deadline: a run that produces no output this long
+    /// (heartbeats only) fails.
+    pub first_output_timeout: Duration,
 }
 
 impl Default for Config {
@@ -207,6 +187,7 @@ impl Default for Config {
             checkpoint_ttl: Duration::from_secs(30 * 60),
             models_cache: Duration::from_secs(300),
             stall_timeout: cursor_connect::DEFAULT_STALL_TIMEOUT,
+            first_output_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -308,6 +289,9 @@ impl Config {
         }
         if let Some(s) = file.stall_timeout_secs {
             self.stall_timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(s) = file.first_output_timeout_secs {
+            self.first_output_timeout = Duration::from_secs(s.max(1));
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use cursor_connect::auth::OAuthRefresh;
 use cursor_connect::{
     AccessToken, Credentials, CursorClient, DEFAULT_STALL_TIMEOUT, Error, ModelInfo, RunRequest,
-    Secret as ClientSecret, TokenSet,
+    TokenSet,
 };
 use futures_util::future::BoxFuture;
 
@@ -23,6 +23,7 @@ use crate::engine::pool::Account;
 #[derive(Debug)]
 pub struct CursorUpstream {
     stall_timeout: Duration,
+    first_output_timeout: Option<Duration>,
     clients: Mutex<HashMap<String, (crate::ops::config::Secret, CursorClient)>>,
 }
 
@@ -43,8 +44,16 @@ impl CursorUpstream {
     pub fn with_stall_timeout(timeout: Duration) -> Self {
         Self {
             stall_timeout: timeout,
+            first_output_timeout: None,
             clients: Mutex::default(),
         }
+    }
+
+    /// Runs that produce no output for `timeout` while the server only sends heartbeats fail
+    /// as stalled (none by default).
+    pub fn first_output_timeout(mut self, timeout: Duration) -> Self {
+        self.first_output_timeout = Some(timeout);
+        self
     }
 
     fn client(&self, account: &Account) -> Result<CursorClient, Error> {
@@ -55,11 +64,14 @@ impl CursorUpstream {
         {
             return Ok(c.clone());
         }
-        let client = CursorClient::builder()
+        let mut builder = CursorClient::builder()
             .base_url(account.upstream())
             .credentials(credentials(account, &token)?)
-            .stall_timeout(self.stall_timeout)
-            .build()?;
+            .stall_timeout(self.stall_timeout);
+        if let Some(timeout) = self.first_output_timeout {
+            builder = builder.first_output_timeout(timeout);
+        }
+        let client = builder.build()?;
         clients.insert(account.name().to_owned(), (token, client.clone()));
         Ok(client)
     }
@@ -76,14 +88,8 @@ fn credentials(
     if !token.expose().is_empty() {
         set.access_token = Some(AccessToken::new(token.expose()));
     }
-    set.refresh_token = cfg
-        .refresh_token
-        .as_ref()
-        .map(|t| ClientSecret::new(t.expose()));
-    set.api_key = cfg
-        .cursor_api_key
-        .as_ref()
-        .map(|k| ClientSecret::new(k.expose()));
+    set.refresh_token = cfg.refresh_token.clone();
+    set.api_key = cfg.cursor_api_key.clone();
     let creds = Credentials::from_tokens(set);
     if !cfg.renewable() {
         return Ok(creds);
