@@ -24,7 +24,10 @@ use crate::server::Shared;
 /// flight).
 pub const MAX_AHEAD: i64 = 64;
 /// Request ids remembered at once; ended ones are forgotten first.
-const MAX_ENTRIES: usize = 1024;
+const MAX_ENTRIES: usize = 256;
+/// Bytes of early appends one request id may park (with [`MAX_ENTRIES`], a bound on what
+/// clients can make the mock hold).
+const MAX_WAITING_BYTES: usize = 4 << 20;
 
 /// The streams by request id.
 #[derive(Debug, Default)]
@@ -128,6 +131,13 @@ impl BidiTable {
                 format!(
                     "no RunSSE stream has request id {request_id:?} ({waited:?} after its first append)"
                 ),
+            ));
+        }
+        let parked: usize = entry.waiting.values().map(Bytes::len).sum();
+        if parked + payload.len() > MAX_WAITING_BYTES {
+            return Err(ErrorSpec::new(
+                Code::ResourceExhausted,
+                format!("more than {MAX_WAITING_BYTES} bytes of early appends on {request_id:?}"),
             ));
         }
         entry.waiting.insert(seqno, payload);
