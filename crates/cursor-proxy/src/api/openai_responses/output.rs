@@ -106,7 +106,7 @@ impl Builder {
     fn close(&mut self, out: &mut Vec<u8>) {
         let index = self.output.len();
         match self.open.take() {
-            None => return,
+            None => {}
             Some(Open::Reasoning { id, text }) => {
                 let part = json!({"type": "summary_text", "text": text});
                 let at = json!({"item_id": id, "output_index": index, "summary_index": 0});
