@@ -1,4 +1,4 @@
-//! The HTTP APIs callers speak. Each one is a [`Dialect`]: it parses a request body into the
+//! The HTTP APIs callers speak (OpenAI chat completions, OpenAI Responses, Anthropic messages). Each one is a [`Dialect`]: it parses a request body into the
 //! neutral [`Turn`], renders the engine's [`TurnItem`]s as its own response (streamed or whole),
 //! and renders errors in its own shape. The pipeline between (caller key, engine, retries,
 //! logging) is written once, in [`routes`], for every dialect.
@@ -8,6 +8,7 @@ pub mod body;
 pub mod error;
 pub mod models;
 pub mod openai_chat;
+pub mod openai_responses;
 pub mod routes;
 pub mod sse;
 
@@ -19,6 +20,7 @@ pub use self::anthropic::Anthropic;
 pub use self::body::decode_body;
 pub use self::error::ApiError;
 pub use self::openai_chat::OpenAiChat;
+pub use self::openai_responses::OpenAiResponses;
 use self::sse::Render;
 use crate::engine::TurnItem;
 use crate::engine::turn::Turn;

@@ -17,7 +17,7 @@ use tracing::info;
 
 use super::error::ApiError;
 use super::models::ModelCache;
-use super::{Anthropic, Dialect, OpenAiChat, sse};
+use super::{Anthropic, Dialect, OpenAiChat, OpenAiResponses, sse};
 use crate::engine::pool::AccountHealth;
 use crate::engine::turn::Turn;
 use crate::engine::{Engine, collect};
@@ -44,7 +44,11 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(serve::<OpenAiChat>))
         .route("/chat/completions", post(serve::<OpenAiChat>))
+        .route("/v1/responses", post(serve::<OpenAiResponses>))
+        .route("/responses", post(serve::<OpenAiResponses>))
         .route("/v1/messages", post(serve::<Anthropic>))
+        .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/", get(root).head(root))
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/healthz", get(healthz))
@@ -168,6 +172,38 @@ async fn healthz(State(st): State<Arc<AppState>>) -> Response {
         "parked_tool_waits": st.engine.parked_count(),
     });
     axum::Json(body).into_response()
+}
+
+/// `GET /` and `HEAD /`: clients probe the base URL; it answers 200.
+async fn root() -> Response {
+    axum::Json(json!({"service": "cursor-proxy", "status": "ok"})).into_response()
+}
+
+/// `POST /v1/messages/count_tokens`. Cursor has no counting call, so this is an estimate
+/// (about four characters per token over the system text, the messages and the tool
+/// definitions), marked as such by the `x-cursor-proxy-token-count: estimate` header.
+async fn count_tokens(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let turn = st
+        .auth
+        .check(&headers)
+        .and_then(|_| Anthropic::parse(read_body(&body)?, &headers));
+    match turn {
+        Ok(turn) => {
+            let mut resp =
+                axum::Json(json!({"input_tokens": super::anthropic::estimate_tokens(&turn)}))
+                    .into_response();
+            resp.headers_mut().insert(
+                "x-cursor-proxy-token-count",
+                http::HeaderValue::from_static("estimate"),
+            );
+            resp
+        }
+        Err(e) => Anthropic::error_response(&e),
+    }
 }
 
 async fn not_found() -> Response {

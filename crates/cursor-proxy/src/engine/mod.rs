@@ -83,6 +83,9 @@ impl Default for EngineConfig {
     }
 }
 
+/// The result sent upstream for a parked tool call the caller's results left out.
+pub const MISSING_RESULT: &str = "the client sent no result for this tool call";
+
 /// Items buffered between the pump and the HTTP writer.
 const CHANNEL_DEPTH: usize = 64;
 
@@ -93,6 +96,8 @@ struct TurnKey {
     conv: String,
     account: String,
     covered: usize,
+    /// One tool call per response ([`Turn::one_tool_call`]).
+    one_call: bool,
 }
 
 /// The request engine shared by all handlers.
@@ -169,7 +174,7 @@ impl Engine {
             let results = req.trailing_tool_results();
             if p.answered_by(&results) {
                 let account = p.account.clone();
-                match self.resume(&conv, p, &results, req.messages.len()).await {
+                match self.resume(&conv, p, &results, req).await {
                     Ok(rx) => return Ok(rx),
                     // The classifier's advice drives the account's health here too, so the
                     // fresh attempt below does not go straight back to an exhausted account.
@@ -222,7 +227,7 @@ impl Engine {
         conv: &str,
         mut p: Parked,
         results: &[(String, cursor_connect::ToolResult)],
-        covered: usize,
+        req: &Turn,
     ) -> Result<mpsc::Receiver<TurnItem>, Error> {
         debug!(
             conversation = short(conv),
@@ -230,18 +235,26 @@ impl Engine {
             "resuming parked turn with tool results"
         );
         for id in &p.call_ids {
-            if let Some((_, result)) = results.iter().find(|(call, _)| call == id) {
-                p.run.respond(id, result.clone()).await?;
-            }
+            let result = match results.iter().find(|(call, _)| call == id) {
+                Some((_, result)) => result.clone(),
+                None => {
+                    info!(conversation = short(conv), call = %id,
+                          "the caller sent no result for this tool call; answering it with an error");
+                    cursor_connect::ToolResult::error(MISSING_RESULT)
+                }
+            };
+            p.run.respond(id, result).await?;
         }
-        let pre = match p.stash.take() {
-            Some(ev) => vec![ev],
-            None => prefetch(&mut *p.run).await?,
+        let pre = if p.held.is_empty() {
+            prefetch(&mut *p.run).await?
+        } else {
+            std::mem::take(&mut p.held)
         };
         let key = TurnKey {
             conv: conv.to_owned(),
             account: p.account,
-            covered,
+            covered: req.messages.len(),
+            one_call: req.one_tool_call,
         };
         Ok(self.spawn_pump(p.run, key, pre))
     }
@@ -331,6 +344,7 @@ impl Engine {
                     conv: conv.to_owned(),
                     account: account.name().to_owned(),
                     covered: req.messages.len(),
+                    one_call: req.one_tool_call,
                 };
                 Attempt::Started(self.spawn_pump(run, key, pre))
             }

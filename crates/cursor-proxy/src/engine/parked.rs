@@ -20,19 +20,19 @@ pub(super) struct Parked {
     pub(super) run: Box<dyn UpstreamRun>,
     pub(super) account: String,
     pub(super) call_ids: Vec<String>,
-    /// An event that came after the calls without a result (replayed on resume).
-    pub(super) stash: Option<Event>,
+    /// Events that came after the calls without a result, or calls held back for one call per
+    /// response (replayed on resume).
+    pub(super) held: Vec<Event>,
     since: Instant,
 }
 
 impl Parked {
-    /// Whether `results` answer every parked call.
+    /// Whether `results` answer at least one parked call (matched by id; the calls they leave
+    /// out are answered upstream with an error result on resume).
     pub(super) fn answered_by(&self, results: &[(String, ToolResult)]) -> bool {
-        !results.is_empty()
-            && self
-                .call_ids
-                .iter()
-                .all(|id| results.iter().any(|(call, _)| call == id))
+        self.call_ids
+            .iter()
+            .any(|id| results.iter().any(|(call, _)| call == id))
     }
 
     /// Cancels the upstream turn.
@@ -57,7 +57,7 @@ impl Engine {
 
     /// Parks the pump's run under its conversation and ends the caller's response with
     /// `tool_use`.
-    pub(super) async fn park(&self, p: Pump, stash: Option<Event>) {
+    pub(super) async fn park(&self, mut p: Pump, stash: Option<Event>) {
         debug!(
             conversation = short(&p.key.conv),
             calls = p.calls.len(),
@@ -65,11 +65,12 @@ impl Engine {
         );
         let mut usage = Usage::default();
         usage.output_tokens = p.tokens;
+        p.held.extend(stash);
         let parked = Parked {
             run: p.run,
             account: p.key.account,
             call_ids: p.calls,
-            stash,
+            held: p.held,
             since: Instant::now(),
         };
         for old in self.insert_parked(p.key.conv, parked) {

@@ -28,6 +28,9 @@ pub(super) struct Pump {
     pub(super) tokens: u64,
     /// Tool calls of this response, waiting for results.
     pub(super) calls: Vec<String>,
+    /// Events held back for a later response: with one tool call per response, the calls
+    /// after the first (and what followed them).
+    pub(super) held: Vec<Event>,
     pub(super) tx: mpsc::Sender<TurnItem>,
 }
 
@@ -44,6 +47,7 @@ impl Pump {
             pre: pre.into_iter(),
             tokens: 0,
             calls: Vec::new(),
+            held: Vec::new(),
             tx,
         }
     }
@@ -121,6 +125,17 @@ impl Engine {
         match event {
             Event::TextDelta(_) | Event::ThinkingDelta(_) | Event::ThinkingCompleted => {
                 Step::Deliver(TurnItem::Event(event))
+            }
+            Event::ToolCall(_) if p.key.one_call && !p.calls.is_empty() => {
+                p.held.push(event);
+                Step::Skip
+            }
+            _ if !p.held.is_empty()
+                && !matches!(event, Event::TokenDelta(_) | Event::Checkpoint(_)) =>
+            {
+                // Keep the order: what follows a held call is shown after it.
+                p.held.push(event);
+                Step::Skip
             }
             Event::ToolCall(ref c) => {
                 p.calls.push(c.id.clone());

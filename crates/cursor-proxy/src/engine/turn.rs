@@ -82,8 +82,18 @@ pub struct Turn {
     pub include_usage: bool,
     /// Visible reasoning requested.
     pub thinking: bool,
-    /// A client-provided stable session id (Claude Code).
+    /// A client-provided stable session id (Claude Code's session, the Responses API's
+    /// `prompt_cache_key`).
     pub client_session: Option<String>,
+    /// At most one tool call per response (OpenAI `parallel_tool_calls: false`): further calls
+    /// of the same upstream turn are held back and shown one per response, after each result.
+    pub one_tool_call: bool,
+    /// Request fields the dialect echoes back in its response object (the Responses API's
+    /// `instructions`, `tools`, `metadata`, ...); `None` for dialects that echo nothing.
+    pub echo: Option<serde_json::Value>,
+    /// Flat tool names that stand for a function inside a namespace group (the Responses
+    /// API's `namespace` tools), as `(flat name, namespace, name)`.
+    pub tool_namespaces: Vec<(String, String, String)>,
 }
 
 impl Turn {

@@ -54,6 +54,29 @@ impl Dialect for Anthropic {
     }
 }
 
+/// An estimate of a request's input tokens: about four characters per token over the system
+/// text, the messages' text and tool traffic, and the tool definitions, plus a few per message.
+/// Cursor has no counting call; this is what `count_tokens` answers, marked as an estimate.
+pub fn estimate_tokens(turn: &Turn) -> u64 {
+    use crate::engine::turn::Part;
+    let mut chars = turn.system.as_ref().map_or(0, String::len);
+    for m in &turn.messages {
+        chars += 16;
+        for p in &m.parts {
+            chars += match p {
+                Part::Text(t) | Part::Thinking(t) => t.len(),
+                Part::Image(_) => 6_000,
+                Part::ToolCall(c) => c.name.len() + c.arguments.len(),
+                Part::ToolResult { result, .. } => result.content().len(),
+            };
+        }
+    }
+    for t in &turn.tools {
+        chars += t.name.len() + t.description.len() + t.input_schema.to_string().len();
+    }
+    (chars as u64).div_ceil(4).max(1)
+}
+
 /// Anthropic's `error.type` for an error.
 fn error_type(e: &ApiError) -> &'static str {
     match e.status.as_u16() {

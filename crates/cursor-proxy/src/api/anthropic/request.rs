@@ -43,6 +43,8 @@ struct InputMessage {
 enum InputRole {
     User,
     Assistant,
+    /// Claude Code's mid-conversation system messages: folded into the system text.
+    System,
 }
 
 /// A text block (`system` as a list; `cache_control` and citations are ignored).
@@ -145,19 +147,27 @@ impl MessagesRequest {
                 self.thinking,
                 Some(Thinking::Enabled {} | Thinking::Adaptive {})
             ),
-            system: Some(system_text(self.system)).filter(|s| !s.is_empty()),
             ..Turn::default()
         };
+        let mut system = vec![system_text(self.system)];
         for (i, m) in self.messages.into_iter().enumerate() {
             let role = match m.role {
                 InputRole::User => Role::User,
                 InputRole::Assistant => Role::Assistant,
+                InputRole::System => {
+                    // Cursor has one system prompt: the messages' system text follows the
+                    // top-level one, in the order the messages gave it.
+                    system.push(message_text(m.content));
+                    continue;
+                }
             };
             turn.messages.push(Message {
                 role,
                 parts: parts(m.content, i)?,
             });
         }
+        system.retain(|s| !s.is_empty());
+        turn.system = Some(system.join("\n\n")).filter(|s| !s.is_empty());
         turn.tools = self
             .tools
             .unwrap_or_default()
@@ -193,6 +203,22 @@ fn system_text(system: TextOr<TextBlock>) -> String {
         TextOr::List(blocks) => blocks
             .into_iter()
             .map(|b| b.text)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+/// The text blocks of a message, joined.
+fn message_text(content: TextOr<Block>) -> String {
+    match content {
+        TextOr::Empty => String::new(),
+        TextOr::Text(s) => s,
+        TextOr::List(blocks) => blocks
+            .into_iter()
+            .filter_map(|b| match b {
+                Block::Text { text } => Some(text),
+                _ => None,
+            })
             .collect::<Vec<_>>()
             .join("\n"),
     }
