@@ -55,6 +55,13 @@ pub enum TurnItem {
     Failed(ApiError),
 }
 
+/// Requests in a row that may leave a conversation's tool calls unanswered (each closes the
+/// parked turn and starts a new one); the next one is refused, so a client that keeps retrying
+/// the same unanswered turn does not loop without end.
+pub const MAX_UNANSWERED_REPEATS: u32 = 3;
+/// Conversations whose unanswered count is kept at once.
+const MAX_TRACKED_UNANSWERED: usize = 4096;
+
 /// Engine tunables. Upstream deadlines are not here: they are the client's (its stall timeout,
 /// see [`CursorUpstream::with_stall_timeout`](crate::upstream::cursor::CursorUpstream)).
 #[derive(Debug, Clone)]
@@ -107,6 +114,8 @@ pub struct Engine {
     pool: Arc<Pool>,
     checkpoints: CheckpointStore,
     parked: Mutex<HashMap<String, Parked>>,
+    /// Per conversation: how many requests in a row left its parked tool calls unanswered.
+    unanswered: Mutex<HashMap<String, u32>>,
     cfg: EngineConfig,
 }
 
@@ -141,6 +150,7 @@ impl Engine {
             pool,
             checkpoints: CheckpointStore::new(cfg.checkpoint_ttl),
             parked: Mutex::new(HashMap::new()),
+            unanswered: Mutex::new(HashMap::new()),
             cfg,
         });
         let period = (engine.cfg.tool_wait_timeout / 4)
@@ -185,10 +195,42 @@ impl Engine {
                     conversation = short(&conv),
                     "request does not answer the parked tool calls; closing that turn"
                 );
+                let ids = p.call_ids.join(", ");
                 p.close().await;
+                if self.count_unanswered(&conv) > MAX_UNANSWERED_REPEATS {
+                    self.forget_unanswered(&conv);
+                    return Err(ApiError::bad_request(format!(
+                        "the tool calls of this conversation went unanswered {} times in a row \
+                         (last: {ids}); send tool results whose ids match the calls, or start a \
+                         new conversation",
+                        MAX_UNANSWERED_REPEATS + 1
+                    )));
+                }
+                return self.fresh(&conv, req).await;
             }
         }
+        self.forget_unanswered(&conv);
         self.fresh(&conv, req).await
+    }
+
+    /// Counts one more request that left `conv`'s tool calls unanswered; returns the count.
+    fn count_unanswered(&self, conv: &str) -> u32 {
+        let mut map = self.unanswered.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_TRACKED_UNANSWERED && !map.contains_key(conv) {
+            // Bounded: past this many conversations the count restarts (a loop still ends,
+            // one round later).
+            map.clear();
+        }
+        let count = map.entry(conv.to_owned()).or_insert(0);
+        *count += 1;
+        *count
+    }
+
+    fn forget_unanswered(&self, conv: &str) {
+        self.unanswered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(conv);
     }
 
     /// [`Engine::start`] for callers that see nothing until the turn is complete (non-streaming

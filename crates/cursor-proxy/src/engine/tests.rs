@@ -13,7 +13,7 @@ use cursor_connect::{Event, ToolCall, ToolResult, Usage};
 
 use crate::engine::pool::{Account, AccountHealth, Pool};
 use crate::engine::turn::{Message, Part, Role, Turn};
-use crate::engine::{Engine, EngineConfig, Stop, TurnItem};
+use crate::engine::{Engine, EngineConfig, MAX_UNANSWERED_REPEATS, Stop, TurnItem};
 use crate::ops::config::{AccountConfig, Secret};
 use crate::upstream::fake::{
     FakeUpstream, Step, bad_request, final_error, quota, reset, unauthenticated,
@@ -287,6 +287,32 @@ async fn tool_calls_wait_inline_and_resume_the_same_upstream_turn() {
         ["c1", "c2"]
     );
     assert_eq!(e.parked_count(), 0);
+}
+
+/// A client that keeps sending the turn back without answering the tool calls (results with ids
+/// that match no call) gets a clear error after MAX_UNANSWERED_REPEATS rounds instead of a new
+/// upstream turn each time; a request that answers resets the count.
+#[tokio::test]
+async fn repeating_an_unanswered_turn_ends_in_a_clear_error() {
+    let (e, seen) = engine(
+        1,
+        FakeUpstream::new(|_, _| tool_turn()),
+        EngineConfig::default(),
+    );
+    drain(e.start("key", &user("weather?")).await.unwrap()).await;
+    for _ in 0..MAX_UNANSWERED_REPEATS {
+        let wrong = with_results(user("weather?"), &["merged"]);
+        drain(e.start("key", &wrong).await.expect("a new turn")).await;
+    }
+    let wrong = with_results(user("weather?"), &["merged"]);
+    let err = e.start("key", &wrong).await.expect_err("refused");
+    assert_eq!(err.status, StatusCode::BAD_REQUEST);
+    assert!(err.message.contains("went unanswered"), "{}", err.message);
+    assert_eq!(
+        seen.lock().unwrap().runs.len(),
+        1 + MAX_UNANSWERED_REPEATS as usize,
+        "no upstream turn for the refused request"
+    );
 }
 
 #[tokio::test]
