@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cursor_connect::proto::agent::v1::agent_client_message;
-use cursor_mock::{MockServer, Scenario};
+use cursor_mock::{MockServer, Scenario, Step, ToolCallSpec, ToolCalls};
 use cursor_proxy::Proxy;
 use cursor_proxy::engine::pool::Account;
 use cursor_proxy::ops::config::{AccountConfig, Config, Secret, UpstreamMode};
@@ -49,7 +49,25 @@ fn home(name: &str) -> PathBuf {
 }
 
 async fn proxy() -> (MockServer, Proxy) {
-    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    proxy_on(Scenario::default()).await
+}
+
+/// The default turn, but its tool step calls `name` with `arguments_json` (a client's own tool
+/// with arguments it accepts, so the tool really runs).
+fn turn_calling(name: &str, arguments_json: &str) -> Scenario {
+    let default = Scenario::default();
+    let steps = default.steps().iter().map(|step| match step {
+        Step::CallTools(_) => Step::CallTools(ToolCalls::Named(vec![ToolCallSpec::new(
+            name,
+            arguments_json,
+        )])),
+        other => other.clone(),
+    });
+    Scenario::new(steps.collect())
+}
+
+async fn proxy_on(scenario: Scenario) -> (MockServer, Proxy) {
+    let mock = MockServer::start(scenario).await.unwrap();
     let cfg = AccountConfig {
         upstream: Some(mock.url()),
         ..AccountConfig::named("mock")
@@ -147,7 +165,13 @@ fn echo_of(tool: &str) -> String {
 }
 
 async fn claude_code(model: Option<&str>) {
-    let (mock, proxy) = proxy().await;
+    // Claude Code's own Bash tool with arguments it accepts: the command really runs, and its
+    // output (42, not in the command text) must come back upstream.
+    let bash = turn_calling(
+        "Bash",
+        r#"{"command":"echo claude-shell-$((6*7))","description":"print a number"}"#,
+    );
+    let (mock, proxy) = proxy_on(bash).await;
     let home = home(&format!("claude-{}", model.unwrap_or("default")));
     let mut args = vec![
         "-p",
@@ -201,6 +225,8 @@ async fn claude_code(model: Option<&str>) {
     assert_eq!(result["subtype"], "success", "{result}");
     let text = result["result"].as_str().unwrap_or_default();
     assert!(text.contains(&echo_of(tool)), "{text}");
+    assert_eq!(tool, "Bash");
+    assert!(text.contains("claude-shell-42"), "the command ran: {text}");
     assert_one_tool_run(&mock);
 }
 
@@ -216,7 +242,10 @@ async fn claude_code_with_a_listed_model() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_exec_on_the_responses_api_text_and_shell_tool() {
-    let (mock, proxy) = proxy().await;
+    // Codex's own shell tool, with arguments it accepts: the command really runs. Its output
+    // (42) is not in the command text, so finding it upstream proves the shell ran.
+    let shell = turn_calling("exec_command", r#"{"cmd":"echo codex-shell-$((6*7))"}"#);
+    let (mock, proxy) = proxy_on(shell).await;
     let home = home("codex");
     std::fs::create_dir_all(home.join(".codex")).unwrap();
     let provider = format!(
@@ -256,8 +285,8 @@ async fn codex_exec_on_the_responses_api_text_and_shell_tool() {
     assert!(
         messages
             .iter()
-            .any(|m| m.contains(&echo_of("exec_command")) || m.contains(&echo_of("shell"))),
-        "the shell tool's output went back upstream: {messages:?}"
+            .any(|m| m.contains(&echo_of("exec_command")) && m.contains("codex-shell-42")),
+        "the shell command ran and its output went back upstream: {messages:?}"
     );
     let done = events
         .iter()
@@ -271,7 +300,12 @@ async fn codex_exec_on_the_responses_api_text_and_shell_tool() {
 }
 
 async fn opencode(provider: &str, npm: &str) {
-    let (mock, proxy) = proxy().await;
+    // OpenCode's own bash tool with arguments it accepts: the command really runs.
+    let bash = turn_calling(
+        "bash",
+        r#"{"command":"echo opencode-shell-$((6*7))","description":"print a number"}"#,
+    );
+    let (mock, proxy) = proxy_on(bash).await;
     let home = home(&format!("opencode-{provider}"));
     let model = MODEL;
     let config = serde_json::json!({
@@ -306,9 +340,12 @@ async fn opencode(provider: &str, npm: &str) {
         .find(|e| e["type"] == "tool_use")
         .and_then(|e| e["part"]["tool"].as_str())
         .expect("a tool call");
+    assert_eq!(tool, "bash");
     assert!(
-        texts.iter().any(|t| t.contains(&echo_of(tool))),
-        "the tool result went back upstream: {texts:?}"
+        texts
+            .iter()
+            .any(|t| t.contains(&echo_of(tool)) && t.contains("opencode-shell-42")),
+        "the command ran and its output went back upstream: {texts:?}"
     );
     assert_one_tool_run(&mock);
 }
