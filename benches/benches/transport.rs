@@ -12,8 +12,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use cursor_connect_h2::{CallOptions, Channel, Endpoint};
+use cursor_test_support::envelope::{end_ok, message as envelope};
+use cursor_test_support::flow::send_all;
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, Request, Response};
 use tokio::net::{TcpListener, TcpStream};
@@ -32,18 +34,6 @@ const ECHO_SIZE: usize = 1024;
 const ROUNDS: usize = 3;
 
 const CT: &str = "application/connect+proto";
-
-fn envelope(payload: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(5 + payload.len());
-    b.put_u8(0);
-    b.put_u32(u32::try_from(payload.len()).expect("small payload"));
-    b.put_slice(payload);
-    b.freeze()
-}
-
-fn end_ok() -> Bytes {
-    Bytes::from_static(b"\x02\x00\x00\x00\x02{}")
-}
 
 // ---- server (shared by both clients) --------------------------------------------------
 
@@ -86,23 +76,9 @@ async fn serve(tcp: TcpStream) {
     }
 }
 
-/// Sends data under flow control (reserve, wait for capacity, send what was granted).
-async fn write(tx: &mut SendStream<Bytes>, mut data: Bytes, eos: bool) -> bool {
-    while !data.is_empty() {
-        tx.reserve_capacity(data.len().min(1 << 20));
-        while tx.capacity() == 0 {
-            match std::future::poll_fn(|cx| tx.poll_capacity(cx)).await {
-                Some(Ok(_)) => {}
-                _ => return false,
-            }
-        }
-        let n = tx.capacity().min(data.len());
-        let chunk = data.split_to(n);
-        if tx.send_data(chunk, eos && data.is_empty()).is_err() {
-            return false;
-        }
-    }
-    true
+/// Sends data under flow control; false once the stream is gone.
+async fn write(tx: &mut SendStream<Bytes>, data: Bytes, eos: bool) -> bool {
+    send_all(tx, data, eos).await.is_ok()
 }
 
 async fn download(mut tx: SendStream<Bytes>) {

@@ -1,4 +1,4 @@
-//! The captured real errors E01–E16 (tests/vectors/, copied from shared/vectors/cursor-captures),
+//! The captured real errors E01–E16 (cursor-test-support's `vectors/`, from shared/vectors/cursor-captures),
 //! each parsed the way a client meets it and classified.
 //!
 //! Most captures carry a cut, garbage or missing detail `value` (or no `type`) beside a complete
@@ -8,7 +8,6 @@
 //! would have said. Only captures the frame crate cannot parse at all (E05, E06) or that are bare
 //! `debug` objects (E15, E16) go through `classify_with_details`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -23,21 +22,7 @@ use http::{HeaderMap, StatusCode};
 
 use Category::*;
 
-fn read(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/vectors")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// The file without the publisher's `#` comment lines.
-fn body(name: &str) -> String {
-    read(name)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use cursor_test_support::vectors::{body, text as read};
 
 fn end_stream_error(json: &str) -> ConnectError {
     EndStream::parse(json.trim().as_bytes())
@@ -436,13 +421,12 @@ fn e16_outdated_client() {
 
 #[test]
 fn every_capture_is_covered() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
+    let names = cursor_test_support::vectors::names();
+    let ids: Vec<&str> = names
+        .iter()
+        .map(|n| &n[..3])
+        .filter(|id| id.starts_with('E'))
         .collect();
-    names.sort();
-    let ids: Vec<&str> = names.iter().map(|n| &n[..3]).collect();
     let want: Vec<String> = (1..=16).map(|i| format!("E{i:02}")).collect();
     assert_eq!(ids, want);
 }

@@ -1,4 +1,5 @@
-//! Tests over real captured Cursor bytes (see `tests/vectors/README.md` for provenance).
+//! Tests over real captured Cursor bytes (the workspace's one copy, in cursor-test-support's
+//! `vectors/`; its README gives their provenance).
 
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
@@ -7,24 +8,11 @@ use cursor_connect_frame::{
 };
 use http::{HeaderMap, StatusCode};
 
-fn vector(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+use cursor_test_support::vectors::{bytes as vector, hex as hex_vector};
 
 /// Text vectors carry `#` comment lines from the capture notes; strip them.
 fn text_vector(name: &str) -> Vec<u8> {
-    let text = String::from_utf8(vector(name)).unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n")
-        .into_bytes()
-}
-
-fn hex_vector(name: &str) -> Vec<u8> {
-    let text = String::from_utf8(vector(name)).unwrap();
-    hex::decode(text.trim()).unwrap()
+    cursor_test_support::vectors::body(name).into_bytes()
 }
 
 fn parse_error(name: &str) -> ConnectError {

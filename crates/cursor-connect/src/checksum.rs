@@ -137,7 +137,8 @@ mod tests {
     #[test]
     fn c01_real_header_0_44_11() {
         // Window 2025-02-16T10:16:40Z .. 10:33:20Z.
-        let real = captured(include_str!("../tests/vectors/C01-checksum-0.44.11.txt"));
+        let dump = cursor_test_support::vectors::text("C01-checksum-0.44.11.txt");
+        let real = captured(&dump);
         assert!(real.starts_with("LpyehxCq"));
         let start = 1_739_701_000_000;
         for ms in [start, start + 500_000, start + 999_999] {
@@ -156,13 +157,14 @@ mod tests {
 
     #[test]
     fn c02_real_header_2_0_77() {
-        let real = captured(include_str!("../tests/vectors/C02-checksum-2.0.77.txt"));
+        let dump = cursor_test_support::vectors::text("C02-checksum-2.0.77.txt");
+        let real = captured(&dump);
         assert!(real.starts_with("Vy4wLeOe"));
         // The same value is in the full IDE header dump of that capture (H01).
         assert_eq!(
             real,
-            captured(include_str!(
-                "../tests/vectors/H01-headers-ide-2.0.77-availablemodels.txt"
+            captured(&cursor_test_support::vectors::text(
+                "H01-headers-ide-2.0.77-availablemodels.txt"
             ))
         );
         // A capture time inside the published window: 2025-12-17T22:20:46Z.

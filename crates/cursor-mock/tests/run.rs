@@ -210,9 +210,7 @@ async fn first_message_must_be_a_run_request_exact_bytes() {
     assert!(matches!(call.next_msg().await, In::Msg(_)));
     assert!(matches!(call.next_msg().await, In::End(..)));
     assert!(call.next().await.expect("clean").is_none());
-    let expected = hex(include_str!(
-        "../src/vectors/F02-run-heartbeat-then-invalid-argument.hex"
-    ));
+    let expected = cursor_test_support::vectors::hex("F02-run-heartbeat-then-invalid-argument.hex");
     assert_eq!(call.raw.as_ref(), expected.as_slice(), "byte-exact F02");
     assert_eq!(mock.violations().len(), 1);
     assert_eq!(mock.heartbeats_seen(), 1);

@@ -1,6 +1,6 @@
 //! Real bytes captured from Cursor's servers and clients by third parties (see
-//! `tests/vectors/`, copied from the workspace's shared capture set with their provenance in
-//! its README). Each must decode with the generated types, to the values the publishers
+//! cursor-test-support's `vectors/`, the workspace's one copy of the shared capture set, with
+//! their provenance in its README). Each must decode with the generated types, to the values the publishers
 //! recorded, and re-encode to the same bytes.
 
 mod common;
@@ -12,25 +12,8 @@ use cursor_proto::aiserver::v1 as ai;
 use cursor_proto::error_details;
 use prost::Message;
 
-fn vector(name: &str) -> String {
-    let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// Splits a Connect body into (flags, payload) frames; the header is 1 flag byte and a
-/// big-endian u32 length.
-fn frames(body: &[u8]) -> Vec<(u8, &[u8])> {
-    let mut out = Vec::new();
-    let mut rest = body;
-    while !rest.is_empty() {
-        assert!(rest.len() >= 5, "truncated header");
-        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-        assert!(rest.len() >= 5 + len, "truncated payload");
-        out.push((rest[0], &rest[5..5 + len]));
-        rest = &rest[5 + len..];
-    }
-    out
-}
+use cursor_test_support::envelope::split_frames as frames;
+use cursor_test_support::vectors::text as vector;
 
 fn assert_reencodes<M: Message + Default>(name: &str, bytes: &[u8]) -> M {
     let msg = M::decode(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -48,10 +48,6 @@ fn home(name: &str) -> PathBuf {
     dir
 }
 
-async fn proxy() -> (MockServer, Proxy) {
-    proxy_on(Scenario::default()).await
-}
-
 /// The default turn, but its tool step calls `name` with `arguments_json` (a client's own tool
 /// with arguments it accepts, so the tool really runs).
 fn turn_calling(name: &str, arguments_json: &str) -> Scenario {

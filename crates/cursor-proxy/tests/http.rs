@@ -1,14 +1,11 @@
 //! Raw HTTP/1.1 over loopback against the proxy on cursor-mock: exact error shapes, statuses,
 //! `retry-after`, SSE bytes of a mid-stream failure, `/healthz` and `/v1/models`. No SDK needed.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use cursor_mock::{ErrorSpec, MockServer, Scenario};
 use cursor_proxy::Proxy;
-use cursor_proxy::engine::pool::Account;
-use cursor_proxy::ops::config::{AccountConfig, Config, Secret, UpstreamMode};
-use cursor_proxy::upstream::cursor::CursorUpstream;
+use cursor_test_support::proxy::{config, mock_account, start};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -101,31 +98,7 @@ fn dechunk(mut s: &str) -> String {
 }
 
 async fn proxy(urls: &[String]) -> Proxy {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        upstream: UpstreamMode::Remote("mock".into()),
-        api_keys: vec![Secret::new(KEY)],
-        ..Config::default()
-    };
-    let accounts = urls
-        .iter()
-        .enumerate()
-        .map(|(i, u)| {
-            let cfg = AccountConfig {
-                upstream: Some(u.clone()),
-                ..AccountConfig::named(&format!("acct{i}"))
-            };
-            Account::new(cfg, Secret::new("tok"), u)
-        })
-        .collect();
-    Proxy::start_with(
-        &config,
-        Arc::new(CursorUpstream::new()),
-        accounts,
-        "mock".into(),
-    )
-    .await
-    .unwrap()
+    cursor_test_support::proxy::on_mocks(KEY, urls).await
 }
 
 const AUTH: (&str, &str) = ("authorization", "Bearer sk-http-test");
@@ -274,22 +247,9 @@ async fn healthz_and_models_in_both_shapes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoned_tool_wait_closes_the_upstream_stream() {
     let m = MockServer::start(Scenario::default()).await.unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        upstream: UpstreamMode::Remote("mock".into()),
-        api_keys: vec![Secret::new(KEY)],
-        tool_wait_timeout: Duration::from_millis(300),
-        ..Config::default()
-    };
-    let acct = Account::new(AccountConfig::named("a"), Secret::new("tok"), &m.url());
-    let p = Proxy::start_with(
-        &config,
-        Arc::new(CursorUpstream::new()),
-        vec![acct],
-        "mock".into(),
-    )
-    .await
-    .unwrap();
+    let mut config = config(KEY);
+    config.tool_wait_timeout = Duration::from_millis(300);
+    let p = start(&config, vec![mock_account("a", &m.url(), "tok")]).await;
     let body = r#"{"model":"composer-2.5","messages":[{"role":"user","content":"weather?"}],
         "tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]}"#;
     let r = request(&p, "POST", "/v1/chat/completions", &[AUTH], body).await;

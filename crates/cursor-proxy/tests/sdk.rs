@@ -12,8 +12,6 @@ use cursor_connect::proto::agent::v1::{AgentRunRequest, agent_client_message};
 use cursor_mock::{ErrorSpec, MockServer, Scenario};
 use cursor_proxy::Proxy;
 use cursor_proxy::engine::pool::{Account, AccountHealth};
-use cursor_proxy::ops::config::{AccountConfig, Config, Secret, UpstreamMode};
-use cursor_proxy::upstream::cursor::CursorUpstream;
 use serde_json::Value;
 
 const PROXY_KEY: &str = "sk-proxy-SECRET-e2e-7f3a";
@@ -74,29 +72,13 @@ fn python() -> PathBuf {
 }
 
 fn account(name: &str, url: &str) -> Account {
-    let cfg = AccountConfig {
-        upstream: Some(url.to_owned()),
-        ..AccountConfig::named(name)
-    };
-    Account::new(cfg, Secret::new(format!("{TOKEN_PREFIX}-{name}")), url)
+    cursor_test_support::proxy::mock_account(name, url, &format!("{TOKEN_PREFIX}-{name}"))
 }
 
 async fn proxy_over(accounts: Vec<Account>) -> Proxy {
     log();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        upstream: UpstreamMode::Remote("mock".into()),
-        api_keys: vec![Secret::new(PROXY_KEY)],
-        ..Config::default()
-    };
-    Proxy::start_with(
-        &config,
-        Arc::new(CursorUpstream::new()),
-        accounts,
-        "test mocks".into(),
-    )
-    .await
-    .expect("proxy starts")
+    let config = cursor_test_support::proxy::config(PROXY_KEY);
+    cursor_test_support::proxy::start(&config, accounts).await
 }
 
 async fn case(proxy: &Proxy, name: &str, model: Option<&str>, key: &str) -> Value {
@@ -382,12 +364,13 @@ async fn pool_of_three_hides_bad_accounts_from_callers() {
     );
 }
 
+#[cfg(feature = "embedded-mock")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_mock_default_serves_any_key_on_loopback() {
     log();
-    let config = Config {
+    let config = cursor_proxy::ops::config::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
+        ..Default::default()
     };
     assert!(config.open_mode_allowed());
     let proxy = Proxy::start(config).await.unwrap();

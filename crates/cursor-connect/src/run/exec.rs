@@ -375,11 +375,7 @@ mod tests {
     #[test]
     fn unknown_exec_kind_from_capture_f04_is_thrown() {
         // F04: exec_server_message{id=1, span_context, field 36, field 55}, no exec_id.
-        let hex = include_str!("../../tests/vectors/F04-exec-server-mcp-state-args.hex");
-        let bytes: Vec<u8> = (0..hex.trim().len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex.trim()[i..i + 2], 16).unwrap())
-            .collect();
+        let bytes = cursor_test_support::vectors::hex("F04-exec-server-mcp-state-args.hex");
         let msg = pb::AgentServerMessage::decode(bytes.as_slice()).unwrap();
         let Some(pb::agent_server_message::Message::ExecServerMessage(e)) = msg.message else {
             panic!()

@@ -434,13 +434,8 @@ pub fn collapse(order: &[String]) -> Vec<String> {
     out
 }
 
-pub fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
-}
+#[allow(unused_imports)] // not every test binary reads hex
+pub use cursor_test_support::vectors::unhex as hex;
 
 /// Starts a mock that plays `steps` for every run, with the builder's defaults otherwise.
 pub async fn scripted(steps: Vec<cursor_mock::Step>) -> cursor_mock::MockServer {

@@ -20,8 +20,5 @@ pub(crate) fn check<M: Message + Default + PartialEq + Debug>(
 }
 
 /// Hex text (whitespace ignored) to bytes.
-#[allow(dead_code)] // not every test binary reads hex files
-pub(crate) fn unhex(text: &str) -> Vec<u8> {
-    let clean: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    hex::decode(clean).expect("valid hex")
-}
+#[allow(unused_imports)] // not every test binary reads hex files
+pub(crate) use cursor_test_support::vectors::unhex;
