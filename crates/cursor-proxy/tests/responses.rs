@@ -4,14 +4,10 @@
 //! missing.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use cursor_mock::{MockServer, Scenario};
 use cursor_proxy::Proxy;
-use cursor_proxy::engine::pool::Account;
-use cursor_proxy::ops::config::{AccountConfig, Config, Secret, UpstreamMode};
-use cursor_proxy::upstream::cursor::CursorUpstream;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -23,25 +19,10 @@ fn sdk_dir() -> PathBuf {
 
 async fn proxy() -> (MockServer, Proxy) {
     let mock = MockServer::start(Scenario::default()).await.unwrap();
-    let cfg = AccountConfig {
-        upstream: Some(mock.url()),
-        ..AccountConfig::named("mock")
-    };
-    let account = Account::new(cfg, Secret::new("mock-token"), &mock.url());
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        upstream: UpstreamMode::Remote("mock".into()),
-        api_keys: vec![Secret::new(KEY)],
-        ..Config::default()
-    };
-    let proxy = Proxy::start_with(
-        &config,
-        Arc::new(CursorUpstream::new()),
-        vec![account],
-        "mock".into(),
-    )
-    .await
-    .expect("proxy starts");
+    let account = cursor_test_support::proxy::mock_account("mock", &mock.url(), "mock-token");
+    let proxy =
+        cursor_test_support::proxy::start(&cursor_test_support::proxy::config(KEY), vec![account])
+            .await;
     (mock, proxy)
 }
 
