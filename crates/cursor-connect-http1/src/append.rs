@@ -214,9 +214,15 @@ async fn append_with_retries(
 
 async fn fault_of(fault: &watch::Sender<Option<ConnectError>>) -> ConnectError {
     let mut rx = fault.subscribe();
-    match rx.wait_for(Option::is_some).await {
-        Ok(v) => v.clone().unwrap_or_else(closed),
-        Err(_) => std::future::pending().await,
+    let got = rx
+        .wait_for(Option::is_some)
+        .await
+        .ok()
+        .and_then(|v| v.clone());
+    match got {
+        Some(e) => e,
+        // The appender is gone: no more faults can come.
+        None => std::future::pending().await,
     }
 }
 

@@ -211,7 +211,14 @@ impl ServerStream {
                         }
                         None => {
                             // The body ended: the last frames, or a cut / missing end-stream.
-                            return match dec.finish()? {
+                            // A body cut short is the connection's failure, not the peer's
+                            // message: report it as a transport error.
+                            let last = dec.finish().map_err(|e| {
+                                Error::new(ErrorKind::Io)
+                                    .response_started(true)
+                                    .detail(format!("stream body ended early: {e}"))
+                            })?;
+                            return match last {
                                 Some(f) if f.is_end_stream() => {
                                     EndStream::parse(&f.payload)?.into_result()?;
                                     self.state = State::Done;
@@ -284,11 +291,14 @@ impl ServerStream {
 
 /// Waits until a fault is recorded and returns it (never returns while there is none).
 async fn wait_fault(rx: &mut watch::Receiver<Option<ConnectError>>) -> ConnectError {
-    match rx.wait_for(Option::is_some).await {
-        Ok(v) => v
-            .clone()
-            .unwrap_or_else(|| ConnectError::new(Code::Internal, "fault")),
+    let got = rx
+        .wait_for(Option::is_some)
+        .await
+        .ok()
+        .and_then(|v| v.clone());
+    match got {
+        Some(e) => e,
         // The appender is gone: no more faults can come.
-        Err(_) => std::future::pending().await,
+        None => std::future::pending().await,
     }
 }

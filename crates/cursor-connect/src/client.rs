@@ -16,6 +16,7 @@ use crate::credentials::Credentials;
 use crate::error::{Error, ErrorKind};
 use crate::ids::RequestIds;
 use crate::run::{AgentClient, InteractionPolicy};
+use crate::transport::{Choice, Transport, from_http2_config};
 
 /// The client heartbeat period (the CLI's fixed 5 s timer).
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -36,6 +37,113 @@ pub(crate) struct ClientInner {
     pub(crate) blob_store: Arc<dyn BlobStore>,
     pub(crate) interaction_policy: InteractionPolicy,
     pub(crate) request_context: pb::RequestContext,
+    pub(crate) transport: Transport,
+    pub(crate) http1_api: cursor_connect_http1::Channel,
+    pub(crate) http1_agent: cursor_connect_http1::Channel,
+    /// `Auto`'s decision from the server config, made once.
+    auto_choice: tokio::sync::OnceCell<Choice>,
+    /// Set (and logged) the first time HTTP/2 proved unavailable under `Auto`.
+    http2_down: std::sync::OnceLock<String>,
+    /// Whether the agent host is `https://` (decides `Auto` when the config is unspecified).
+    agent_tls: bool,
+}
+
+impl ClientInner {
+    /// The transport the next run should use (`Http2` or `Http1Stream`).
+    pub(crate) async fn transport_choice(&self) -> Result<Choice, Error> {
+        let fixed = |transport| {
+            Ok(Choice {
+                transport,
+                reason: None,
+            })
+        };
+        match self.transport {
+            Transport::Http2 => fixed(Transport::Http2),
+            Transport::Http1Stream => fixed(Transport::Http1Stream),
+            Transport::Http1Poll => Err(Error::usage(
+                "Transport::Http1Poll is not implemented yet; use Http1Stream or Auto",
+            )),
+            Transport::Auto => {
+                if let Some(reason) = self.http2_down.get() {
+                    return Ok(Choice {
+                        transport: Transport::Http1Stream,
+                        reason: Some(reason.clone()),
+                    });
+                }
+                Ok(self
+                    .auto_choice
+                    .get_or_init(|| self.resolve_auto())
+                    .await
+                    .clone())
+            }
+        }
+    }
+
+    /// Reads `http2_config` from `GetServerConfig` (over HTTP/1.1, as the SDK fetches it).
+    async fn resolve_auto(&self) -> Choice {
+        let by_scheme = || {
+            if self.agent_tls {
+                Choice {
+                    transport: Transport::Http2,
+                    reason: None,
+                }
+            } else {
+                Choice {
+                    transport: Transport::Http1Stream,
+                    reason: Some("plain http:// agent host and no server preference".to_owned()),
+                }
+            }
+        };
+        let config = async {
+            let token = self.credentials.current().await?;
+            let headers = self.header_config.headers(&token, &RequestIds::new())?;
+            let body = Bytes::from(ai::GetServerConfigRequest::default().encode_to_vec());
+            let path = cursor_proto::paths::AISERVER_GET_SERVER_CONFIG.path;
+            let bytes = self
+                .http1_api
+                .unary(path, headers, body, self.unary_timeout)
+                .await
+                .map_err(|e| Error::call(ErrorKind::Call, e, true))?;
+            ai::GetServerConfigResponse::decode(bytes)
+                .map_err(|e| Error::protocol("undecodable GetServerConfig response", e))
+        };
+        let choice = match config.await {
+            Ok(cfg) => match from_http2_config(cfg.http2_config) {
+                Some((Transport::Http2, _)) => Choice {
+                    transport: Transport::Http2,
+                    reason: None,
+                },
+                Some((t, why)) => Choice {
+                    transport: t,
+                    reason: Some(why.to_owned()),
+                },
+                None => by_scheme(),
+            },
+            Err(e) => {
+                tracing::debug!(error = %e, "server config unavailable; choosing the transport by scheme");
+                by_scheme()
+            }
+        };
+        if let Some(reason) = &choice.reason {
+            tracing::info!(
+                transport = choice.transport.as_str(),
+                reason = reason.as_str(),
+                "agent runs use HTTP/1.1"
+            );
+        }
+        choice
+    }
+
+    /// Records that HTTP/2 is not available (logged once); later runs go to HTTP/1.1.
+    pub(crate) fn http2_failed(&self, e: &cursor_connect_frame::ConnectError) {
+        let reason = format!("HTTP/2 unavailable: {e}");
+        if self.http2_down.set(reason.clone()).is_ok() {
+            tracing::warn!(
+                reason = reason.as_str(),
+                "falling back to HTTP/1.1 for agent runs"
+            );
+        }
+    }
 }
 
 /// A Cursor client: one HTTP/2 connection per host, shared by every run and call made
@@ -253,6 +361,8 @@ pub struct ClientBuilder {
     interaction_policy: InteractionPolicy,
     workspace_paths: Vec<String>,
     extra_headers: http::HeaderMap,
+    transport: Transport,
+    http1_channel: Option<cursor_connect_http1::Channel>,
 }
 
 impl Default for ClientBuilder {
@@ -277,6 +387,8 @@ impl Default for ClientBuilder {
             interaction_policy: InteractionPolicy::default(),
             workspace_paths: Vec::new(),
             extra_headers: http::HeaderMap::new(),
+            transport: Transport::Http2,
+            http1_channel: None,
         }
     }
 }
@@ -315,6 +427,19 @@ impl ClientBuilder {
     /// Uses a ready-made channel for runs.
     pub fn agent_channel(mut self, channel: Channel) -> Self {
         self.agent_channel = Some(channel);
+        self
+    }
+
+    /// Which transport carries agent runs ([`Transport::Http2`] by default).
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Uses a ready-made HTTP/1.1 channel (custom TLS roots, pool size) for the HTTP/1.1
+    /// transport and `Auto`'s server-config fetch; by default one is made from the URLs.
+    pub fn http1_channel(mut self, channel: cursor_connect_http1::Channel) -> Self {
+        self.http1_channel = Some(channel);
         self
     }
 
@@ -455,6 +580,21 @@ impl ClientBuilder {
             }
             (None, _) => api_channel.clone(),
         };
+        let h1 = |url: &str| -> Result<cursor_connect_http1::Channel, Error> {
+            let ep = cursor_connect_http1::Endpoint::from_url(url).map_err(|e| {
+                Error::with_source(ErrorKind::Config, format!("invalid url {url:?}"), e)
+            })?;
+            Ok(cursor_connect_http1::Channel::new(ep))
+        };
+        let agent_url = self
+            .agent_url
+            .clone()
+            .unwrap_or_else(|| self.base_url.clone());
+        let (http1_api, http1_agent) = match self.http1_channel {
+            Some(c) => (c.clone(), c),
+            None => (h1(&self.base_url)?, h1(&agent_url)?),
+        };
+        let agent_tls = http1_agent.endpoint().scheme() == "https";
         let mut header_config = HeaderConfig::new(self.header_style);
         header_config.client_version = self.client_version;
         header_config.client_type = self.client_type;
@@ -497,6 +637,12 @@ impl ClientBuilder {
                 blob_store,
                 interaction_policy: self.interaction_policy,
                 request_context,
+                transport: self.transport,
+                http1_api,
+                http1_agent,
+                auto_choice: tokio::sync::OnceCell::new(),
+                http2_down: std::sync::OnceLock::new(),
+                agent_tls,
             }),
         })
     }
