@@ -25,6 +25,11 @@ pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The deadline of unary calls.
 pub const DEFAULT_UNARY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long `Auto` trusts a fetched server config before asking again.
+const AUTO_CONFIG_REFRESH: Duration = Duration::from_secs(30 * 60);
+/// How long `Auto` stays on HTTP/1.1 after HTTP/2 failed before trying HTTP/2 again.
+const HTTP2_RETRY_AFTER: Duration = Duration::from_secs(5 * 60);
+
 pub(crate) struct ClientInner {
     pub(crate) api_channel: Channel,
     pub(crate) agent_channel: Channel,
@@ -40,10 +45,12 @@ pub(crate) struct ClientInner {
     pub(crate) transport: Transport,
     pub(crate) http1_api: cursor_connect_http1::Channel,
     pub(crate) http1_agent: cursor_connect_http1::Channel,
-    /// `Auto`'s decision from the server config, made once.
-    auto_choice: tokio::sync::OnceCell<Choice>,
-    /// Set (and logged) the first time HTTP/2 proved unavailable under `Auto`.
-    http2_down: std::sync::OnceLock<String>,
+    /// `Auto`'s decision from the server config and when it was made (refreshed after
+    /// [`AUTO_CONFIG_REFRESH`]); the lock makes concurrent runs share one fetch.
+    auto_choice: tokio::sync::Mutex<Option<(tokio::time::Instant, Choice)>>,
+    /// Why and since when HTTP/2 is unavailable under `Auto` (tried again after
+    /// [`HTTP2_RETRY_AFTER`]).
+    http2_down: std::sync::Mutex<Option<(tokio::time::Instant, String)>>,
     /// Whether the agent host is `https://` (decides `Auto` when the config is unspecified).
     agent_tls: bool,
 }
@@ -64,17 +71,26 @@ impl ClientInner {
                 "Transport::Http1Poll is not implemented yet; use Http1Stream or Auto",
             )),
             Transport::Auto => {
-                if let Some(reason) = self.http2_down.get() {
+                let down = self.http2_down.lock().ok().and_then(|g| {
+                    g.as_ref()
+                        .filter(|(at, _)| at.elapsed() < HTTP2_RETRY_AFTER)
+                        .map(|(_, r)| r.clone())
+                });
+                if let Some(reason) = down {
                     return Ok(Choice {
                         transport: Transport::Http1Stream,
-                        reason: Some(reason.clone()),
+                        reason: Some(reason),
                     });
                 }
-                Ok(self
-                    .auto_choice
-                    .get_or_init(|| self.resolve_auto())
-                    .await
-                    .clone())
+                let mut cached = self.auto_choice.lock().await;
+                if let Some((at, choice)) = cached.as_ref()
+                    && at.elapsed() < AUTO_CONFIG_REFRESH
+                {
+                    return Ok(choice.clone());
+                }
+                let choice = self.resolve_auto().await;
+                *cached = Some((tokio::time::Instant::now(), choice.clone()));
+                Ok(choice)
             }
         }
     }
@@ -134,14 +150,22 @@ impl ClientInner {
         choice
     }
 
-    /// Records that HTTP/2 is not available (logged once); later runs go to HTTP/1.1.
+    /// Records that HTTP/2 is not available; runs go to HTTP/1.1 for a while. Logged once per
+    /// fallback (not once per run).
     pub(crate) fn http2_failed(&self, e: &cursor_connect_frame::ConnectError) {
         let reason = format!("HTTP/2 unavailable: {e}");
-        if self.http2_down.set(reason.clone()).is_ok() {
+        let Ok(mut g) = self.http2_down.lock() else {
+            return;
+        };
+        let fresh = g
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= HTTP2_RETRY_AFTER);
+        if fresh {
             tracing::warn!(
                 reason = reason.as_str(),
                 "falling back to HTTP/1.1 for agent runs"
             );
+            *g = Some((tokio::time::Instant::now(), reason));
         }
     }
 }
@@ -640,8 +664,8 @@ impl ClientBuilder {
                 transport: self.transport,
                 http1_api,
                 http1_agent,
-                auto_choice: tokio::sync::OnceCell::new(),
-                http2_down: std::sync::OnceLock::new(),
+                auto_choice: tokio::sync::Mutex::new(None),
+                http2_down: std::sync::Mutex::new(None),
                 agent_tls,
             }),
         })

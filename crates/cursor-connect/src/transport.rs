@@ -13,12 +13,13 @@ use cursor_connect_frame::{ConnectError, TransportKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Transport {
-    /// Follow the server config's `http2_config` (fetched once per client over HTTP/1.1, as
-    /// the SDK does): forced off → HTTP/1.1 streaming, forced on → HTTP/2, unspecified →
-    /// HTTP/2 for `https://`, HTTP/1.1 for `http://`. When HTTP/2 cannot be had (ALPN without
-    /// `h2`, an HTTP/2 connection error before any stream) runs fall back to HTTP/1.1
-    /// streaming; the fallback is logged once and reported by
-    /// [`Run::fallback_reason`](crate::Run::fallback_reason).
+    /// Follow the server config's `http2_config` (fetched over HTTP/1.1 as the SDK does, on
+    /// the first run, then cached and refreshed every 30 minutes): forced off → HTTP/1.1
+    /// streaming, forced on → HTTP/2, unspecified → HTTP/2 for `https://`, HTTP/1.1 for
+    /// `http://`. When HTTP/2 cannot be had (ALPN without `h2`, an HTTP/2 connection error
+    /// before any stream) the run falls back to HTTP/1.1 streaming and later runs stay there
+    /// for 5 minutes before HTTP/2 is tried again; each fallback is logged once (`warn`) and
+    /// reported by [`Run::fallback_reason`](crate::Run::fallback_reason).
     Auto,
     /// One HTTP/2 bidi stream (`agent.v1.AgentService/Run`).
     #[default]
