@@ -45,6 +45,7 @@ pub(crate) struct ClientInner {
     pub(crate) transport: Transport,
     pub(crate) http1_api: cursor_connect_http1::Channel,
     pub(crate) http1_agent: cursor_connect_http1::Channel,
+    pub(crate) append_encoding: cursor_connect_http1::AppendEncoding,
     /// `Auto`'s decision from the server config and when it was made (refreshed after
     /// [`AUTO_CONFIG_REFRESH`]); the lock makes concurrent runs share one fetch.
     auto_choice: tokio::sync::Mutex<Option<(tokio::time::Instant, Choice)>>,
@@ -387,6 +388,7 @@ pub struct ClientBuilder {
     extra_headers: http::HeaderMap,
     transport: Transport,
     http1_channel: Option<cursor_connect_http1::Channel>,
+    append_encoding: cursor_connect_http1::AppendEncoding,
 }
 
 impl Default for ClientBuilder {
@@ -413,6 +415,7 @@ impl Default for ClientBuilder {
             extra_headers: http::HeaderMap::new(),
             transport: Transport::Http2,
             http1_channel: None,
+            append_encoding: cursor_connect_http1::AppendEncoding::Hex,
         }
     }
 }
@@ -464,6 +467,13 @@ impl ClientBuilder {
     /// transport and `Auto`'s server-config fetch; by default one is made from the URLs.
     pub fn http1_channel(mut self, channel: cursor_connect_http1::Channel) -> Self {
         self.http1_channel = Some(channel);
+        self
+    }
+
+    /// How HTTP/1.1 `BidiAppend` calls carry client messages: hex `data` (the default, what
+    /// Cursor's SDK and CLI send) or `data_binary`.
+    pub fn http1_append_encoding(mut self, encoding: cursor_connect_http1::AppendEncoding) -> Self {
+        self.append_encoding = encoding;
         self
     }
 
@@ -664,6 +674,7 @@ impl ClientBuilder {
                 transport: self.transport,
                 http1_api,
                 http1_agent,
+                append_encoding: self.append_encoding,
                 auto_choice: tokio::sync::Mutex::new(None),
                 http2_down: std::sync::Mutex::new(None),
                 agent_tls,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use cursor_connect::frame::{Code, Origin};
-use cursor_connect::http1::{Channel, Endpoint, ShimOptions};
+use cursor_connect::http1::{AppendEncoding, Channel, Endpoint, ShimOptions};
 use cursor_connect::{
     Credentials, CursorClient, ErrorKind, Event, RunRequest, ToolResult, Transport,
 };
@@ -86,6 +86,28 @@ async fn plain_turn_text_thinking_kv_and_request_context() {
     for c in calls.iter().filter(|c| c.path == AISERVER_BIDI_APPEND.path) {
         assert_eq!(c.headers["x-request-id"], id);
     }
+}
+
+#[tokio::test]
+async fn data_binary_appends_complete_a_turn() {
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let c = h1_builder(&mock.url())
+        .http1_append_encoding(AppendEncoding::Binary)
+        .build()
+        .unwrap();
+    let out = run_to_end(&c, RunRequest::new("composer-2.5", "hello")).await;
+    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+    assert_eq!(out.text, cursor_mock::DEFAULT_TEXT);
+    assert_shim_only(&mock);
+    let append = mock
+        .received()
+        .into_iter()
+        .find(|c| c.path == AISERVER_BIDI_APPEND.path)
+        .unwrap();
+    let req =
+        cursor_proto::aiserver::v1::BidiAppendRequest::decode(append.messages[0].payload.clone())
+            .unwrap();
+    assert!(req.data.is_empty() && !req.data_binary.is_empty());
 }
 
 #[tokio::test]
@@ -202,11 +224,16 @@ async fn failed(name: &str) -> (Outcome, cursor_connect::Error, Duration) {
     let mock = MockServer::start(Scenario::default()).await.unwrap();
     let c = h1_builder(&mock.url())
         .stall_timeout(Duration::from_secs(3))
+        .heartbeat_interval(Duration::from_millis(300))
         .build()
         .unwrap();
     let started = Instant::now();
     let out = run_to_end(&c, RunRequest::new(name, "x")).await;
     let e = expect_error(&out);
+    if name == names::STALL {
+        // Client heartbeats kept flowing as appends while the server was silent.
+        assert!(mock.heartbeats_seen() >= 2, "{}", mock.heartbeats_seen());
+    }
     (out, e, started.elapsed())
 }
 

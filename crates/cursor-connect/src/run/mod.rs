@@ -219,6 +219,7 @@ impl Opener {
         );
         let mut opts = ShimOptions::default();
         opts.stream.head_timeout = self.inner.stall_timeout;
+        opts.append.encoding = self.inner.append_encoding;
         let (mut appender, stream) = self.inner.http1_agent.shim(
             cursor_proto::paths::AGENT_RUN_SSE.path,
             cursor_proto::paths::AISERVER_BIDI_APPEND.path,
