@@ -355,7 +355,7 @@ async fn auto_run(
     let out = collect(&mut run).await;
     assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
     assert!(mock.violations().is_empty(), "{:?}", mock.violations());
-    (run.transport(), run.fallback_reason().map(str::to_owned))
+    (run.transport(), run.fallback_reason())
 }
 
 #[tokio::test]

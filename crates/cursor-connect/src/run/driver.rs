@@ -229,6 +229,14 @@ impl Driver {
                         }
                         Some(Ok(None)) => return self.on_clean_end(),
                         Some(Err(e)) => {
+                            // HTTP/2 failed before any answer (a proxy that speaks only
+                            // HTTP/1.1 fails the handshake only once we read): `Auto` moves
+                            // the run to HTTP/1.1.
+                            if !self.received_any && self.opener.falls_back(&e) {
+                                self.opener.http2_failed(&e);
+                                self.reopen().await?;
+                                continue;
+                            }
                             let safe = e.transport_cause().is_some_and(|c| c.retry_safe);
                             if safe && !self.received_any && self.opener.can_retry() {
                                 tracing::debug!(error = %e, "run stream refused before any message");

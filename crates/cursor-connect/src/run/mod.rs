@@ -89,6 +89,7 @@ impl AgentClient {
             attempts: 0,
             used: Transport::Http2,
             fallback: None,
+            shared: Arc::default(),
         };
         let (send, recv) = opener.open().await?;
         tracing::debug!(
@@ -98,7 +99,7 @@ impl AgentClient {
             transport = opener.used.as_str(),
             "agent run opened"
         );
-        let (transport, fallback) = (opener.used, opener.fallback.clone());
+        let transport = opener.shared.clone();
         let request_ids = opener.ids.clone();
         let cfg = DriverConfig {
             heartbeat_interval: inner.heartbeat_interval,
@@ -121,7 +122,6 @@ impl AgentClient {
             request_ids,
             ack_timeout: inner.stall_timeout + Duration::from_secs(5),
             transport,
-            fallback,
             _driver: AbortOnDrop(driver),
         })
     }
@@ -137,6 +137,8 @@ pub(crate) struct Opener {
     pub(crate) used: Transport,
     /// Why that transport is HTTP/1.1 under `Auto`, if it is.
     pub(crate) fallback: Option<String>,
+    /// The transport of the open that succeeded last, shared with the [`Run`].
+    shared: Arc<std::sync::Mutex<(Transport, Option<String>)>>,
 }
 
 impl Opener {
@@ -168,7 +170,12 @@ impl Opener {
             // The transport bounds connecting; this bounds the whole open, flow control included.
             let limit = self.inner.stall_timeout;
             let e = match tokio::time::timeout(limit, attempt).await {
-                Ok(Ok(halves)) => return Ok(halves),
+                Ok(Ok(halves)) => {
+                    if let Ok(mut g) = self.shared.lock() {
+                        *g = (self.used, self.fallback.clone());
+                    }
+                    return Ok(halves);
+                }
                 Ok(Err(e)) => e,
                 Err(_) => {
                     let cause = TransportCause::new(TransportKind::Timeout);
@@ -180,10 +187,7 @@ impl Opener {
                     return Err(Error::call(ErrorKind::Stalled, err, true));
                 }
             };
-            if self.inner.transport == Transport::Auto
-                && self.used == Transport::Http2
-                && http2_unavailable(&e)
-            {
+            if self.falls_back(&e) {
                 self.inner.http2_failed(&e);
                 continue;
             }
@@ -193,6 +197,19 @@ impl Opener {
             }
             tracing::debug!(attempt = self.attempts, error = %e, "run stream refused; retrying");
         }
+    }
+
+    /// Whether `e`, before any response, means HTTP/2 is unavailable and `Auto` should move
+    /// this run to HTTP/1.1.
+    pub(crate) fn falls_back(&self, e: &ConnectError) -> bool {
+        self.inner.transport == Transport::Auto
+            && self.used == Transport::Http2
+            && http2_unavailable(e)
+    }
+
+    /// Records an HTTP/2 failure so the next open takes HTTP/1.1.
+    pub(crate) fn http2_failed(&self, e: &ConnectError) {
+        self.inner.http2_failed(e);
     }
 
     async fn open_http2(
@@ -272,8 +289,7 @@ pub struct Run {
     conversation_id: String,
     request_ids: RequestIds,
     ack_timeout: Duration,
-    transport: Transport,
-    fallback: Option<String>,
+    transport: Arc<std::sync::Mutex<(Transport, Option<String>)>>,
     _driver: AbortOnDrop,
 }
 
@@ -283,7 +299,7 @@ impl fmt::Debug for Run {
             .field("conversation_id", &self.conversation_id)
             .field("request_id", &self.request_ids.request_id())
             .field("finished", &self.terminal.is_some())
-            .field("transport", &self.transport)
+            .field("transport", &self.transport())
             .finish_non_exhaustive()
     }
 }
@@ -379,13 +395,13 @@ impl Run {
     /// The transport that carries this run: [`Transport::Http2`] or
     /// [`Transport::Http1Stream`] (never `Auto`).
     pub fn transport(&self) -> Transport {
-        self.transport
+        self.transport.lock().map_or(Transport::Http2, |g| g.0)
     }
 
     /// Why this run is on HTTP/1.1 although the client was built with `Transport::Auto`
     /// (the server config, or the HTTP/2 failure that caused a fallback); `None` otherwise.
-    pub fn fallback_reason(&self) -> Option<&str> {
-        self.fallback.as_deref()
+    pub fn fallback_reason(&self) -> Option<String> {
+        self.transport.lock().ok().and_then(|g| g.1.clone())
     }
 
     /// The conversation id (keep it for the next turn).
