@@ -16,7 +16,7 @@ use crate::credentials::Credentials;
 use crate::error::{Error, ErrorKind};
 use crate::ids::RequestIds;
 use crate::run::{AgentClient, InteractionPolicy};
-use crate::transport::{Choice, Transport, from_http2_config};
+use crate::transport::{Choice, Transport};
 
 /// The client heartbeat period (the CLI's fixed 5 s timer).
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -24,11 +24,6 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The deadline of unary calls.
 pub const DEFAULT_UNARY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long `Auto` trusts a fetched server config before asking again.
-const AUTO_CONFIG_REFRESH: Duration = Duration::from_secs(30 * 60);
-/// How long `Auto` stays on HTTP/1.1 after HTTP/2 failed before trying HTTP/2 again.
-const HTTP2_RETRY_AFTER: Duration = Duration::from_secs(5 * 60);
 
 pub(crate) struct ClientInner {
     pub(crate) api_channel: Channel,
@@ -47,128 +42,13 @@ pub(crate) struct ClientInner {
     pub(crate) http1_agent: cursor_connect_http1::Channel,
     pub(crate) append_encoding: cursor_connect_http1::AppendEncoding,
     /// `Auto`'s decision from the server config and when it was made (refreshed after
-    /// [`AUTO_CONFIG_REFRESH`]); the lock makes concurrent runs share one fetch.
-    auto_choice: tokio::sync::Mutex<Option<(tokio::time::Instant, Choice)>>,
+    /// `AUTO_CONFIG_REFRESH`); the lock makes concurrent runs share one fetch.
+    pub(crate) auto_choice: tokio::sync::Mutex<Option<(tokio::time::Instant, Choice)>>,
     /// Why and since when HTTP/2 is unavailable under `Auto` (tried again after
-    /// [`HTTP2_RETRY_AFTER`]).
-    http2_down: std::sync::Mutex<Option<(tokio::time::Instant, String)>>,
+    /// `HTTP2_RETRY_AFTER`).
+    pub(crate) http2_down: std::sync::Mutex<Option<(tokio::time::Instant, String)>>,
     /// Whether the agent host is `https://` (decides `Auto` when the config is unspecified).
-    agent_tls: bool,
-}
-
-impl ClientInner {
-    /// The transport the next run should use (`Http2` or `Http1Stream`).
-    pub(crate) async fn transport_choice(&self) -> Result<Choice, Error> {
-        let fixed = |transport| {
-            Ok(Choice {
-                transport,
-                reason: None,
-            })
-        };
-        match self.transport {
-            Transport::Http2 => fixed(Transport::Http2),
-            Transport::Http1Stream => fixed(Transport::Http1Stream),
-            Transport::Http1Poll => Err(Error::usage(
-                "Transport::Http1Poll is not implemented yet; use Http1Stream or Auto",
-            )),
-            Transport::Auto => {
-                let down = self.http2_down.lock().ok().and_then(|g| {
-                    g.as_ref()
-                        .filter(|(at, _)| at.elapsed() < HTTP2_RETRY_AFTER)
-                        .map(|(_, r)| r.clone())
-                });
-                if let Some(reason) = down {
-                    return Ok(Choice {
-                        transport: Transport::Http1Stream,
-                        reason: Some(reason),
-                    });
-                }
-                let mut cached = self.auto_choice.lock().await;
-                if let Some((at, choice)) = cached.as_ref()
-                    && at.elapsed() < AUTO_CONFIG_REFRESH
-                {
-                    return Ok(choice.clone());
-                }
-                let choice = self.resolve_auto().await;
-                *cached = Some((tokio::time::Instant::now(), choice.clone()));
-                Ok(choice)
-            }
-        }
-    }
-
-    /// Reads `http2_config` from `GetServerConfig` (over HTTP/1.1, as the SDK fetches it).
-    async fn resolve_auto(&self) -> Choice {
-        let by_scheme = || {
-            if self.agent_tls {
-                Choice {
-                    transport: Transport::Http2,
-                    reason: None,
-                }
-            } else {
-                Choice {
-                    transport: Transport::Http1Stream,
-                    reason: Some("plain http:// agent host and no server preference".to_owned()),
-                }
-            }
-        };
-        let config = async {
-            let token = self.credentials.current().await?;
-            let headers = self.header_config.headers(&token, &RequestIds::new())?;
-            let body = Bytes::from(ai::GetServerConfigRequest::default().encode_to_vec());
-            let path = cursor_proto::paths::AISERVER_GET_SERVER_CONFIG.path;
-            let bytes = self
-                .http1_api
-                .unary(path, headers, body, self.unary_timeout)
-                .await
-                .map_err(|e| Error::call(ErrorKind::Call, e, true))?;
-            ai::GetServerConfigResponse::decode(bytes)
-                .map_err(|e| Error::protocol("undecodable GetServerConfig response", e))
-        };
-        let choice = match config.await {
-            Ok(cfg) => match from_http2_config(cfg.http2_config) {
-                Some((Transport::Http2, _)) => Choice {
-                    transport: Transport::Http2,
-                    reason: None,
-                },
-                Some((t, why)) => Choice {
-                    transport: t,
-                    reason: Some(why.to_owned()),
-                },
-                None => by_scheme(),
-            },
-            Err(e) => {
-                tracing::debug!(error = %e, "server config unavailable; choosing the transport by scheme");
-                by_scheme()
-            }
-        };
-        if let Some(reason) = &choice.reason {
-            tracing::info!(
-                transport = choice.transport.as_str(),
-                reason = reason.as_str(),
-                "agent runs use HTTP/1.1"
-            );
-        }
-        choice
-    }
-
-    /// Records that HTTP/2 is not available; runs go to HTTP/1.1 for a while. Logged once per
-    /// fallback (not once per run).
-    pub(crate) fn http2_failed(&self, e: &cursor_connect_frame::ConnectError) {
-        let reason = format!("HTTP/2 unavailable: {e}");
-        let Ok(mut g) = self.http2_down.lock() else {
-            return;
-        };
-        let fresh = g
-            .as_ref()
-            .is_none_or(|(at, _)| at.elapsed() >= HTTP2_RETRY_AFTER);
-        if fresh {
-            tracing::warn!(
-                reason = reason.as_str(),
-                "falling back to HTTP/1.1 for agent runs"
-            );
-            *g = Some((tokio::time::Instant::now(), reason));
-        }
-    }
+    pub(crate) agent_tls: bool,
 }
 
 /// A Cursor client: one HTTP/2 connection per host, shared by every run and call made
