@@ -86,7 +86,7 @@ impl std::fmt::Debug for Appender {
         f.debug_struct("Appender")
             .field("request_id", &self.request_id)
             .field("next_seqno", &self.next_seqno)
-            .field("in_flight", &self.tasks.len())
+            .field("in_flight", &self.in_flight())
             .finish_non_exhaustive()
     }
 }
@@ -119,9 +119,12 @@ impl Appender {
         self.next_seqno
     }
 
-    /// Appends in flight.
+    /// Appends in flight (sent, not yet answered).
     pub fn in_flight(&self) -> usize {
-        self.tasks.len()
+        self.opts
+            .max_in_flight
+            .max(1)
+            .saturating_sub(self.slots.available_permits())
     }
 
     fn failed(&self) -> Option<ConnectError> {

@@ -280,3 +280,82 @@ async fn cut_body_and_refused_stream_are_typed() {
         .unwrap_err();
     assert!(e.transport_cause().unwrap().retry_safe, "{e}");
 }
+
+#[tokio::test]
+async fn appends_stay_within_the_in_flight_bound_and_reuse_connections() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let now = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (n, p) = (now.clone(), peak.clone());
+    let addr = serve(Arc::new(move |path, _| {
+        let (n, p) = (n.clone(), p.clone());
+        Box::pin(async move {
+            if path == STREAM {
+                return Ok(response(200, CT, body_end_ok()));
+            }
+            let cur = n.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(cur, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            n.fetch_sub(1, Ordering::SeqCst);
+            Ok(response(200, "application/proto", body(vec![], None)))
+        })
+    }))
+    .await;
+    let (mut app, _stream) = channel(addr).shim(
+        STREAM,
+        APPEND,
+        Default::default(),
+        "b",
+        ShimOptions::default(),
+    );
+    for _ in 0..64 {
+        app.send(Bytes::from_static(b"\x3a\x00")).await.unwrap();
+        assert!(app.in_flight() <= 16);
+    }
+    tokio::time::timeout(Duration::from_secs(10), app.flush())
+        .await
+        .unwrap()
+        .unwrap();
+    let peak = peak.load(Ordering::SeqCst);
+    assert!((2..=16).contains(&peak), "peak {peak}");
+    assert_eq!(app.next_seqno(), 64);
+}
+
+#[tokio::test]
+async fn sequential_unary_calls_share_one_keep_alive_connection() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let a = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req: http::Request<Incoming>| async {
+                    Ok::<_, Infallible>(response(
+                        200,
+                        "application/proto",
+                        body(vec![Bytes::from_static(b"ok")], None),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    let ch = channel(addr);
+    for _ in 0..20 {
+        let got = ch
+            .unary(
+                "/u",
+                Default::default(),
+                Bytes::new(),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(got, "ok");
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
