@@ -436,3 +436,22 @@ async fn poll_mode_is_refused_clearly() {
     let e = c.agent().run(RunRequest::new("m", "x")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Usage);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_share_the_pool() {
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let c = h1_client(&mock.url());
+    let runs = (0..6).map(|i| {
+        let c = c.clone();
+        tokio::spawn(async move {
+            let req = RunRequest::new("composer-2.5", format!("hello {i}"));
+            run_to_end(&c, req).await
+        })
+    });
+    for r in runs {
+        let out = r.await.unwrap();
+        assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+        assert_eq!(out.text, cursor_mock::DEFAULT_TEXT);
+    }
+    assert_shim_only(&mock);
+}
