@@ -3,7 +3,10 @@
 //!
 //! (a) a 256 MiB download in 1 MiB messages (server stream); the raw loop is measured both
 //!     cutting the stream into contiguous messages (what ours delivers) and counting bytes;
-//! (b) a bidi echo of 1 KiB messages, pipelined (one task sends, another reads).
+//! (b) a bidi echo of 1 KiB messages, pipelined (one task sends, another reads);
+//! (c) the same 1 KiB echo over the HTTP/1.1 shim (cursor-connect-http1: each message one
+//!     BidiAppend request, ≤16 in flight, echoed down a RunSSE-style stream), next to (b)'s
+//!     HTTP/2 numbers from the same run, with the ratio.
 //!
 //! Run: `nice cargo bench -p cursor-connect-benches --bench transport`. Each case runs
 //! `ROUNDS` times, alternating ours and raw; the best and median rounds are printed.
@@ -19,6 +22,9 @@ use cursor_test_support::flow::send_all;
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, Request, Response};
 use tokio::net::{TcpListener, TcpStream};
+
+#[path = "transport/http1.rs"]
+mod http1;
 
 /// The windows both clients use (cursor-connect-h2's defaults) and the frame size
 /// cursor-connect-h2 advertises; the raw client is configured with the same values.
@@ -304,6 +310,9 @@ fn main() {
         // Warm up both connections (SETTINGS exchange, window growth, allocator).
         let _ = ours_echo(&ch).await;
         let _ = raw_echo(&sr, addr).await;
+        let h1_addr = http1::start_h1_server().await;
+        let h1 = http1::h1_channel(h1_addr);
+        let _ = http1::ours_h1_echo(&h1, usize::MAX).await;
 
         // TRANSPORT_BENCH=download|echo runs one case; TRANSPORT_ROUNDS overrides ROUNDS.
         let only = std::env::var("TRANSPORT_BENCH").unwrap_or_default();
@@ -313,8 +322,8 @@ fn main() {
             .unwrap_or(ROUNDS)
             .max(1);
         let (mut ours_dl, mut raw_dl, mut raw_count) = (vec![], vec![], vec![]);
-        let (mut ours_ec, mut raw_ec) = (vec![], vec![]);
-        for _ in 0..rounds {
+        let (mut ours_ec, mut raw_ec, mut h1_ec) = (vec![], vec![], vec![]);
+        for round in 0..rounds {
             if only != "echo" {
                 ours_dl.push(measure(ours_download(&ch)).await);
                 raw_dl.push(measure(raw_download(&sr, addr, true)).await);
@@ -324,12 +333,18 @@ fn main() {
                 ours_ec.push(measure(ours_echo(&ch)).await);
                 raw_ec.push(measure(raw_echo(&sr, addr)).await);
             }
+            if only != "download" {
+                h1_ec.push(measure(http1::ours_h1_echo(&h1, round)).await);
+            }
         }
         if !ours_dl.is_empty() {
             report_download(&ours_dl, &raw_dl, &raw_count);
         }
         if !ours_ec.is_empty() {
             report_echo(&ours_ec, &raw_ec);
+        }
+        if !h1_ec.is_empty() && !ours_ec.is_empty() {
+            report_h1_echo(&h1_ec, &ours_ec);
         }
     });
 }
@@ -392,4 +407,34 @@ fn report_echo(ours: &[Sample], raw: &[Sample]) {
     line("ours", ours);
     line("raw h2", raw);
     ratios("ours/raw", ours, raw);
+}
+
+fn report_h1_echo(h1: &[Sample], h2: &[Sample]) {
+    let n = http1::H1_ECHO_MSGS;
+    println!(
+        "(c) 1 KiB echo over HTTP/1.1 (BidiAppend + stream), {n} messages, {} rounds, vs (b):",
+        h1.len()
+    );
+    let rate = |msgs: usize, d: Duration| msgs as f64 / d.as_secs_f64();
+    let (b1, m1) = best_and_median(h1, false);
+    let (b2, m2) = best_and_median(h2, false);
+    let (_, c1) = best_and_median(h1, true);
+    let (_, c2) = best_and_median(h2, true);
+    println!(
+        "    http1  wall best {:9.0} msgs/s  median {:9.0} msgs/s | cpu median {:9.0} msgs per cpu-s",
+        rate(n, b1),
+        rate(n, m1),
+        rate(n, c1)
+    );
+    println!(
+        "    http2  wall best {:9.0} msgs/s  median {:9.0} msgs/s | cpu median {:9.0} msgs per cpu-s",
+        rate(ECHO_MSGS, b2),
+        rate(ECHO_MSGS, m2),
+        rate(ECHO_MSGS, c2)
+    );
+    println!(
+        "    ratio http1/http2 (msgs/s): wall median {:.3}x, cpu median {:.3}x",
+        rate(n, m1) / rate(ECHO_MSGS, m2),
+        rate(n, c1) / rate(ECHO_MSGS, c2)
+    );
 }

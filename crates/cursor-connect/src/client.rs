@@ -16,6 +16,7 @@ use crate::credentials::Credentials;
 use crate::error::{Error, ErrorKind};
 use crate::ids::RequestIds;
 use crate::run::{AgentClient, InteractionPolicy};
+use crate::transport::{Choice, Transport};
 
 /// The client heartbeat period (the CLI's fixed 5 s timer).
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -36,6 +37,18 @@ pub(crate) struct ClientInner {
     pub(crate) blob_store: Arc<dyn BlobStore>,
     pub(crate) interaction_policy: InteractionPolicy,
     pub(crate) request_context: pb::RequestContext,
+    pub(crate) transport: Transport,
+    pub(crate) http1_api: cursor_connect_http1::Channel,
+    pub(crate) http1_agent: cursor_connect_http1::Channel,
+    pub(crate) append_encoding: cursor_connect_http1::AppendEncoding,
+    /// `Auto`'s decision from the server config and when it was made (refreshed after
+    /// `AUTO_CONFIG_REFRESH`); the lock makes concurrent runs share one fetch.
+    pub(crate) auto_choice: tokio::sync::Mutex<Option<(tokio::time::Instant, Choice)>>,
+    /// Why and since when HTTP/2 is unavailable under `Auto` (tried again after
+    /// `HTTP2_RETRY_AFTER`).
+    pub(crate) http2_down: std::sync::Mutex<Option<(tokio::time::Instant, String)>>,
+    /// Whether the agent host is `https://` (decides `Auto` when the config is unspecified).
+    pub(crate) agent_tls: bool,
 }
 
 /// A Cursor client: one HTTP/2 connection per host, shared by every run and call made
@@ -253,6 +266,9 @@ pub struct ClientBuilder {
     interaction_policy: InteractionPolicy,
     workspace_paths: Vec<String>,
     extra_headers: http::HeaderMap,
+    transport: Transport,
+    http1_channel: Option<cursor_connect_http1::Channel>,
+    append_encoding: cursor_connect_http1::AppendEncoding,
 }
 
 impl Default for ClientBuilder {
@@ -277,6 +293,9 @@ impl Default for ClientBuilder {
             interaction_policy: InteractionPolicy::default(),
             workspace_paths: Vec::new(),
             extra_headers: http::HeaderMap::new(),
+            transport: Transport::Http2,
+            http1_channel: None,
+            append_encoding: cursor_connect_http1::AppendEncoding::Hex,
         }
     }
 }
@@ -315,6 +334,26 @@ impl ClientBuilder {
     /// Uses a ready-made channel for runs.
     pub fn agent_channel(mut self, channel: Channel) -> Self {
         self.agent_channel = Some(channel);
+        self
+    }
+
+    /// Which transport carries agent runs ([`Transport::Http2`] by default).
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Uses a ready-made HTTP/1.1 channel (custom TLS roots, pool size) for the HTTP/1.1
+    /// transport and `Auto`'s server-config fetch; by default one is made from the URLs.
+    pub fn http1_channel(mut self, channel: cursor_connect_http1::Channel) -> Self {
+        self.http1_channel = Some(channel);
+        self
+    }
+
+    /// How HTTP/1.1 `BidiAppend` calls carry client messages: hex `data` (the default, what
+    /// Cursor's SDK and CLI send) or `data_binary`.
+    pub fn http1_append_encoding(mut self, encoding: cursor_connect_http1::AppendEncoding) -> Self {
+        self.append_encoding = encoding;
         self
     }
 
@@ -455,6 +494,21 @@ impl ClientBuilder {
             }
             (None, _) => api_channel.clone(),
         };
+        let h1 = |url: &str| -> Result<cursor_connect_http1::Channel, Error> {
+            let ep = cursor_connect_http1::Endpoint::from_url(url).map_err(|e| {
+                Error::with_source(ErrorKind::Config, format!("invalid url {url:?}"), e)
+            })?;
+            Ok(cursor_connect_http1::Channel::new(ep))
+        };
+        let agent_url = self
+            .agent_url
+            .clone()
+            .unwrap_or_else(|| self.base_url.clone());
+        let (http1_api, http1_agent) = match self.http1_channel {
+            Some(c) => (c.clone(), c),
+            None => (h1(&self.base_url)?, h1(&agent_url)?),
+        };
+        let agent_tls = http1_agent.endpoint().scheme() == "https";
         let mut header_config = HeaderConfig::new(self.header_style);
         header_config.client_version = self.client_version;
         header_config.client_type = self.client_type;
@@ -497,6 +551,13 @@ impl ClientBuilder {
                 blob_store,
                 interaction_policy: self.interaction_policy,
                 request_context,
+                transport: self.transport,
+                http1_api,
+                http1_agent,
+                append_encoding: self.append_encoding,
+                auto_choice: tokio::sync::Mutex::new(None),
+                http2_down: std::sync::Mutex::new(None),
+                agent_tls,
             }),
         })
     }

@@ -48,12 +48,14 @@
 //! # Layers
 //!
 //! The crates underneath are re-exported: [`frame`] (envelopes, errors), [`proto`] (messages),
-//! [`h2`] (HTTP/2 transport), [`classify`] (error classification).
+//! [`h2`] (HTTP/2 transport), [`http1`] (HTTP/1.1 `RunSSE` + `BidiAppend` transport, chosen with
+//! [`Transport`]), [`classify`] (error classification).
 #![forbid(unsafe_code)]
 
 pub use cursor_connect_classify as classify;
 pub use cursor_connect_frame as frame;
 pub use cursor_connect_h2 as h2;
+pub use cursor_connect_http1 as http1;
 pub use cursor_proto as proto;
 
 pub mod auth;
@@ -65,6 +67,7 @@ mod credentials;
 mod error;
 mod ids;
 mod run;
+mod transport;
 
 pub use blob::{BlobError, BlobStore, MemoryBlobStore, blob_id};
 pub use client::{
@@ -86,6 +89,7 @@ pub use run::{
     RunRequest, ToolActivity, ToolCall, ToolDefinition, ToolPhase, ToolResult, Usage,
     flatten_history,
 };
+pub use transport::Transport;
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

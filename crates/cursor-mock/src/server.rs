@@ -121,6 +121,7 @@ pub struct MockBuilder {
     named: HashMap<String, Scenario>,
     settings: Settings,
     tls: bool,
+    tls_http1_only: bool,
     listen: Option<SocketAddr>,
 }
 
@@ -142,6 +143,13 @@ impl MockBuilder {
     /// cleartext (h2c with prior knowledge, or HTTP/1.1).
     pub fn tls(mut self, on: bool) -> Self {
         self.tls = on;
+        self
+    }
+
+    /// With [`MockBuilder::tls`]: offer only `http/1.1` in ALPN, like a server or proxy without
+    /// HTTP/2 (HTTP/2 clients then fail the handshake or fall back).
+    pub fn tls_http1_only(mut self, on: bool) -> Self {
+        self.tls_http1_only = on;
         self
     }
 
@@ -208,7 +216,7 @@ impl MockBuilder {
         .await?;
         let addr = listener.local_addr()?;
         let pki = if self.tls {
-            Some(tls::generate()?)
+            Some(tls::generate(self.tls_http1_only)?)
         } else {
             None
         };

@@ -22,8 +22,8 @@ fn tls_error(context: &str, err: impl std::fmt::Display) -> std::io::Error {
 }
 
 /// Generates a CA and a leaf valid for `127.0.0.1`, `::1` and `localhost`, and builds a
-/// rustls server config that offers ALPN `h2` and `http/1.1`.
-pub(crate) fn generate() -> std::io::Result<TestPki> {
+/// rustls server config that offers ALPN `h2` and `http/1.1` (only `http/1.1` if `http1_only`).
+pub(crate) fn generate(http1_only: bool) -> std::io::Result<TestPki> {
     let mut ca_params =
         CertificateParams::new(Vec::<String>::new()).map_err(|e| tls_error("ca params", e))?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -67,7 +67,11 @@ pub(crate) fn generate() -> std::io::Result<TestPki> {
         .with_single_cert(chain, key)
         .map_err(|e| tls_error("server cert", e))?;
     // Both, as Cursor's API host offers: the SDK's `fetch` calls negotiate http/1.1.
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = if http1_only {
+        vec![b"http/1.1".to_vec()]
+    } else {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    };
     Ok(TestPki {
         ca_der: ca.der().clone(),
         ca_pem: ca.pem(),

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cursor_connect_frame::{Code, ConnectError, TransportCause, TransportKind};
-use cursor_connect_h2::{RecvHalf, SendHalf};
 use cursor_proto::agent::v1 as pb;
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::event::{Event, ToolCall, ToolResult, Usage};
+use super::wire::{RecvSide, SendSide};
 use super::{AbortOnDrop, INBOUND_QUEUE, Opener, exec, read_loop};
 use crate::blob::BlobStore;
 use crate::error::{Error, ErrorKind};
@@ -94,7 +94,7 @@ struct PendingCall {
 pub(crate) struct Driver {
     cfg: DriverConfig,
     opener: Opener,
-    send: Option<SendHalf>,
+    send: Option<SendSide>,
     inbound: mpsc::Receiver<Inbound>,
     reader: AbortOnDrop,
     received_any: bool,
@@ -113,8 +113,8 @@ impl Driver {
     pub(crate) fn new(
         cfg: DriverConfig,
         opener: Opener,
-        send: SendHalf,
-        recv: RecvHalf,
+        send: SendSide,
+        recv: RecvSide,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<Item>,
     ) -> Self {
@@ -229,6 +229,14 @@ impl Driver {
                         }
                         Some(Ok(None)) => return self.on_clean_end(),
                         Some(Err(e)) => {
+                            // HTTP/2 failed before any answer (a proxy that speaks only
+                            // HTTP/1.1 fails the handshake only once we read): `Auto` moves
+                            // the run to HTTP/1.1.
+                            if !self.received_any && self.opener.falls_back(&e) {
+                                self.opener.http2_failed(&e);
+                                self.reopen().await?;
+                                continue;
+                            }
                             let safe = e.transport_cause().is_some_and(|c| c.retry_safe);
                             if safe && !self.received_any && self.opener.can_retry() {
                                 tracing::debug!(error = %e, "run stream refused before any message");
@@ -532,7 +540,7 @@ async fn sleep_until_some(at: Option<Instant>) {
     }
 }
 
-fn spawn_reader(recv: RecvHalf) -> (mpsc::Receiver<Inbound>, AbortOnDrop) {
+fn spawn_reader(recv: RecvSide) -> (mpsc::Receiver<Inbound>, AbortOnDrop) {
     let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
     (rx, AbortOnDrop(tokio::spawn(read_loop(recv, tx))))
 }

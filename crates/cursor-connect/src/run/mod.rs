@@ -1,10 +1,12 @@
-//! Agent runs: `agent.v1.AgentService/Run` over one HTTP/2 bidi stream.
+//! Agent runs: `agent.v1.AgentService/Run` over one HTTP/2 bidi stream, or the HTTP/1.1 shim
+//! (`RunSSE` + `BidiAppend`); the driver sees one seam ([`wire`]) either way.
 
 mod activity;
 mod driver;
 mod event;
 mod exec;
 mod request;
+mod wire;
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,7 +14,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cursor_connect_frame::{Code, ConnectError, Encoding, TransportCause, TransportKind};
-use cursor_connect_h2::{CallOptions, RecvHalf, SendHalf};
+use cursor_connect_h2::CallOptions;
+use cursor_connect_http1::ShimOptions;
 use cursor_proto::agent::v1 as pb;
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot};
@@ -29,7 +32,9 @@ use crate::client::ClientInner;
 use crate::config::HeaderStyle;
 use crate::error::{Error, ErrorKind};
 use crate::ids::{RequestIds, uuid_v4};
+use crate::transport::{Transport, http2_unavailable};
 use driver::{Command, Driver, DriverConfig, Inbound, Item};
+use wire::{RecvSide, SendSide};
 
 /// How many events may wait for the caller before the client stops reading the stream
 /// (HTTP/2 flow control then holds the server back; heartbeats and answers continue).
@@ -82,14 +87,19 @@ impl AgentClient {
             first,
             ids,
             attempts: 0,
+            used: Transport::Http2,
+            fallback: None,
+            shared: Arc::default(),
         };
         let (send, recv) = opener.open().await?;
         tracing::debug!(
             request_id = opener.ids.request_id(),
             conversation_id = conversation_id.as_str(),
             model = request.model(),
+            transport = opener.used.as_str(),
             "agent run opened"
         );
+        let transport = opener.shared.clone();
         let request_ids = opener.ids.clone();
         let cfg = DriverConfig {
             heartbeat_interval: inner.heartbeat_interval,
@@ -111,6 +121,7 @@ impl AgentClient {
             conversation_id,
             request_ids,
             ack_timeout: inner.stall_timeout + Duration::from_secs(5),
+            transport,
             _driver: AbortOnDrop(driver),
         })
     }
@@ -122,6 +133,12 @@ pub(crate) struct Opener {
     first: Bytes,
     pub(crate) ids: RequestIds,
     attempts: u32,
+    /// The transport of the last open.
+    pub(crate) used: Transport,
+    /// Why that transport is HTTP/1.1 under `Auto`, if it is.
+    pub(crate) fallback: Option<String>,
+    /// The transport of the open that succeeded last, shared with the [`Run`].
+    shared: Arc<std::sync::Mutex<(Transport, Option<String>)>>,
 }
 
 impl Opener {
@@ -131,26 +148,34 @@ impl Opener {
     }
 
     /// Opens a stream (retrying refused opens) and sends the run request on it. Every
-    /// attempt after the first gets a fresh `x-request-id`.
-    pub(crate) async fn open(&mut self) -> Result<(SendHalf, RecvHalf), Error> {
+    /// attempt after the first gets a fresh `x-request-id`. Under `Transport::Auto`, an HTTP/2
+    /// open that shows HTTP/2 is not available falls back to the HTTP/1.1 shim.
+    pub(crate) async fn open(&mut self) -> Result<(SendSide, RecvSide), Error> {
         loop {
             if self.attempts > 0 {
                 self.ids.next_attempt();
             }
             self.attempts += 1;
+            let choice = self.inner.transport_choice().await?;
+            self.used = choice.transport;
+            self.fallback = choice.reason;
             let token = self.inner.credentials.current().await?;
             let headers = self.inner.header_config.headers(&token, &self.ids)?;
-            let opts = CallOptions::default().accept_compression(&[Encoding::Gzip]);
-            let path = cursor_proto::paths::AGENT_RUN.path;
             let attempt = async {
-                let (mut send, recv) = self.inner.agent_channel.bidi(path, headers, opts).await?;
-                send.send(self.first.clone()).await?;
-                Ok::<_, ConnectError>((send, recv))
+                match self.used {
+                    Transport::Http1Stream => self.open_http1(headers).await,
+                    _ => self.open_http2(headers).await,
+                }
             };
             // The transport bounds connecting; this bounds the whole open, flow control included.
             let limit = self.inner.stall_timeout;
             let e = match tokio::time::timeout(limit, attempt).await {
-                Ok(Ok(halves)) => return Ok(halves),
+                Ok(Ok(halves)) => {
+                    if let Ok(mut g) = self.shared.lock() {
+                        *g = (self.used, self.fallback.clone());
+                    }
+                    return Ok(halves);
+                }
                 Ok(Err(e)) => e,
                 Err(_) => {
                     let cause = TransportCause::new(TransportKind::Timeout);
@@ -162,12 +187,65 @@ impl Opener {
                     return Err(Error::call(ErrorKind::Stalled, err, true));
                 }
             };
+            if self.falls_back(&e) {
+                self.inner.http2_failed(&e);
+                continue;
+            }
             let retry_safe = e.transport_cause().is_some_and(|c| c.retry_safe);
             if !(retry_safe && self.can_retry()) {
                 return Err(Error::call(ErrorKind::Call, e, true));
             }
             tracing::debug!(attempt = self.attempts, error = %e, "run stream refused; retrying");
         }
+    }
+
+    /// Whether `e`, before any response, means HTTP/2 is unavailable and `Auto` should move
+    /// this run to HTTP/1.1.
+    pub(crate) fn falls_back(&self, e: &ConnectError) -> bool {
+        self.inner.transport == Transport::Auto
+            && self.used == Transport::Http2
+            && http2_unavailable(e)
+    }
+
+    /// Records an HTTP/2 failure so the next open takes HTTP/1.1.
+    pub(crate) fn http2_failed(&self, e: &ConnectError) {
+        self.inner.http2_failed(e);
+    }
+
+    async fn open_http2(
+        &self,
+        headers: http::HeaderMap,
+    ) -> Result<(SendSide, RecvSide), ConnectError> {
+        let opts = CallOptions::default().accept_compression(&[Encoding::Gzip]);
+        let path = cursor_proto::paths::AGENT_RUN.path;
+        let (mut send, recv) = self.inner.agent_channel.bidi(path, headers, opts).await?;
+        send.send(self.first.clone()).await?;
+        Ok((SendSide::H2(send), RecvSide::H2(recv)))
+    }
+
+    /// Starts `RunSSE` (its request goes out at once) and appends the run request as seqno 0,
+    /// without waiting for the stream's response head, as Cursor's clients do.
+    async fn open_http1(
+        &self,
+        mut headers: http::HeaderMap,
+    ) -> Result<(SendSide, RecvSide), ConnectError> {
+        // The CLI marks its HTTP/1.1 runs as streaming (without it text may come as KV blobs).
+        headers.insert(
+            http::HeaderName::from_static("x-cursor-streaming"),
+            http::HeaderValue::from_static("true"),
+        );
+        let mut opts = ShimOptions::default();
+        opts.stream.head_timeout = self.inner.stall_timeout;
+        opts.append.encoding = self.inner.append_encoding;
+        let (mut appender, stream) = self.inner.http1_agent.shim(
+            cursor_proto::paths::AGENT_RUN_SSE.path,
+            cursor_proto::paths::AISERVER_BIDI_APPEND.path,
+            headers,
+            self.ids.request_id(),
+            opts,
+        );
+        appender.send(self.first.clone()).await?;
+        Ok((SendSide::H1(appender), RecvSide::H1(stream)))
     }
 }
 
@@ -179,7 +257,7 @@ impl fmt::Debug for Opener {
     }
 }
 
-pub(crate) async fn read_loop(mut rx: RecvHalf, tx: mpsc::Sender<Inbound>) {
+pub(crate) async fn read_loop(mut rx: RecvSide, tx: mpsc::Sender<Inbound>) {
     loop {
         let item = rx.message().await;
         let last = !matches!(item, Ok(Some(_)));
@@ -211,6 +289,7 @@ pub struct Run {
     conversation_id: String,
     request_ids: RequestIds,
     ack_timeout: Duration,
+    transport: Arc<std::sync::Mutex<(Transport, Option<String>)>>,
     _driver: AbortOnDrop,
 }
 
@@ -220,6 +299,7 @@ impl fmt::Debug for Run {
             .field("conversation_id", &self.conversation_id)
             .field("request_id", &self.request_ids.request_id())
             .field("finished", &self.terminal.is_some())
+            .field("transport", &self.transport())
             .finish_non_exhaustive()
     }
 }
@@ -310,6 +390,18 @@ impl Run {
     /// [`RunRequest::checkpoint`] for the next turn.
     pub fn checkpoint(&self) -> Option<Bytes> {
         self.checkpoint.clone()
+    }
+
+    /// The transport that carries this run: [`Transport::Http2`] or
+    /// [`Transport::Http1Stream`] (never `Auto`).
+    pub fn transport(&self) -> Transport {
+        self.transport.lock().map_or(Transport::Http2, |g| g.0)
+    }
+
+    /// Why this run is on HTTP/1.1 although the client was built with `Transport::Auto`
+    /// (the server config, or the HTTP/2 failure that caused a fallback); `None` otherwise.
+    pub fn fallback_reason(&self) -> Option<String> {
+        self.transport.lock().ok().and_then(|g| g.1.clone())
     }
 
     /// The conversation id (keep it for the next turn).
