@@ -283,7 +283,7 @@ impl Builder {
     }
 }
 
-/// Streaming renderer over a [`Builder`].
+/// Streaming renderer over a response builder.
 #[derive(Debug)]
 pub struct StreamRender(Builder);
 
