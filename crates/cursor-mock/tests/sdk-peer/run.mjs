@@ -1,6 +1,17 @@
 // Runs one case of Cursor's own SDK (@cursor/sdk, a local agent) against cursor-mock and prints
 // one JSON line with what the SDK returned. Usage: node run.mjs CASE_JSON
-// Environment: CURSOR_BACKEND_URL (the mock's https URL), NODE_EXTRA_CA_CERTS (its test CA).
+// Environment: CURSOR_BACKEND_URL (the mock's URL), NODE_EXTRA_CA_CERTS (its test CA, for https).
+//
+// CASE_JSON fields (all optional):
+//   name     a label echoed in the report
+//   model    the model id given to Agent.create (a mock model or scenario name; default
+//            "composer-2.5")
+//   prompts  the texts sent one send() after another on the same agent (default ["hello"])
+//   tools    names of custom tools to define; each answers "sdk ran <name>" and is recorded
+//   files    { relative path: text } written into the workspace before the agent starts
+//   cwd      the workspace directory (default: a fresh temp dir, removed afterwards)
+// Report: { case, sends: [{ status, result, error, usage, deltas, messages, thrown?,
+//           streamThrown? }], toolCalls: [{ name, args }], unhandled: [...], thrown? }
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
