@@ -365,6 +365,14 @@ pub(crate) async fn forward(
     }
 }
 
+/// The value of header `name` as text, or `""` when it is absent or not text.
+pub(crate) fn header_str<'a>(headers: &'a http::HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
 /// Reads a whole unary request body, up to `limit` bytes.
 pub(crate) async fn read_body(mut body: RecvStream, limit: usize) -> Result<Bytes, String> {
     let mut buf = BytesMut::new();

@@ -63,12 +63,7 @@ pub(crate) async fn serve(
     ctl: mpsc::Sender<ConnCommand>,
 ) {
     let settings = shared.settings.clone();
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    };
+    let header = |name: &str| crate::io::header_str(headers, name);
     let content_type = header("content-type");
     if !content_type.starts_with("application/connect+proto") {
         let error = ErrorSpec::new(

@@ -118,12 +118,7 @@ pub(crate) fn answer(
     };
     shared.recorder.update(call, |c| c.scenario = name);
 
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    };
+    let header = |name: &str| crate::io::header_str(headers, name);
     let content_type = header("content-type");
     let json = content_type.starts_with("application/json");
     if AMBIENT_PATHS.contains(&path) && json {

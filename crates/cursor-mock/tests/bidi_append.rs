@@ -96,14 +96,15 @@ fn short_turn() -> Scenario {
     Scenario::new(vec![Step::TextDelta("hi".into()), Step::EndOk])
 }
 
+/// A mock playing [`short_turn`], and the run request that opens it.
+async fn short_mock() -> (MockServer, Bytes) {
+    let mock = MockServer::start(short_turn()).await.expect("mock");
+    (mock, run_msg(run_request("composer-2.5", "hi")))
+}
+
 #[tokio::test]
 async fn appends_arrive_out_of_order_and_twice_but_reach_the_turn_once_in_order() {
-    let mock = MockServer::builder()
-        .scenario(short_turn())
-        .start()
-        .await
-        .expect("mock");
-    let run = run_msg(run_request("composer-2.5", "hi"));
+    let (mock, run) = short_mock().await;
     let beat = heartbeat_msg();
     // Seqno 1 first: it waits for 0; then 0, and 0 again (a retry).
     assert_eq!(send_append(&mock, "r1", 1, &beat).await.0, 200);
@@ -129,12 +130,7 @@ async fn appends_arrive_out_of_order_and_twice_but_reach_the_turn_once_in_order(
 
 #[tokio::test]
 async fn an_append_after_the_end_is_refused() {
-    let mock = MockServer::builder()
-        .scenario(short_turn())
-        .start()
-        .await
-        .expect("mock");
-    let run = run_msg(run_request("composer-2.5", "hi"));
+    let (mock, run) = short_mock().await;
     assert_eq!(send_append(&mock, "r2", 0, &run).await.0, 200);
     run_sse(&mock, "r2").await;
     // The turn has ended (its end-stream was read); give its task a moment to close the id.

@@ -97,13 +97,7 @@ async fn a_custom_tool_is_called_answered_and_the_turn_continues() {
         json!([{"name": "lookup", "args": args}])
     );
     // ...and the mock echoed the result it got back into the text after the call.
-    let result = send["result"].as_str().unwrap_or_default();
-    assert!(
-        result.ends_with(&format!(
-            "{TOOL_ECHO_PREFIX}custom-user-tools-lookup: sdk ran lookup"
-        )),
-        "{report}"
-    );
+    assert_lookup_echoed(&report);
     assert_no_violations(&peer);
     let request = peer.runs()[0].run_request().expect("run request");
     let tools = request.mcp_tools.expect("mcp_tools").mcp_tools;

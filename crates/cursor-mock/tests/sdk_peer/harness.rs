@@ -51,3 +51,14 @@ pub(crate) fn only_send(report: &serde_json::Value) -> &serde_json::Value {
     assert_eq!(sends.len(), 1, "{report}");
     &sends[0]
 }
+
+/// Fails unless the turn's text ends with the mock's echo of the SDK's `lookup` tool result
+/// (the custom tool ran in the SDK and its result went back upstream).
+pub(crate) fn assert_lookup_echoed(report: &serde_json::Value) {
+    let result = only_send(report)["result"].as_str().unwrap_or_default();
+    let echo = format!(
+        "{}custom-user-tools-lookup: sdk ran lookup",
+        cursor_mock::TOOL_ECHO_PREFIX
+    );
+    assert!(result.ends_with(&echo), "{report}");
+}
