@@ -3,8 +3,8 @@
 //! limit, and stay failed once failed.
 #![no_main]
 
-use bytes::{Bytes, BytesMut};
-use cursor_connect_frame::{ChunkDecoder, Decoder, Direction, EndStream, Frame, FrameError, Gzip};
+use cursor_connect_frame::{Decoder, Direction, EndStream, Gzip};
+use cursor_test_support::frame_drivers::{decode_buffered, decode_chunked, without_stray_len};
 use libfuzzer_sys::fuzz_target;
 
 const LIMITS: [usize; 4] = [0, 64, 4096, 1 << 20];
@@ -44,80 +44,14 @@ fn cuts(seed: u16, len: usize) -> Vec<usize> {
     out
 }
 
-type Outcome = (Vec<Frame>, Option<FrameError>);
-
-fn buffered(mut dec: Decoder, wire: &[u8], cuts: &[usize]) -> Outcome {
-    let mut frames = Vec::new();
-    let mut buf = BytesMut::new();
-    let mut start = 0;
-    for &end in cuts {
-        buf.extend_from_slice(&wire[start..end]);
-        start = end;
-        loop {
-            match dec.decode(&mut buf) {
-                Ok(Some(f)) => frames.push(f),
-                Ok(None) => break,
-                Err(e) => {
-                    assert_eq!(dec.decode(&mut buf), Err(e.clone()), "sticky");
-                    return (frames, Some(e));
-                }
-            }
-        }
-    }
-    loop {
-        match dec.decode_eof(&mut buf) {
-            Ok(Some(f)) => frames.push(f),
-            Ok(None) => return (frames, None),
-            Err(e) => {
-                assert_eq!(dec.decode_eof(&mut buf), Err(e.clone()), "sticky");
-                return (frames, Some(e));
-            }
-        }
-    }
-}
-
-fn chunked(dec: Decoder, wire: &[u8], cuts: &[usize]) -> Outcome {
-    let mut dec = ChunkDecoder::new(dec);
-    let mut frames = Vec::new();
-    let mut start = 0;
-    for &end in cuts {
-        dec.push(Bytes::copy_from_slice(&wire[start..end]));
-        start = end;
-        loop {
-            match dec.next_frame() {
-                Ok(Some(f)) => frames.push(f),
-                Ok(None) => break,
-                Err(e) => return (frames, Some(e)),
-            }
-        }
-    }
-    loop {
-        match dec.finish() {
-            Ok(Some(f)) => frames.push(f),
-            Ok(None) => return (frames, None),
-            Err(e) => return (frames, Some(e)),
-        }
-    }
-}
-
-/// The one chunking-dependent number: how many stray bytes had arrived after the end-stream
-/// when it was noticed.
-fn normalize((frames, err): Outcome) -> Outcome {
-    let err = err.map(|e| match e {
-        FrameError::DataAfterEndStream { .. } => FrameError::DataAfterEndStream { len: 0 },
-        other => other,
-    });
-    (frames, err)
-}
-
 fuzz_target!(|data: &[u8]| {
     let [cfg, s0, s1, wire @ ..] = data else {
         return;
     };
     let cuts = cuts(u16::from_le_bytes([*s0, *s1]), wire.len());
-    let whole = normalize(buffered(decoder(*cfg), wire, &[wire.len()]));
-    let split = normalize(buffered(decoder(*cfg), wire, &cuts));
-    let zero_copy = normalize(chunked(decoder(*cfg), wire, &cuts));
+    let whole = without_stray_len(decode_buffered(decoder(*cfg), wire, &[]));
+    let split = without_stray_len(decode_buffered(decoder(*cfg), wire, &cuts));
+    let zero_copy = without_stray_len(decode_chunked(decoder(*cfg), wire, &cuts));
     assert_eq!(whole, split, "chunking changed the buffer decoder's result");
     assert_eq!(whole, zero_copy, "chunk decoder disagrees");
     let limit = LIMITS[usize::from(cfg >> 2) & 3];

@@ -1,10 +1,8 @@
 //! Property tests: round trip, encoded length, chunk invariance, and no panics on any input.
 
-use bytes::{Bytes, BytesMut};
-use cursor_connect_frame::{
-    ChunkDecoder, Code, ConnectError, Decoder, Direction, Encoder, EndStream, Frame, FrameError,
-    Gzip,
-};
+use bytes::BytesMut;
+use cursor_connect_frame::{Code, ConnectError, Decoder, Direction, Encoder, EndStream, Gzip};
+use cursor_test_support::frame_drivers::{decode_buffered, decode_chunked};
 use proptest::prelude::*;
 
 fn gzip_decoder(direction: Direction, gz: bool) -> Decoder {
@@ -13,72 +11,6 @@ fn gzip_decoder(direction: Direction, gz: bool) -> Decoder {
         d.compression(Some(Box::new(Gzip::with_level(1))))
     } else {
         d
-    }
-}
-
-/// Decodes `wire` fed in pieces cut at `cuts` (sorted offsets), through the buffer decoder.
-fn decode_buffered(
-    mut dec: Decoder,
-    wire: &[u8],
-    cuts: &[usize],
-) -> (Vec<Frame>, Option<FrameError>) {
-    let mut frames = Vec::new();
-    let mut buf = BytesMut::new();
-    let mut start = 0;
-    for &end in cuts.iter().chain(std::iter::once(&wire.len())) {
-        let end = end.clamp(start, wire.len());
-        buf.extend_from_slice(&wire[start..end]);
-        start = end;
-        loop {
-            match dec.decode(&mut buf) {
-                Ok(Some(f)) => frames.push(f),
-                Ok(None) => break,
-                Err(e) => return (frames, Some(e)),
-            }
-        }
-    }
-    loop {
-        match dec.decode_eof(&mut buf) {
-            Ok(Some(f)) => frames.push(f),
-            Ok(None) => return (frames, None),
-            Err(e) => {
-                // Sticky: the same error again, on any input.
-                assert_eq!(
-                    dec.decode(&mut BytesMut::from(&b"\0\0\0\0\0"[..])),
-                    Err(e.clone())
-                );
-                return (frames, Some(e));
-            }
-        }
-    }
-}
-
-/// The same through the chunk decoder.
-fn decode_chunked(dec: Decoder, wire: &[u8], cuts: &[usize]) -> (Vec<Frame>, Option<FrameError>) {
-    let mut dec = ChunkDecoder::new(dec);
-    let mut frames = Vec::new();
-    let mut start = 0;
-    for &end in cuts.iter().chain(std::iter::once(&wire.len())) {
-        let end = end.clamp(start, wire.len());
-        dec.push(Bytes::copy_from_slice(&wire[start..end]));
-        start = end;
-        loop {
-            match dec.next_frame() {
-                Ok(Some(f)) => frames.push(f),
-                Ok(None) => break,
-                Err(e) => return (frames, Some(e)),
-            }
-        }
-    }
-    loop {
-        match dec.finish() {
-            Ok(Some(f)) => frames.push(f),
-            Ok(None) => return (frames, None),
-            Err(e) => {
-                assert_eq!(dec.next_frame(), Err(e.clone()), "sticky");
-                return (frames, Some(e));
-            }
-        }
     }
 }
 

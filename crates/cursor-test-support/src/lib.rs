@@ -7,11 +7,14 @@
 //!   socket drops, tiny windows), plus a raw-frame peer for frames `h2` will not produce.
 //! * [`flow`]: a flow-controlled [`flow::send_all`] and a capacity-releasing body reader.
 //! * [`vectors`]: the captured Cursor wire vectors, stored once in `vectors/`.
+//! * `frame_drivers` (feature `frame`): one wire through both frame decoders in given pieces,
+//!   shared by the frame crate's property tests and the fuzz target.
 //! * `proxy` (feature `proxy`): cursor-proxy started in-process on cursor-mock backends.
 //!
-//! Everything but `proxy` is generic over bytes, `http` and `h2` and depends on no crate of
-//! this workspace, so any crate's tests can use it without a second copy of their own types;
-//! see the README for why.
+//! Everything but `proxy` and `frame_drivers` is generic over bytes, `http` and `h2` and
+//! depends on no crate of this workspace, so any crate's tests can use it without a second copy
+//! of their own types; see the README for why. `server` (default) gates everything async, so
+//! the fuzz workspace can take the drivers without building h2 and tokio.
 //!
 //! ```
 //! use cursor_test_support::envelope::{envelope, split_envelopes};
@@ -21,8 +24,12 @@
 #![forbid(unsafe_code)]
 
 pub mod envelope;
+#[cfg(feature = "server")]
 pub mod flow;
+#[cfg(feature = "frame")]
+pub mod frame_drivers;
 #[cfg(feature = "proxy")]
 pub mod proxy;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod vectors;
