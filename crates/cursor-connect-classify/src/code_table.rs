@@ -7,7 +7,7 @@ use crate::advice::Category::{
     RateLimited, Unauthenticated, Unknown, UpstreamUnavailable,
 };
 use crate::advice::CooldownClass::Short;
-use crate::rule::{RULE_HEADER, RULE_SEPARATOR, Rule};
+use crate::rule::{Rule, push_rule_table};
 
 /// One row of the Connect code table.
 #[non_exhaustive]
@@ -110,25 +110,14 @@ pub fn http_rule(status: u16) -> Option<Rule> {
 
 /// Renders [`CODES`] and [`HTTP_STATUSES`] as markdown.
 pub(crate) fn render_code_tables(out: &mut String) {
-    out.push_str(&format!("| code | {RULE_HEADER} | why |\n"));
-    out.push_str(&format!("|---|{RULE_SEPARATOR}|---|\n"));
-    for row in &CODES {
-        out.push_str(&format!(
-            "| `{}` | {} | {} |\n",
-            row.code.as_str(),
-            row.rule.markdown_cells(),
-            row.why
-        ));
-    }
+    let codes = CODES.iter().map(|row| {
+        let code = format!("`{}`", row.code.as_str());
+        (code, row.rule.markdown_cells(), row.why)
+    });
+    push_rule_table(out, "code", codes);
     out.push('\n');
-    out.push_str(&format!("| upstream HTTP | {RULE_HEADER} | why |\n"));
-    out.push_str(&format!("|---|{RULE_SEPARATOR}|---|\n"));
-    for row in &HTTP_STATUSES {
-        out.push_str(&format!(
-            "| {} | {} | {} |\n",
-            row.status,
-            row.rule.markdown_cells(),
-            row.why
-        ));
-    }
+    let statuses = HTTP_STATUSES
+        .iter()
+        .map(|row| (row.status, row.rule.markdown_cells(), row.why));
+    push_rule_table(out, "upstream HTTP", statuses);
 }

@@ -8,7 +8,7 @@ use crate::advice::Category::{
     UpstreamUnavailable,
 };
 use crate::advice::CooldownClass::{Long, Short};
-use crate::rule::{RULE_HEADER, RULE_SEPARATOR, Rule};
+use crate::rule::{Rule, push_rule_table};
 
 /// What the table does with one `Error` enum value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,18 +170,14 @@ impl fmt::Display for CursorError {
 
 /// Renders [`CURSOR_ERRORS`] as the markdown table in the crate docs.
 pub(crate) fn render_cursor_table(out: &mut String) {
-    out.push_str(&format!("| # | Error | {RULE_HEADER} | why |\n"));
-    out.push_str(&format!("|---|---|{RULE_SEPARATOR}|---|\n"));
-    for row in &CURSOR_ERRORS {
+    let rows = CURSOR_ERRORS.iter().map(|row| {
         let cells = match row.decision {
             Decision::Rule(rule) => rule.markdown_cells(),
             Decision::Defer => "*Connect code* | | | | | | | ".to_owned(),
         };
-        out.push_str(&format!(
-            "| {} | `{}` | {} | {} |\n",
-            row.value, row.name, cells, row.why
-        ));
-    }
+        (format!("{} | `{}`", row.value, row.name), cells, row.why)
+    });
+    push_rule_table(out, "# | Error", rows);
 }
 
 #[cfg(test)]

@@ -164,3 +164,23 @@ pub(crate) const RULE_HEADER: &str =
     "category | status | same acct | other acct | cooldown | refresh | reconnect | disable";
 /// Separator cells matching [`RULE_HEADER`].
 pub(crate) const RULE_SEPARATOR: &str = "---|---|---|---|---|---|---|---";
+
+/// Appends one markdown table of the docs: `lead` header cells (`"code"`, `"code | name"`), the
+/// rule's columns, then "why"; each row gives its lead cells already joined with ` | `, its rule
+/// cells (a rule's [`Rule::markdown_cells`] or a stand-in) and its reason.
+pub(crate) fn push_rule_table<L, C, W>(
+    out: &mut String,
+    lead: &str,
+    rows: impl IntoIterator<Item = (L, C, W)>,
+) where
+    L: std::fmt::Display,
+    C: std::fmt::Display,
+    W: std::fmt::Display,
+{
+    let lead_separator = vec!["---"; lead.split('|').count()].join("|");
+    out.push_str(&format!("| {lead} | {RULE_HEADER} | why |\n"));
+    out.push_str(&format!("|{lead_separator}|{RULE_SEPARATOR}|---|\n"));
+    for (lead_cells, rule_cells, why) in rows {
+        out.push_str(&format!("| {lead_cells} | {rule_cells} | {why} |\n"));
+    }
+}

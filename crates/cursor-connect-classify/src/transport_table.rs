@@ -6,7 +6,7 @@ use crate::advice::Category::{
     BadRequest, Canceled, DeadlineExceeded, RateLimited, Transport, UpstreamUnavailable,
 };
 use crate::advice::CooldownClass::Short;
-use crate::rule::{RULE_HEADER, RULE_SEPARATOR, Rule};
+use crate::rule::{RULE_HEADER, RULE_SEPARATOR, Rule, push_rule_table};
 
 /// One HTTP/2 error code (RFC 9113 §7) in its two forms.
 #[non_exhaustive]
@@ -77,42 +77,15 @@ pub struct KindRow {
 }
 
 /// Decisions by [`TransportKind`] when no HTTP/2 reason is known.
+#[rustfmt::skip] // one row per line: this is the table the docs render
 pub const TRANSPORT_KINDS: [KindRow; 7] = [
-    KindRow {
-        name: "Reset",
-        rule: t(Transport, 502).any(),
-        why: "stream reset, reason unknown",
-    },
-    KindRow {
-        name: "GoAway",
-        rule: t(Transport, 502).any().reconnect(),
-        why: "connection going away, reason unknown",
-    },
-    KindRow {
-        name: "Io",
-        rule: t(Transport, 502).any().reconnect(),
-        why: "socket failed: the connection is dead",
-    },
-    KindRow {
-        name: "Timeout",
-        rule: t(DeadlineExceeded, 504).any().reconnect(),
-        why: "connect/keepalive/idle timeout: connection suspect",
-    },
-    KindRow {
-        name: "Protocol",
-        rule: t(Transport, 502).any().reconnect(),
-        why: "peer broke HTTP/2 or Connect framing",
-    },
-    KindRow {
-        name: "Closed",
-        rule: t(Transport, 502).any().reconnect(),
-        why: "connection closed under the call",
-    },
-    KindRow {
-        name: "(other)",
-        rule: t(Transport, 502).any().reconnect(),
-        why: "a kind newer than this table",
-    },
+    KindRow { name: "Reset", rule: t(Transport, 502).any(), why: "stream reset, reason unknown" },
+    KindRow { name: "GoAway", rule: t(Transport, 502).any().reconnect(), why: "connection going away, reason unknown" },
+    KindRow { name: "Io", rule: t(Transport, 502).any().reconnect(), why: "socket failed: the connection is dead" },
+    KindRow { name: "Timeout", rule: t(DeadlineExceeded, 504).any().reconnect(), why: "connect/keepalive/idle timeout: connection suspect" },
+    KindRow { name: "Protocol", rule: t(Transport, 502).any().reconnect(), why: "peer broke HTTP/2 or Connect framing" },
+    KindRow { name: "Closed", rule: t(Transport, 502).any().reconnect(), why: "connection closed under the call" },
+    KindRow { name: "(other)", rule: t(Transport, 502).any().reconnect(), why: "a kind newer than this table" },
 ];
 
 /// One refinement for a cause *without* an HTTP/2 reason: the transport's kinds are coarse
@@ -239,30 +212,18 @@ pub(crate) fn render_transport_tables(out: &mut String) {
         LOCAL_ENHANCE_YOUR_CALM.markdown_cells()
     ));
     out.push('\n');
-    out.push_str(&format!(
-        "| no reason: kind + transport's code | {RULE_HEADER} | why |\n"
-    ));
-    out.push_str(&format!("|---|{RULE_SEPARATOR}|---|\n"));
-    for row in &TRANSPORT_CODE_REFINEMENTS {
+    let refinements = TRANSPORT_CODE_REFINEMENTS.iter().map(|row| {
         let kind = row
             .kind
             .map_or_else(|| "any".to_owned(), |k| format!("`{k:?}`"));
-        out.push_str(&format!(
-            "| {kind} + `{}` | {} | {} |\n",
-            row.code.as_str(),
-            row.rule.markdown_cells(),
-            row.why
-        ));
-    }
+        let lead = format!("{kind} + `{}`", row.code.as_str());
+        (lead, row.rule.markdown_cells(), row.why)
+    });
+    push_rule_table(out, "no reason: kind + transport's code", refinements);
     out.push('\n');
-    out.push_str(&format!("| kind (no reason) | {RULE_HEADER} | why |\n"));
-    out.push_str(&format!("|---|{RULE_SEPARATOR}|---|\n"));
-    for row in &TRANSPORT_KINDS {
-        out.push_str(&format!(
-            "| `{}` | {} | {} |\n",
-            row.name,
-            row.rule.markdown_cells(),
-            row.why
-        ));
-    }
+    let kinds = TRANSPORT_KINDS.iter().map(|row| {
+        let name = format!("`{}`", row.name);
+        (name, row.rule.markdown_cells(), row.why)
+    });
+    push_rule_table(out, "kind (no reason)", kinds);
 }
