@@ -17,6 +17,15 @@ async fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(redactor.writer(std::io::stderr))
         .init();
+    if let Some(command) = &cli.command {
+        return match cursor_proxy::ops::cli::run(command, cli.accounts_file.as_deref()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("cursor-proxy: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => return fail(&e),

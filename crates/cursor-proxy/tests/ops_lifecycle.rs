@@ -184,6 +184,8 @@ async fn binary_reloads_on_sighup_exits_0_on_sigterm_and_logs_no_secret() {
         .arg("--config")
         .arg(&path)
         .env("RUST_LOG", "debug")
+        // No saved account from the user's home: the binary runs on its embedded mock.
+        .env("CURSOR_PROXY_ACCOUNTS_FILE", dir.join("no-accounts.json"))
         .env_remove("CURSOR_PROXY_API_KEYS")
         .env_remove("CURSOR_ACCESS_TOKEN")
         .env_remove("CURSOR_ACCESS_TOKENS")

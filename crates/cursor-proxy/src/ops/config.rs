@@ -154,6 +154,13 @@ pub struct Cli {
     /// Key for the admin API and status page (off without one; at least 16 characters).
     #[arg(long, env = "CURSOR_PROXY_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
+    /// The file `login` and `import` save accounts to, which the proxy serves with (default
+    /// `~/.config/cursor-proxy/accounts.json`).
+    #[arg(long, env = "CURSOR_PROXY_ACCOUNTS_FILE", global = true)]
+    pub accounts_file: Option<PathBuf>,
+    /// `login`, `import`, `accounts`; none: serve.
+    #[command(subcommand)]
+    pub command: Option<crate::ops::cli::Command>,
 }
 
 /// Where turns go.
@@ -280,6 +287,8 @@ impl Config {
             .map_err(|_| ConfigError::Listen(listen.clone()))?;
 
         cfg.accounts = accounts(&file, env)?;
+        cfg.accounts
+            .extend(saved_accounts(cli, env, &cfg.accounts)?);
 
         let upstream = cli.upstream.clone().or_else(|| file.upstream.clone());
         cfg.upstream = match (upstream, cfg.accounts.is_empty()) {
@@ -377,6 +386,30 @@ fn caller_keys(cli: &Cli, file: &FileConfig, env: &dyn Fn(&str) -> Option<String
         );
     }
     keys
+}
+
+/// The enabled accounts of the accounts file (`login` / `import`), skipping names the config
+/// already has.
+fn saved_accounts(
+    cli: &Cli,
+    env: &dyn Fn(&str) -> Option<String>,
+    configured: &[(AccountConfig, Secret)],
+) -> Result<Vec<(AccountConfig, Secret)>, ConfigError> {
+    let path = cli
+        .accounts_file
+        .clone()
+        .or_else(|| crate::ops::accounts::default_path(env));
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let book = crate::ops::accounts::AccountBook::open(&path)
+        .map_err(|e| ConfigError::Ops(crate::ops::chain(&e)))?;
+    Ok(book
+        .list()
+        .iter()
+        .filter(|a| !a.disabled && !configured.iter().any(|(c, _)| c.name == a.name))
+        .map(crate::ops::accounts::SavedAccount::to_config)
+        .collect())
 }
 
 fn ops_settings(

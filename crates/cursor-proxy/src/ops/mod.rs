@@ -6,13 +6,16 @@
 //! later without changes to the request path.
 
 pub mod accounting;
+pub mod accounts;
 pub mod admin;
 pub mod aliases;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod keys;
 pub mod lifecycle;
 pub mod logging;
+pub mod login;
 pub mod metrics;
 pub mod request;
 pub mod settings;
@@ -152,4 +155,16 @@ pub fn secrets(config: &Config) -> Vec<Secret> {
         out.extend(account.cursor_api_key.clone());
     }
     out
+}
+
+/// An error and its sources, `: `-separated (for messages to a person).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
 }
