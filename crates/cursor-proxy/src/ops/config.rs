@@ -519,6 +519,10 @@ mod tests {
             Some("CURSOR_TOKEN_PERSONAL")
         );
         assert_eq!(cfg.max_attempts, Some(3));
+        assert_eq!(cfg.keys[0].policy().requests_per_minute, Some(60));
+        assert_eq!(cfg.aliases["claude-sonnet-4-5"], "claude-4.5-sonnet");
+        assert_eq!(cfg.fallbacks["claude-4.6-opus-high"].len(), 2);
+        assert_eq!(cfg.drain_timeout_secs, Some(30));
     }
 
     #[test]
