@@ -273,3 +273,94 @@ async fn metrics_are_prometheus_text_without_secrets() {
     }
     proxy.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retired_model_falls_back_and_the_response_names_the_model_that_answered() {
+    let mock = MockServer::start(Scenario::default()).await.expect("mock");
+    let mut cfg = ops_config();
+    let retired = cursor_mock::names::ERROR_MODEL_RETIRED;
+    cfg.ops
+        .aliases
+        .fallbacks
+        .insert(retired.into(), vec![MODEL.into()]);
+    let proxy = start(&cfg, vec![mock_account("acct0", &mock.url(), "tok")]).await;
+    let r = post(&proxy, "/v1/chat/completions", PLAIN, &chat(retired, false)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["model"], MODEL);
+    let r = post(&proxy, "/v1/messages", PLAIN, &messages(retired)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["model"], MODEL);
+    let models: Vec<_> = mock
+        .received()
+        .iter()
+        .filter_map(|c| c.model.clone())
+        .collect();
+    assert!(
+        models.iter().any(|m| m == retired) && models.iter().any(|m| m == MODEL),
+        "{models:?}"
+    );
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_streams_over_the_limit_get_429() {
+    let steps = vec![
+        cursor_mock::Step::Heartbeat,
+        cursor_mock::Step::TextDelta("a".into()),
+        cursor_mock::Step::Sleep(Duration::from_millis(800)),
+        cursor_mock::Step::TurnEnded(cursor_mock::DEFAULT_USAGE),
+        cursor_mock::Step::EndOk,
+    ];
+    let mock = MockServer::builder()
+        .named("slow-model", Scenario::new(steps))
+        .start()
+        .await
+        .expect("mock");
+    let mut cfg = ops_config();
+    cfg.ops.keys.push(key(
+        "one-at-a-time",
+        "sk-ops-one-at-a-time",
+        KeyPolicy {
+            max_concurrent_streams: Some(1),
+            ..KeyPolicy::default()
+        },
+    ));
+    let proxy = start(&cfg, vec![mock_account("acct0", &mock.url(), "tok")]).await;
+    let addr = proxy.addr();
+    let first = tokio::spawn(async move {
+        let (h, v) = bearer("sk-ops-one-at-a-time");
+        request(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            &[(h, v.as_str())],
+            &chat("slow-model", false),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = post(
+        &proxy,
+        "/v1/chat/completions",
+        "sk-ops-one-at-a-time",
+        &chat("slow-model", false),
+    )
+    .await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_concurrent_streams")
+    );
+    assert_eq!(first.await.unwrap().status, 200);
+    let r = post(
+        &proxy,
+        "/v1/chat/completions",
+        "sk-ops-one-at-a-time",
+        &chat(MODEL, false),
+    )
+    .await;
+    assert_eq!(r.status, 200, "the slot came back");
+    proxy.shutdown().await;
+}
