@@ -34,7 +34,9 @@ fn ops_config() -> Config {
             "limited",
             LIMITED,
             KeyPolicy {
-                requests_per_minute: Some(60),
+                // One request every 2 s: long enough that the first request has finished
+                // before the window ends even on a loaded machine, short enough to wait out.
+                requests_per_minute: Some(30),
                 burst: Some(1),
                 ..KeyPolicy::default()
             },
@@ -117,7 +119,7 @@ async fn over_rate_limit_gets_429_naming_the_limit_then_recovers() {
     assert_eq!(refused.json()["type"], "error");
     assert_eq!(refused.json()["error"]["type"], "rate_limit_error");
 
-    // One request a second comes back after the advertised wait (bounded retries).
+    // The key comes back after the advertised wait (bounded retries).
     tokio::time::sleep(Duration::from_secs(after)).await;
     let mut recovered = None;
     for _ in 0..20 {
@@ -307,7 +309,7 @@ async fn concurrent_streams_over_the_limit_get_429() {
     let steps = vec![
         cursor_mock::Step::Heartbeat,
         cursor_mock::Step::TextDelta("a".into()),
-        cursor_mock::Step::Sleep(Duration::from_millis(800)),
+        cursor_mock::Step::Sleep(Duration::from_secs(2)),
         cursor_mock::Step::TurnEnded(cursor_mock::DEFAULT_USAGE),
         cursor_mock::Step::EndOk,
     ];

@@ -284,7 +284,7 @@ fn accounts(action: Option<&AccountsAction>, book: &mut AccountBook) -> Result<(
                     if a.disabled { "disabled" } else { "enabled" },
                     a.email.as_deref().unwrap_or("-"),
                     a.source,
-                    a.added_unix
+                    super::usage::date_of_unix(a.added_unix)
                 );
             }
             Ok(())

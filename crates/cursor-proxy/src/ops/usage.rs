@@ -121,6 +121,11 @@ pub fn today() -> String {
     civil_date(day_number(now_secs()))
 }
 
+/// The UTC date of a Unix time, `YYYY-MM-DD`.
+pub fn date_of_unix(secs: u64) -> String {
+    civil_date(day_number(secs))
+}
+
 /// Days since 1970-01-01 as a proleptic Gregorian `YYYY-MM-DD` (Howard Hinnant's algorithm).
 fn civil_date(days: u64) -> String {
     let z = days as i64 + 719_468;
