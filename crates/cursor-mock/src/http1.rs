@@ -89,6 +89,8 @@ async fn handle(
                 .push(call, MessageKind::UnaryRequest, body.clone());
         }
         crate::rest::answer(shared, &parts.method, &path, &parts.headers)
+    } else if crate::login::serves(&path) {
+        crate::login::answer(&parts.method, &parts.uri)
     } else if crate::unary::serves(&path) {
         let scenario = parts
             .headers

@@ -53,6 +53,7 @@ use crate::api::models::ModelCache;
 use crate::api::routes::{self, AppState};
 use crate::engine::pool::{Account, Pool};
 use crate::engine::{Engine, EngineConfig};
+use crate::ops::Ops;
 use crate::ops::auth::Auth;
 use crate::ops::config::{Config, UpstreamMode};
 use crate::upstream::{Upstream, embedded};
@@ -148,18 +149,21 @@ impl Proxy {
                 ..EngineConfig::default()
             },
         );
-        let auth = if config.api_keys.is_empty() && config.open_mode_allowed() {
-            Auth::open()
-        } else {
-            Auth::keys(config.api_keys.clone())
-        };
+        let ops = Arc::new(Ops::new(config));
+        let auth = Auth::ring(Arc::clone(&ops.keys), config.open_mode_allowed());
         let state = Arc::new(AppState {
             engine,
             auth,
             models: ModelCache::new(config.models_cache),
             upstream_label,
+            ops: Arc::clone(&ops),
         });
-        let app = routes::router(Arc::clone(&state));
+        let app = routes::router(Arc::clone(&state))
+            .merge(ops::admin::router(Arc::clone(&state)))
+            .layer(axum::middleware::from_fn_with_state(
+                ops,
+                ops::request::layer,
+            ));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -221,6 +225,45 @@ impl Proxy {
         match task.await {
             Ok(r) => r,
             Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+
+    /// Waits for the server task to end on its own (an I/O error). Cancel-safe: after a
+    /// `select!` picked another branch the proxy can still be drained.
+    pub async fn stopped(&mut self) -> std::io::Result<()> {
+        match (&mut self.task).await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+
+    /// Graceful shutdown: new requests get 503 while running turns finish, up to the drain
+    /// deadline; then connections are closed.
+    pub async fn drain(mut self) {
+        let ops = Arc::clone(&self.state.ops);
+        ops.lifecycle.start_draining();
+        ops.metrics.set_draining();
+        let deadline = tokio::time::Instant::now() + ops.lifecycle.drain_timeout();
+        // Polling a gauge is enough here: it runs once per shutdown, 20 times a second.
+        while ops.metrics.active_streams().get() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let left = ops.metrics.active_streams().get();
+        if left > 0 {
+            tracing::warn!(
+                running = left,
+                "drain deadline passed; closing running turns"
+            );
+        } else {
+            tracing::info!("drained: no turn running");
+        }
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
+        let grace = std::time::Duration::from_secs(2);
+        if tokio::time::timeout(grace, task).await.is_err() {
+            tracing::warn!("connections still open 2 s after the drain; dropping them");
         }
     }
 

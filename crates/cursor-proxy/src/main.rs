@@ -17,21 +17,21 @@ async fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(redactor.writer(std::io::stderr))
         .init();
+    if let Some(command) = &cli.command {
+        return match cursor_proxy::ops::cli::run(command, cli.accounts_file.as_deref()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("cursor-proxy: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    for key in &config.api_keys {
-        redactor.add(key.expose());
-    }
-    for (account, token) in &config.accounts {
-        redactor.add(token.expose());
-        for extra in [&account.refresh_token, &account.cursor_api_key]
-            .into_iter()
-            .flatten()
-        {
-            redactor.add(extra.expose());
-        }
+    for secret in cursor_proxy::ops::secrets(&config) {
+        redactor.add(secret.expose());
     }
     let proxy = match Proxy::start(config).await {
         Ok(p) => p,
@@ -50,16 +50,24 @@ async fn main() -> ExitCode {
         );
     }
     println!("try:\n  {}", proxy.curl_line());
-    tokio::select! {
-        r = proxy.wait() => match r {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&e),
-        },
-        _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
+    // SIGHUP and `POST /admin/v1/reload` read the same sources again; a new secret is
+    // registered with the redactor before it can appear anywhere.
+    let reload_redactor = redactor.clone();
+    proxy.state().ops.set_config_source(Box::new(move || {
+        let config = Config::load(&cli).map_err(|e| chain(&e))?;
+        for secret in cursor_proxy::ops::secrets(&config) {
+            reload_redactor.add(secret.expose());
+        }
+        Ok(config)
+    }));
+    match cursor_proxy::ops::lifecycle::run(proxy).await {
+        cursor_proxy::ops::lifecycle::Exit::Drained => ExitCode::SUCCESS,
+        cursor_proxy::ops::lifecycle::Exit::Failed(e) => fail(&e),
+        _ => ExitCode::FAILURE,
     }
 }
 
-fn fail(e: &dyn std::error::Error) -> ExitCode {
+fn chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
@@ -67,6 +75,10 @@ fn fail(e: &dyn std::error::Error) -> ExitCode {
         msg.push_str(&s.to_string());
         src = s.source();
     }
-    eprintln!("cursor-proxy: {msg}");
+    msg
+}
+
+fn fail(e: &dyn std::error::Error) -> ExitCode {
+    eprintln!("cursor-proxy: {}", chain(e));
     ExitCode::FAILURE
 }

@@ -36,6 +36,8 @@ pub trait Dialect: Send + Sync + 'static {
     const ID_PREFIX: &'static str;
     /// The streaming renderer.
     type Stream: Render;
+    /// The status this API answers for a model the caller may not use.
+    const MODEL_REFUSED: http::StatusCode = http::StatusCode::NOT_FOUND;
 
     /// Parses a request body (and the headers that carry request data) into the neutral turn.
     fn parse(body: &[u8], headers: &HeaderMap) -> Result<Turn, ApiError>;

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use cursor_connect::classify::Category;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use tracing::info;
+use tracing::{debug, info, warn};
 
 use super::error::ApiError;
 use super::models::ModelCache;
@@ -21,7 +21,10 @@ use super::{Anthropic, Dialect, OpenAiChat, OpenAiResponses, sse};
 use crate::engine::pool::AccountHealth;
 use crate::engine::turn::Turn;
 use crate::engine::{Engine, collect};
-use crate::ops::auth::Auth;
+use crate::ops::Ops;
+use crate::ops::accounting::Running;
+use crate::ops::auth::{Auth, Caller};
+use crate::ops::keys;
 
 /// Largest request body accepted (images arrive inline as base64).
 pub const MAX_BODY: usize = 32 << 20;
@@ -37,6 +40,8 @@ pub struct AppState {
     pub models: ModelCache,
     /// What `/healthz` says the upstream is.
     pub upstream_label: String,
+    /// Keys and policies, usage, metrics, lifecycle.
+    pub ops: Arc<Ops>,
 }
 
 /// The router.
@@ -74,7 +79,7 @@ fn read_body(body: &Result<Bytes, BytesRejection>) -> Result<&[u8], ApiError> {
         .map_err(|e| ApiError::new(e.status(), Category::BadRequest, e.body_text()))
 }
 
-/// One request in dialect `D`, end to end: caller key, parse, engine, response.
+/// One request in dialect `D`, end to end: caller key, parse, alias, policy, engine, response.
 async fn serve<D: Dialect>(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -83,43 +88,143 @@ async fn serve<D: Dialect>(
     let started = Instant::now();
     let parsed = st
         .auth
-        .check(&headers)
+        .caller(&headers)
         .and_then(|caller| Ok((caller, D::parse(read_body(&body)?, &headers)?)));
-    let (caller, turn) = match parsed {
+    let (caller, mut turn) = match parsed {
         Ok(v) => v,
-        Err(e) => return log_error::<D>(None, started, e),
+        Err(e) => return log_error::<D>(&st, None, started, e),
+    };
+    let aliases = st.ops.aliases();
+    let model = aliases.resolve(&turn.model);
+    if model != turn.model {
+        debug!(requested = %turn.model, model, "model alias applied");
+        turn.model = model.to_owned();
+    }
+    let mut running = match admit::<D>(&st, &caller, &turn, started) {
+        Ok(r) => r,
+        Err(e) => return log_error::<D>(&st, Some(&turn), started, e),
     };
     let id = new_id(D::ID_PREFIX);
     if turn.stream {
         // Streaming callers see output as it comes: only failures before the first event are
         // retried (inside `Engine::start`).
-        return match st.engine.start(&caller, &turn).await {
+        let fallbacks = fallbacks(&aliases, &caller, &turn.model);
+        return match start_with_fallbacks(&st, &caller, &mut turn, &fallbacks, false).await {
             Ok(rx) => {
-                log_ok::<D>(&turn, started);
-                sse::response(rx, D::stream(id, &turn))
+                running.set_model(&turn.model);
+                log_ok::<D>(&st, &turn, started);
+                sse::response(running.tap(rx), D::stream(id, &turn))
             }
-            Err(e) => log_error::<D>(Some(&turn), started, e),
+            Err(e) => log_error::<D>(&st, Some(&turn), started, e),
         };
     }
     // A non-streaming caller sees nothing until the end, so its whole turn can be retried.
-    let items = match st.engine.start_complete(&caller, &turn).await {
+    let fallbacks = fallbacks(&aliases, &caller, &turn.model);
+    let items = match start_with_fallbacks(&st, &caller, &mut turn, &fallbacks, true).await {
         Ok(rx) => collect(rx).await,
-        Err(e) => return log_error::<D>(Some(&turn), started, e),
+        Err(e) => return log_error::<D>(&st, Some(&turn), started, e),
     };
+    running.set_model(&turn.model);
+    items.iter().for_each(|i| running.observe(i));
     match D::complete(&id, &turn, items) {
         Ok(v) => {
-            log_ok::<D>(&turn, started);
+            log_ok::<D>(&st, &turn, started);
             axum::Json(v).into_response()
         }
-        Err(e) => log_error::<D>(Some(&turn), started, e),
+        Err(e) => log_error::<D>(&st, Some(&turn), started, e),
     }
 }
 
-fn log_ok<D: Dialect>(req: &Turn, started: Instant) {
+/// Applies the caller key's policy before anything goes upstream.
+fn admit<D: Dialect>(
+    st: &Arc<AppState>,
+    caller: &Caller,
+    turn: &Turn,
+    started: Instant,
+) -> Result<Running, ApiError> {
+    let admission = match &caller.key {
+        Some(key) => match keys::admit(key, &turn.model, &st.ops.usage, D::MODEL_REFUSED) {
+            Ok(a) => Some(a),
+            Err(refusal) => {
+                st.ops.metrics.refusal(refusal.limit.as_str());
+                info!(
+                    key = key.name(),
+                    limit = refusal.limit.as_str(),
+                    "refused by the key's policy"
+                );
+                return Err(refusal.error);
+            }
+        },
+        None => None,
+    };
+    Ok(Running::new(
+        &st.ops,
+        admission,
+        D::NAME,
+        &turn.model,
+        started,
+    ))
+}
+
+/// The configured fallbacks of `model` that the caller's key may use.
+fn fallbacks(aliases: &crate::ops::aliases::Aliases, caller: &Caller, model: &str) -> Vec<String> {
+    let policy = caller.key.as_ref().map(|k| k.policy());
+    aliases
+        .fallbacks(model)
+        .iter()
+        .filter(|m| policy.as_ref().is_none_or(|p| p.allows(m)))
+        .cloned()
+        .collect()
+}
+
+/// Starts the turn; when Cursor says the model is unavailable or retired, tries the configured
+/// fallbacks in order (the response then names the model that answered).
+async fn start_with_fallbacks(
+    st: &AppState,
+    caller: &Caller,
+    turn: &mut Turn,
+    fallbacks: &[String],
+    complete: bool,
+) -> Result<tokio::sync::mpsc::Receiver<crate::engine::TurnItem>, ApiError> {
+    let mut next = fallbacks.iter();
+    loop {
+        let result = if complete {
+            st.engine.start_complete(&caller.session_key, turn).await
+        } else {
+            st.engine.start(&caller.session_key, turn).await
+        };
+        match result {
+            Err(e) if e.category == Category::ModelUnavailable => match next.next() {
+                Some(fallback) => {
+                    warn!(model = %turn.model, fallback = %fallback, "model unavailable; using the configured fallback");
+                    fallback.clone_into(&mut turn.model);
+                }
+                None => return Err(e),
+            },
+            other => return other,
+        }
+    }
+}
+
+fn log_ok<D: Dialect>(st: &AppState, req: &Turn, started: Instant) {
+    st.ops
+        .metrics
+        .request(D::NAME, Some(&req.model), 200, "none");
     info!(api = D::NAME, model = %req.model, stream = req.stream, first_event_ms = started.elapsed().as_millis() as u64, "request accepted");
 }
 
-fn log_error<D: Dialect>(req: Option<&Turn>, started: Instant, e: ApiError) -> Response {
+fn log_error<D: Dialect>(
+    st: &AppState,
+    req: Option<&Turn>,
+    started: Instant,
+    e: ApiError,
+) -> Response {
+    st.ops.metrics.request(
+        D::NAME,
+        req.map(|r| r.model.as_str()),
+        e.status.as_u16(),
+        e.category.as_str(),
+    );
     info!(
         api = D::NAME, model = req.map(|r| r.model.as_str()), status = e.status.as_u16(), category = %e.category,
         elapsed_ms = started.elapsed().as_millis() as u64, "request failed"

@@ -447,7 +447,12 @@ impl Engine {
         pre: Vec<Event>,
     ) -> mpsc::Receiver<TurnItem> {
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-        tokio::spawn(Arc::clone(self).pump(Pump::new(run, key, pre, tx)));
+        // The pump logs under the request's span (its request id), which `spawn` would drop.
+        let pump = Arc::clone(self).pump(Pump::new(run, key, pre, tx));
+        tokio::spawn(tracing::Instrument::instrument(
+            pump,
+            tracing::Span::current(),
+        ));
         rx
     }
 

@@ -316,6 +316,39 @@ impl Pool {
         h.cooldown.record_failure(&advice)
     }
 
+    /// Takes the account named `name` out of rotation (`true`) or puts it back (`false`), as an
+    /// operator asked; returns whether the account exists.
+    pub fn set_disabled(&self, name: &str, disabled: bool) -> bool {
+        let Some(account) = self.get(name) else {
+            return false;
+        };
+        let mut h = lock(&account.health);
+        if disabled {
+            let advice = Advice::new().with_disable_account(true);
+            h.cooldown.record_failure(&advice);
+        } else {
+            h.cooldown.enable();
+        }
+        true
+    }
+
+    /// Ends the cooldown of the account named `name` (keeping it disabled if it is); returns
+    /// whether the account exists.
+    pub fn clear_cooldown(&self, name: &str) -> bool {
+        let Some(account) = self.get(name) else {
+            return false;
+        };
+        let mut h = lock(&account.health);
+        let disabled = h.cooldown.is_disabled();
+        h.cooldown.record_success();
+        h.needs_refresh = false;
+        if disabled {
+            h.cooldown
+                .record_failure(&Advice::new().with_disable_account(true));
+        }
+        true
+    }
+
     /// Health of every account.
     pub fn status(&self, now: Instant) -> Vec<AccountStatus> {
         self.accounts

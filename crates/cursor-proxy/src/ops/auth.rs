@@ -1,78 +1,84 @@
 //! Caller authentication: proxy API keys as `Authorization: Bearer` or `x-api-key`.
 
+use std::sync::Arc;
+
 use http::HeaderMap;
 
 use crate::api::error::ApiError;
 use crate::ops::config::Secret;
+use crate::ops::keys::{CallerKey, KeyPolicy, KeyRing, KeySpec, presented_key};
 
-/// Checks callers' keys.
+/// Checks callers' keys against the [`KeyRing`].
 #[derive(Debug, Clone)]
 pub struct Auth {
-    keys: Vec<Secret>,
+    ring: Arc<KeyRing>,
     open: bool,
 }
 
+/// An accepted caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The presented key: the session key is derived from it (never logged).
+    pub session_key: String,
+    /// The key and its policy; `None` in open mode.
+    pub key: Option<Arc<CallerKey>>,
+}
+
 impl Auth {
-    /// Only these keys are accepted.
+    /// Only these keys are accepted (named `key-1`, `key-2`, …, without limits).
     pub fn keys(keys: Vec<Secret>) -> Self {
-        Self { keys, open: false }
+        let specs: Vec<KeySpec> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, secret)| KeySpec {
+                name: format!("key-{}", i + 1),
+                secret,
+                policy: KeyPolicy::default(),
+            })
+            .collect();
+        Self::ring(Arc::new(KeyRing::new(&specs)), false)
     }
 
-    /// Any key (or none) is accepted: the embedded mock on loopback with no key configured.
+    /// The keys of `ring`; with `open`, any key (or none) is also accepted while the ring is
+    /// empty: the embedded mock on loopback with no key configured.
+    pub fn ring(ring: Arc<KeyRing>, open: bool) -> Self {
+        Self { ring, open }
+    }
+
+    /// Any key (or none) is accepted.
     pub fn open() -> Self {
-        Self {
-            keys: Vec::new(),
-            open: true,
-        }
+        Self::ring(Arc::default(), true)
     }
 
     /// Whether any key is accepted.
     pub fn is_open(&self) -> bool {
-        self.open
+        self.open && self.ring.is_empty()
     }
 
     /// The presented key if it is accepted (the session key is derived from it).
     pub fn check(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+        self.caller(headers).map(|c| c.session_key)
+    }
+
+    /// The accepted caller and its key's policy.
+    pub fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let presented = presented_key(headers);
-        if self.open {
-            return Ok(presented.unwrap_or_default().to_owned());
+        if self.is_open() {
+            return Ok(Caller {
+                session_key: presented.unwrap_or_default().to_owned(),
+                key: None,
+            });
         }
-        let key = presented.ok_or_else(ApiError::unauthorized)?;
-        // Compare against every key without early exit, so timing says nothing about which matched.
-        let mut ok = false;
-        for k in &self.keys {
-            ok |= constant_time_eq(k.expose().as_bytes(), key.as_bytes());
-        }
-        if ok {
-            Ok(key.to_owned())
-        } else {
-            Err(ApiError::unauthorized())
-        }
+        let presented = presented.ok_or_else(ApiError::unauthorized)?;
+        let key = self
+            .ring
+            .find(presented)
+            .ok_or_else(ApiError::unauthorized)?;
+        Ok(Caller {
+            session_key: presented.to_owned(),
+            key: Some(key),
+        })
     }
-}
-
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let v = v.trim();
-        if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
-            return Some(v[7..].trim()).filter(|k| !k.is_empty());
-        }
-    }
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -87,20 +93,20 @@ mod tests {
 
     #[test]
     fn bearer_and_x_api_key() {
-        let auth = Auth::keys(vec![Secret::new("sk-good")]);
+        let auth = Auth::keys(vec![Secret::new("sk-good-key")]);
         assert_eq!(
-            auth.check(&headers("authorization", "Bearer sk-good"))
+            auth.check(&headers("authorization", "Bearer sk-good-key"))
                 .unwrap(),
-            "sk-good"
+            "sk-good-key"
         );
         assert_eq!(
-            auth.check(&headers("authorization", "bearer sk-good"))
+            auth.check(&headers("authorization", "bearer sk-good-key"))
                 .unwrap(),
-            "sk-good"
+            "sk-good-key"
         );
         assert_eq!(
-            auth.check(&headers("x-api-key", "sk-good")).unwrap(),
-            "sk-good"
+            auth.check(&headers("x-api-key", "sk-good-key")).unwrap(),
+            "sk-good-key"
         );
         assert_eq!(
             auth.check(&headers("x-api-key", "sk-bad"))

@@ -114,6 +114,21 @@ pub struct FileConfig {
     /// Seconds an upstream run may go without any output while the server only sends
     /// heartbeats (then it fails as stalled, and is retried elsewhere).
     pub first_output_timeout_secs: Option<u64>,
+
+    // Operations (see `ops::settings`).
+    /// Caller keys with policies.
+    #[serde(default)]
+    pub keys: Vec<crate::ops::keys::KeyConfig>,
+    /// Model aliases: `alias = "model"`.
+    #[serde(default)]
+    pub aliases: std::collections::BTreeMap<String, String>,
+    /// Fallback models: `model = ["fallback", ...]`.
+    #[serde(default)]
+    pub fallbacks: std::collections::BTreeMap<String, Vec<String>>,
+    /// The admin API key (`--admin-key` / `CURSOR_PROXY_ADMIN_KEY` win).
+    pub admin_key: Option<Secret>,
+    /// Seconds running turns may take to finish on shutdown (default 30).
+    pub drain_timeout_secs: Option<u64>,
 }
 
 /// Command-line flags (each also readable from the environment).
@@ -136,6 +151,16 @@ pub struct Cli {
     /// TOML config file.
     #[arg(long, env = "CURSOR_PROXY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Key for the admin API and status page (off without one; at least 16 characters).
+    #[arg(long, env = "CURSOR_PROXY_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// The file `login` and `import` save accounts to, which the proxy serves with (default
+    /// `~/.config/cursor-proxy/accounts.json`).
+    #[arg(long, env = "CURSOR_PROXY_ACCOUNTS_FILE", global = true)]
+    pub accounts_file: Option<PathBuf>,
+    /// `login`, `import`, `accounts`; none: serve.
+    #[command(subcommand)]
+    pub command: Option<crate::ops::cli::Command>,
 }
 
 /// Where turns go.
@@ -171,6 +196,8 @@ pub struct Config {
     /// The upstream client's first-output deadline: a run that produces no output this long
     /// (heartbeats only) fails.
     pub first_output_timeout: Duration,
+    /// Caller key policies, aliases, admin key, drain deadline.
+    pub ops: crate::ops::settings::OpsConfig,
 }
 
 impl Default for Config {
@@ -188,6 +215,7 @@ impl Default for Config {
             models_cache: Duration::from_secs(300),
             stall_timeout: cursor_connect::DEFAULT_STALL_TIMEOUT,
             first_output_timeout: Duration::from_secs(120),
+            ops: crate::ops::settings::OpsConfig::default(),
         }
     }
 }
@@ -230,6 +258,9 @@ pub enum ConfigError {
         "--upstream set but no account configured (set CURSOR_ACCESS_TOKEN or add [[accounts]])"
     )]
     NoAccount,
+    /// Keys, aliases or the admin key are wrong.
+    #[error("invalid operations settings: {0}")]
+    Ops(String),
 }
 
 impl Config {
@@ -256,6 +287,8 @@ impl Config {
             .map_err(|_| ConfigError::Listen(listen.clone()))?;
 
         cfg.accounts = accounts(&file, env)?;
+        cfg.accounts
+            .extend(saved_accounts(cli, env, &cfg.accounts)?);
 
         let upstream = cli.upstream.clone().or_else(|| file.upstream.clone());
         cfg.upstream = match (upstream, cfg.accounts.is_empty()) {
@@ -266,7 +299,10 @@ impl Config {
         };
 
         cfg.api_keys = caller_keys(cli, &file, env);
-        if cfg.api_keys.is_empty() && !cfg.open_mode_allowed() {
+        cfg.ops = ops_settings(cli, &file, env)?;
+        crate::ops::keys::validate(&crate::ops::key_specs(&cfg))
+            .map_err(|e| ConfigError::Ops(e.to_string()))?;
+        if cfg.api_keys.is_empty() && cfg.ops.keys.is_empty() && !cfg.open_mode_allowed() {
             return Err(ConfigError::KeysRequired);
         }
         cfg.apply_tunables(&file);
@@ -350,6 +386,46 @@ fn caller_keys(cli: &Cli, file: &FileConfig, env: &dyn Fn(&str) -> Option<String
         );
     }
     keys
+}
+
+/// The enabled accounts of the accounts file (`login` / `import`), skipping names the config
+/// already has.
+fn saved_accounts(
+    cli: &Cli,
+    env: &dyn Fn(&str) -> Option<String>,
+    configured: &[(AccountConfig, Secret)],
+) -> Result<Vec<(AccountConfig, Secret)>, ConfigError> {
+    let path = cli
+        .accounts_file
+        .clone()
+        .or_else(|| crate::ops::accounts::default_path(env));
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let book = crate::ops::accounts::AccountBook::open(&path)
+        .map_err(|e| ConfigError::Ops(crate::ops::chain(&e)))?;
+    Ok(book
+        .list()
+        .iter()
+        .filter(|a| !a.disabled && !configured.iter().any(|(c, _)| c.name == a.name))
+        .map(crate::ops::accounts::SavedAccount::to_config)
+        .collect())
+}
+
+fn ops_settings(
+    cli: &Cli,
+    file: &FileConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<crate::ops::settings::OpsConfig, ConfigError> {
+    let tables = crate::ops::settings::OpsFile {
+        keys: &file.keys,
+        aliases: &file.aliases,
+        fallbacks: &file.fallbacks,
+        admin_key: file.admin_key.as_ref(),
+        drain_timeout_secs: file.drain_timeout_secs,
+    };
+    crate::ops::settings::OpsConfig::resolve(&tables, cli.admin_key.as_deref(), env)
+        .map_err(ConfigError::Ops)
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -443,6 +519,10 @@ mod tests {
             Some("CURSOR_TOKEN_PERSONAL")
         );
         assert_eq!(cfg.max_attempts, Some(3));
+        assert_eq!(cfg.keys[0].policy().requests_per_minute, Some(60));
+        assert_eq!(cfg.aliases["claude-sonnet-4-5"], "claude-4.5-sonnet");
+        assert_eq!(cfg.fallbacks["claude-4.6-opus-high"].len(), 2);
+        assert_eq!(cfg.drain_timeout_secs, Some(30));
     }
 
     #[test]

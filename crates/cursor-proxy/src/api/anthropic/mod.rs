@@ -21,6 +21,7 @@ pub struct Anthropic;
 
 impl Dialect for Anthropic {
     const NAME: &'static str = "anthropic";
+    const MODEL_REFUSED: StatusCode = StatusCode::FORBIDDEN;
     const ID_PREFIX: &'static str = "msg_";
     type Stream = StreamRender;
 

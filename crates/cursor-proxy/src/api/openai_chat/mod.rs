@@ -41,12 +41,22 @@ impl Dialect for OpenAiChat {
 
     fn error_body(e: &ApiError) -> Value {
         json!({"error": {
-            "message": e.message, "type": error_type(e), "param": null, "code": e.category.as_str(),
+            "message": e.message, "type": error_type(e), "param": null, "code": error_code(e),
         }})
     }
 
     fn error_event(e: &ApiError) -> Bytes {
         sse::data(&Self::error_body(e))
+    }
+}
+
+/// OpenAI's `error.code`: its own `model_not_found` for a model refused with 404, else the
+/// category.
+fn error_code(e: &ApiError) -> &'static str {
+    if e.status == http::StatusCode::NOT_FOUND && e.category == Category::ModelUnavailable {
+        "model_not_found"
+    } else {
+        e.category.as_str()
     }
 }
 

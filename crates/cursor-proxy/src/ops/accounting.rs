@@ -1,0 +1,103 @@
+//! The bookkeeping of one admitted turn: the running-turns gauge, the key's concurrent slot,
+//! time to first token, duration, and the tokens it used (for `tokens_per_day`, the usage report
+//! and the metrics). The streamed path watches the items on their way to the caller.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tracing::Instrument as _;
+
+use super::Ops;
+use super::keys::Admission;
+use crate::engine::TurnItem;
+
+/// Buffered items between the watcher and the HTTP writer.
+const TAP_DEPTH: usize = 16;
+
+/// One admitted turn until its last item; dropping it releases the slot and the gauge.
+#[derive(Debug)]
+pub struct Running {
+    ops: Arc<Ops>,
+    admission: Option<Admission>,
+    route: &'static str,
+    model: String,
+    started: Instant,
+    first_seen: bool,
+}
+
+impl Running {
+    /// Counts the turn as running.
+    pub fn new(
+        ops: &Arc<Ops>,
+        admission: Option<Admission>,
+        route: &'static str,
+        model: &str,
+        started: Instant,
+    ) -> Self {
+        ops.metrics.active_streams().inc();
+        Self {
+            ops: Arc::clone(ops),
+            admission,
+            route,
+            model: model.to_owned(),
+            started,
+            first_seen: false,
+        }
+    }
+
+    /// The model the turn finally ran on (after a fallback).
+    pub fn set_model(&mut self, model: &str) {
+        model.clone_into(&mut self.model);
+    }
+
+    /// Looks at one item: the first answer event, the final usage.
+    pub fn observe(&mut self, item: &TurnItem) {
+        match item {
+            TurnItem::Event(_) if !self.first_seen => {
+                self.first_seen = true;
+                self.ops
+                    .metrics
+                    .first_token(self.route, self.started.elapsed());
+            }
+            TurnItem::Done { usage, .. } => {
+                self.ops.metrics.tokens(usage);
+                let key = self.admission.as_ref().map_or("open", |a| a.key_name());
+                self.ops
+                    .usage
+                    .record(key, &self.model, usage.input_tokens, usage.output_tokens);
+            }
+            _ => {}
+        }
+    }
+
+    /// Watches a streamed turn's items on their way to the caller; the turn stays counted as
+    /// running until its last item is handed over (or the caller goes away).
+    pub fn tap(mut self, mut inner: mpsc::Receiver<TurnItem>) -> mpsc::Receiver<TurnItem> {
+        let (tx, rx) = mpsc::channel(TAP_DEPTH);
+        let span = tracing::Span::current();
+        tokio::spawn(
+            async move {
+                while let Some(item) = inner.recv().await {
+                    self.observe(&item);
+                    let end = matches!(item, TurnItem::Done { .. } | TurnItem::Failed(_));
+                    // A send error means the caller went away: dropping `inner` tells the engine.
+                    if tx.send(item).await.is_err() || end {
+                        break;
+                    }
+                }
+            }
+            .instrument(span),
+        );
+        rx
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.ops.metrics.active_streams().dec();
+        self.ops
+            .metrics
+            .duration(self.route, self.started.elapsed());
+    }
+}
