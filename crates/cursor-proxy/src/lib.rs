@@ -158,12 +158,7 @@ impl Proxy {
             upstream_label,
             ops: Arc::clone(&ops),
         });
-        let app = routes::router(Arc::clone(&state))
-            .merge(ops::admin::router(Arc::clone(&state)))
-            .layer(axum::middleware::from_fn_with_state(
-                ops,
-                ops::request::layer,
-            ));
+        let app = app(&state, ops);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -280,6 +275,16 @@ impl Proxy {
             tracing::warn!("open connections did not finish within 5 s of shutdown");
         }
     }
+}
+
+/// The API routes, the admin routes and `/metrics`, under the request-id / drain middleware.
+fn app(state: &Arc<AppState>, ops: Arc<Ops>) -> axum::Router {
+    routes::router(Arc::clone(state))
+        .merge(ops::admin::router(Arc::clone(state)))
+        .layer(axum::middleware::from_fn_with_state(
+            ops,
+            ops::request::layer,
+        ))
 }
 
 impl Drop for Proxy {

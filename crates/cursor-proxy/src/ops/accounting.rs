@@ -78,10 +78,16 @@ impl Running {
         let span = tracing::Span::current();
         tokio::spawn(
             async move {
-                while let Some(item) = inner.recv().await {
+                loop {
+                    // A caller that goes away ends the watch at once: dropping `inner` is what
+                    // tells the engine, as the response body's own receiver would have.
+                    let item = tokio::select! {
+                        item = inner.recv() => item,
+                        () = tx.closed() => None,
+                    };
+                    let Some(item) = item else { break };
                     self.observe(&item);
                     let end = matches!(item, TurnItem::Done { .. } | TurnItem::Failed(_));
-                    // A send error means the caller went away: dropping `inner` tells the engine.
                     if tx.send(item).await.is_err() || end {
                         break;
                     }

@@ -489,33 +489,33 @@ pub fn admit(
             true,
         ));
     }
+    take_slot(key, &policy)
+}
+
+/// Takes one of the key's concurrent slots, then one request from its rate; dropping the
+/// admission on a refusal gives the slot back.
+fn take_slot(key: &Arc<CallerKey>, policy: &KeyPolicy) -> Result<Admission, Refusal> {
     let running = key.running.fetch_add(1, Ordering::AcqRel) + 1;
-    // From here the slot is held; dropping `admission` gives it back on every refusal below.
     let admission = Admission {
         key: Arc::clone(key),
     };
     if let Some(max) = policy.max_concurrent_streams
         && running > max
     {
-        let e = rate_limited(
-            &key.name,
-            Limit::ConcurrentStreams,
-            max.into(),
-            Duration::from_secs(1),
-            false,
-        );
-        return Err(e);
+        let after = Duration::from_secs(1);
+        let limit = Limit::ConcurrentStreams;
+        return Err(rate_limited(&key.name, limit, max.into(), after, false));
     }
     let limiter = read(&key.limiter).clone();
     if let Some(l) = limiter
         && let Err(not_until) = l.check()
     {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
-        let rpm = policy.requests_per_minute.unwrap_or_default();
+        let rpm = policy.requests_per_minute.unwrap_or_default().into();
         return Err(rate_limited(
             &key.name,
             Limit::RequestsPerMinute,
-            rpm.into(),
+            rpm,
             wait,
             false,
         ));
