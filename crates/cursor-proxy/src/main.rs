@@ -24,6 +24,9 @@ async fn main() -> ExitCode {
     for key in &config.api_keys {
         redactor.add(key.expose());
     }
+    if let Some(key) = &cli.redis_key {
+        redactor.add(key);
+    }
     for (account, token) in &config.accounts {
         redactor.add(token.expose());
         for extra in [&account.refresh_token, &account.cursor_api_key]
@@ -33,6 +36,7 @@ async fn main() -> ExitCode {
             redactor.add(extra.expose());
         }
     }
+    println!("state: {}", config.state.describe());
     let proxy = match Proxy::start(config).await {
         Ok(p) => p,
         Err(e) => return fail(&e),

@@ -14,6 +14,8 @@ pub const CURSOR_UPSTREAM: &str = "https://api2.cursor.sh";
 /// Secrets in the config (tokens, keys) are `cursor-connect`'s own type: one redaction rule.
 pub use cursor_connect::Secret;
 
+pub use crate::store::StateConfig;
+
 /// One Cursor account in the config file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,6 +116,12 @@ pub struct FileConfig {
     /// Seconds an upstream run may go without any output while the server only sends
     /// heartbeats (then it fails as stalled, and is retried elsewhere).
     pub first_output_timeout_secs: Option<u64>,
+    /// Where state lives: a SQLite file path, or `memory` (default: a file in the data dir).
+    pub state: Option<String>,
+    /// A Redis URL: state shared by several instances (wins over `state`).
+    pub redis: Option<String>,
+    /// Conversations kept at most (the least recently used go first).
+    pub max_conversations: Option<usize>,
 }
 
 /// Command-line flags (each also readable from the environment).
@@ -136,6 +144,16 @@ pub struct Cli {
     /// TOML config file.
     #[arg(long, env = "CURSOR_PROXY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Where state lives: a SQLite file, or `memory` (default: `state.sqlite3` in the
+    /// platform's data directory).
+    #[arg(long, env = "CURSOR_PROXY_STATE")]
+    pub state: Option<String>,
+    /// Redis URL for state shared by several instances (wins over --state).
+    #[arg(long, env = "CURSOR_PROXY_REDIS")]
+    pub redis: Option<String>,
+    /// 32-byte key (64 hex digits or base64) that encrypts credentials stored in Redis.
+    #[arg(long, env = "CURSOR_PROXY_REDIS_KEY", hide_env_values = true)]
+    pub redis_key: Option<String>,
 }
 
 /// Where turns go.
@@ -171,6 +189,10 @@ pub struct Config {
     /// The upstream client's first-output deadline: a run that produces no output this long
     /// (heartbeats only) fails.
     pub first_output_timeout: Duration,
+    /// Where state lives (default [`StateConfig::Memory`]; the binary's default is a file).
+    pub state: StateConfig,
+    /// Conversations kept at most.
+    pub max_conversations: usize,
 }
 
 impl Default for Config {
@@ -188,6 +210,8 @@ impl Default for Config {
             models_cache: Duration::from_secs(300),
             stall_timeout: cursor_connect::DEFAULT_STALL_TIMEOUT,
             first_output_timeout: Duration::from_secs(120),
+            state: StateConfig::Memory,
+            max_conversations: crate::store::DEFAULT_MAX_CONVERSATIONS,
         }
     }
 }
@@ -230,6 +254,9 @@ pub enum ConfigError {
         "--upstream set but no account configured (set CURSOR_ACCESS_TOKEN or add [[accounts]])"
     )]
     NoAccount,
+    /// No platform data directory for the default state file.
+    #[error("cannot find a data directory for the state file: pass --state PATH or --state memory")]
+    NoDataDir,
 }
 
 impl Config {
@@ -270,6 +297,7 @@ impl Config {
             return Err(ConfigError::KeysRequired);
         }
         cfg.apply_tunables(&file);
+        cfg.state = state(cli, &file)?;
         Ok(cfg)
     }
 
@@ -292,6 +320,9 @@ impl Config {
         }
         if let Some(s) = file.first_output_timeout_secs {
             self.first_output_timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(n) = file.max_conversations {
+            self.max_conversations = n.max(1);
         }
     }
 
@@ -350,6 +381,23 @@ fn caller_keys(cli: &Cli, file: &FileConfig, env: &dyn Fn(&str) -> Option<String
         );
     }
     keys
+}
+
+/// Where state lives: `--redis`, else `--state` (`memory` or a path), else the default file.
+fn state(cli: &Cli, file: &FileConfig) -> Result<StateConfig, ConfigError> {
+    if let Some(url) = cli.redis.clone().or_else(|| file.redis.clone()) {
+        return Ok(StateConfig::Redis {
+            url,
+            key: cli.redis_key.as_deref().map(Secret::new),
+        });
+    }
+    match cli.state.clone().or_else(|| file.state.clone()).as_deref() {
+        Some("memory") => Ok(StateConfig::Memory),
+        Some(path) => Ok(StateConfig::Sqlite(PathBuf::from(path))),
+        None => crate::store::default_state_file()
+            .map(StateConfig::Sqlite)
+            .ok_or(ConfigError::NoDataDir),
+    }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

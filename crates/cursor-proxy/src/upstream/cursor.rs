@@ -1,13 +1,13 @@
 //! The production upstream: Cursor's agent service through `cursor-connect`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cursor_connect::auth::OAuthRefresh;
 use cursor_connect::{
-    AccessToken, Credentials, CursorClient, DEFAULT_STALL_TIMEOUT, Error, ModelInfo, RunRequest,
-    TokenSet,
+    AccessToken, BlobStore, Credentials, CursorClient, DEFAULT_STALL_TIMEOUT, Error, ModelInfo,
+    RunRequest, TokenSet,
 };
 use futures_util::future::BoxFuture;
 
@@ -24,6 +24,7 @@ use crate::engine::pool::Account;
 pub struct CursorUpstream {
     stall_timeout: Duration,
     first_output_timeout: Option<Duration>,
+    blobs: Option<Arc<dyn BlobStore>>,
     clients: Mutex<HashMap<String, (crate::ops::config::Secret, CursorClient)>>,
 }
 
@@ -45,6 +46,7 @@ impl CursorUpstream {
         Self {
             stall_timeout: timeout,
             first_output_timeout: None,
+            blobs: None,
             clients: Mutex::default(),
         }
     }
@@ -53,6 +55,14 @@ impl CursorUpstream {
     /// as stalled (none by default).
     pub fn first_output_timeout(mut self, timeout: Duration) -> Self {
         self.first_output_timeout = Some(timeout);
+        self
+    }
+
+    /// Every account's client keeps its KV blobs in `blobs` (default: one in-memory store per
+    /// client), e.g. a [`StoreBlobs`](crate::store::blobs::StoreBlobs) so that checkpoints
+    /// survive a restart.
+    pub fn blob_store(mut self, blobs: Arc<dyn BlobStore>) -> Self {
+        self.blobs = Some(blobs);
         self
     }
 
@@ -70,6 +80,9 @@ impl CursorUpstream {
             .stall_timeout(self.stall_timeout);
         if let Some(timeout) = self.first_output_timeout {
             builder = builder.first_output_timeout(timeout);
+        }
+        if let Some(blobs) = &self.blobs {
+            builder = builder.blob_store(Arc::clone(blobs));
         }
         let client = builder.build()?;
         clients.insert(account.name().to_owned(), (token, client.clone()));

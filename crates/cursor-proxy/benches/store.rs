@@ -1,0 +1,2 @@
+//! Store bench (placeholder while it is written).
+fn main() {}
