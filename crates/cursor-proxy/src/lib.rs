@@ -132,7 +132,10 @@ impl Proxy {
         let mut cursor = upstream::cursor::CursorUpstream::with_stall_timeout(config.stall_timeout)
             .first_output_timeout(config.first_output_timeout);
         if store.kind() != "memory" {
-            cursor = cursor.blob_store(Arc::new(store::blobs::StoreBlobs::new(Arc::clone(&store))));
+            cursor = cursor
+                .blob_store(Arc::new(store::blobs::StoreBlobs::new(Arc::clone(&store))))
+                .persist_credentials(Arc::clone(&store));
+            cursor.restore_credentials(&accounts).await;
         }
         let upstream: Arc<dyn Upstream> = Arc::new(cursor);
         let mut proxy = Self::launch(&config, upstream, accounts, label, store).await?;

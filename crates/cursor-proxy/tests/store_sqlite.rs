@@ -195,3 +195,76 @@ async fn bad_state_files_stop_startup_with_a_clear_error_and_are_left_alone() {
     let _ = KEY;
     let _ = Duration::ZERO;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewed_credentials_are_stored_before_use_and_reused_after_restart() {
+    let dir = Scratch::new("creds");
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let cfg = dir.path("proxy.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[accounts]]\nname = \"k\"\ncursor_api_key = \"key_store_test\"\nupstream = \"{}\"\n",
+            mock.url()
+        ),
+    )
+    .unwrap();
+    let db = dir.path("state.sqlite3");
+    let state = ["--state", db.to_str().unwrap()];
+    let exchanges = || {
+        mock.received()
+            .iter()
+            .filter(|c| c.path == cursor_mock::EXCHANGE_API_KEY_PATH)
+            .count()
+    };
+    let hi = r#"[{"role":"user","content":"hi"}]"#;
+
+    let p = ProxyProcess::spawn(&cfg, &state, dir.path("log1")).await;
+    let (status, body) = http(
+        p.addr,
+        "POST",
+        "/v1/chat/completions",
+        &chat_body("composer-2.5", hi),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        exchanges(),
+        1,
+        "the API key was exchanged for an access token"
+    );
+    p.kill9().await;
+    let stored: Vec<u8> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT tokens FROM credentials WHERE account = 'k'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the new access token was stored");
+    let stored = String::from_utf8(stored).unwrap();
+    assert!(
+        stored.contains("access_token") && !stored.contains("key_store_test"),
+        "{stored}"
+    );
+
+    let p = ProxyProcess::spawn(&cfg, &state, dir.path("log2")).await;
+    let (status, body) = http(
+        p.addr,
+        "POST",
+        "/v1/chat/completions",
+        &chat_body("composer-2.5", hi),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        exchanges(),
+        1,
+        "after the restart the stored token was used, no new exchange"
+    );
+    assert!(
+        p.log()
+            .contains("using the credentials stored by the last refresh")
+    );
+    p.kill9().await;
+}
