@@ -200,3 +200,50 @@ async fn redis_down_mid_run_degrades_to_memory_and_recovers() {
     p.kill9().await;
     redis.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_reach_redis_only_encrypted_and_usage_only_hashed() {
+    let redis = Redis::start().await;
+    let url = redis.url();
+    let key = cursor_proxy::ops::config::Secret::new(AEAD_KEY);
+    let one = RedisStore::open(&url, Some(&key), Limits::default())
+        .await
+        .unwrap();
+    let tokens = br#"{"access_token":"at-plain","refresh_token":"rt-plain"}"#.to_vec();
+    one.save_credentials("acct", tokens.clone()).await.unwrap();
+
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let raw: Vec<u8> = redis::cmd("GET")
+        .arg("cursor-proxy:cred:acct")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!raw.is_empty());
+    assert!(
+        !raw.windows(8).any(|w| w == b"rt-plain" || w == b"at-plain"),
+        "no token in clear"
+    );
+    // Another instance with the key reads them; one without the key does not see them; one
+    // with another key gets a typed error, never garbage.
+    let two = RedisStore::open(&url, Some(&key), Limits::default())
+        .await
+        .unwrap();
+    assert_eq!(two.credentials("acct").await.unwrap(), Some(tokens));
+    let keyless = RedisStore::open(&url, None, Limits::default())
+        .await
+        .unwrap();
+    assert_eq!(keyless.credentials("acct").await.unwrap(), None);
+    let other = cursor_proxy::ops::config::Secret::new(&"ab".repeat(32));
+    let wrong = RedisStore::open(&url, Some(&other), Limits::default())
+        .await
+        .unwrap();
+    assert!(wrong.credentials("acct").await.is_err());
+    let bad = cursor_proxy::ops::config::Secret::new("too short");
+    assert!(
+        RedisStore::open(&url, Some(&bad), Limits::default())
+            .await
+            .is_err()
+    );
+    redis.stop().await;
+}

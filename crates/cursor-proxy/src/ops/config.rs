@@ -535,4 +535,32 @@ mod tests {
             Err(ConfigError::NoAccount)
         ));
     }
+
+    #[test]
+    fn state_flags_choose_the_store() {
+        let cfg = Config::resolve(&Cli::default(), &no_env).unwrap();
+        match &cfg.state {
+            StateConfig::Sqlite(path) => assert!(path.ends_with("cursor-proxy/state.sqlite3")),
+            other => panic!("default is the data-dir file, got {other:?}"),
+        }
+        let cli = |state: Option<&str>, redis: Option<&str>| Cli {
+            state: state.map(str::to_owned),
+            redis: redis.map(str::to_owned),
+            redis_key: Some("k".repeat(64)),
+            ..Cli::default()
+        };
+        let state = |c: Cli| Config::resolve(&c, &no_env).unwrap().state;
+        assert_eq!(state(cli(Some("memory"), None)), StateConfig::Memory);
+        assert_eq!(
+            state(cli(Some("/tmp/x.db"), None)),
+            StateConfig::Sqlite("/tmp/x.db".into())
+        );
+        let redis = state(cli(Some("/tmp/x.db"), Some("redis://:pw@127.0.0.1:1/")));
+        assert!(matches!(redis, StateConfig::Redis { ref key, .. } if key.is_some()));
+        let shown = redis.describe();
+        assert!(
+            shown.contains("redis://:***@127.0.0.1:1/") && !shown.contains("kkkk"),
+            "{shown}"
+        );
+    }
 }
