@@ -234,7 +234,7 @@ async fn credentials_reach_redis_only_encrypted_and_usage_only_hashed() {
         .await
         .unwrap();
     assert_eq!(keyless.credentials("acct").await.unwrap(), None);
-    let other = cursor_proxy::ops::config::Secret::new(&"ab".repeat(32));
+    let other = cursor_proxy::ops::config::Secret::new("ab".repeat(32));
     let wrong = RedisStore::open(&url, Some(&other), Limits::default())
         .await
         .unwrap();
