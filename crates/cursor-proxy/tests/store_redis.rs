@@ -7,7 +7,7 @@ mod store_support;
 
 use std::time::{Duration, Instant};
 
-use cursor_mock::{ErrorSpec, MockServer, Scenario};
+use cursor_mock::{ErrorSpec, MockServer, Scenario, Step, Usage};
 use cursor_proxy::store::redis::RedisStore;
 use cursor_proxy::store::{Limits, Store, caller_hash};
 use store_support::{
@@ -134,59 +134,79 @@ async fn two_instances_share_checkpoints_cooldowns_and_usage() {
     redis.stop().await;
 }
 
+/// A streamed turn held open ~1.5 s, with a KV blob, a checkpoint and usage: each stream
+/// writes to the store at its start and at its end.
+fn held_open() -> Scenario {
+    Scenario::new(vec![
+        Step::Heartbeat,
+        Step::KvSet(bytes::Bytes::from_static(b"held blob")),
+        Step::TextDelta("Hello".into()),
+        Step::Sleep(Duration::from_millis(1500)),
+        Step::Text(" again.".into()),
+        Step::Checkpoint,
+        Step::TurnEnded(Usage {
+            input_tokens: 10,
+            output_tokens: 5,
+            ..Usage::default()
+        }),
+        Step::EndOk,
+    ])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_down_mid_run_degrades_to_memory_and_recovers() {
+async fn redis_killed_and_restarted_during_50_streams_no_caller_sees_an_error() {
     let redis = Redis::start().await;
     let port = redis.port;
     let dir = Scratch::new("redis-down");
-    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let mock = MockServer::start(held_open()).await.unwrap();
     let cfg = config_file(&dir, &[("a", mock.url())]);
     let url = redis.url();
     let p = ProxyProcess::spawn(&cfg, &["--redis", url.as_str()], dir.path("log")).await;
     assert_eq!(health(&p).await["status"], "ok");
-    chat(
-        &p,
-        "composer-2.5",
-        r#"[{"role":"user","content":"before"}]"#,
-    )
-    .await;
 
-    redis.stop().await;
-    // Concurrent callers while Redis is gone: every one is served.
-    let mut calls = Vec::new();
-    for i in 0..20 {
+    // 50 streams, started 40 ms apart, so that some are open across the kill, some start
+    // during the outage and some span the restart.
+    let mut streams = Vec::new();
+    for i in 0..50u64 {
         let addr = p.addr;
-        calls.push(tokio::spawn(async move {
-            let msg = format!(r#"[{{"role":"user","content":"during {i}"}}]"#);
-            http(
-                addr,
-                "POST",
-                "/v1/chat/completions",
-                &chat_body("composer-2.5", &msg),
-            )
-            .await
+        streams.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(40 * i)).await;
+            let body = format!(
+                r#"{{"model":"composer-2.5","stream":true,"messages":[{{"role":"user","content":"stream {i}"}}]}}"#
+            );
+            http(addr, "POST", "/v1/chat/completions", &body).await
         }));
     }
-    for call in calls {
-        let (status, body) = call.await.unwrap();
-        assert_eq!(status, 200, "{body}");
-    }
-    let h = health(&p).await;
-    assert_eq!(h["status"], "degraded", "{h}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.stop().await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let h = loop {
+        let h = health(&p).await;
+        if h["status"] == "degraded" {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "degraded within 3 s: {h}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(h["store"]["health"]["status"], "degraded", "{h}");
-    assert!(
-        h["store"]["health"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("redis unreachable"),
-        "{h}"
-    );
+    let reason = h["store"]["health"]["reason"].as_str().unwrap();
+    assert!(reason.contains("redis unreachable"), "{h}");
 
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let redis = Redis::start_on(port).await;
     let deadline = Instant::now() + Duration::from_secs(15);
     while health(&p).await["status"] != "ok" {
         assert!(Instant::now() < deadline, "reconnected within 15 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for s in streams {
+        let (status, body) = s.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(r#""finish_reason":"stop""#), "{body}");
+        assert!(
+            body.contains("[DONE]") && !body.contains(r#""error""#),
+            "{body}"
+        );
     }
     chat(&p, "composer-2.5", r#"[{"role":"user","content":"after"}]"#).await;
     let log = p.log();

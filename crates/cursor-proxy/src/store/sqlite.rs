@@ -512,3 +512,93 @@ impl Store for SqliteStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "cursor-proxy-sqlite-{name}-{}-{}",
+            std::process::id(),
+            now_ms()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("state.sqlite3")
+    }
+
+    fn conv(n: u64) -> Conversation {
+        Conversation {
+            checkpoint: Bytes::from(format!("cp{n}")),
+            account: "a".into(),
+            covered: 1,
+            updated_ms: now_ms() - 100_000 + n,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_of_conversations_keeps_the_newest_within_the_bound() {
+        let path = scratch("flood");
+        let limits = Limits {
+            conversation_ttl: Duration::from_secs(3600),
+            max_conversations: 100,
+        };
+        let store = SqliteStore::open(&path, limits).unwrap();
+        for n in 0..(SWEEP_EVERY * 2) {
+            store
+                .save_conversation(&format!("c{n}"), conv(n))
+                .await
+                .unwrap();
+        }
+        let count: i64 = store
+            .with(|c, _| c.query_row("SELECT count(*) FROM conversations", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(count, 100, "swept down to the bound at the last sweep");
+        let newest = format!("c{}", SWEEP_EVERY * 2 - 1);
+        assert!(store.conversation(&newest).await.unwrap().is_some());
+        assert!(
+            store.conversation("c0").await.unwrap().is_none(),
+            "oldest gone"
+        );
+        // Reopening runs no migration again and keeps the rows.
+        drop(store);
+        let store = SqliteStore::open(&path, limits).unwrap();
+        assert!(store.conversation(&newest).await.unwrap().is_some());
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blobs_usage_accounts_and_credentials_round_trip() {
+        let path = scratch("roundtrip");
+        let store = SqliteStore::open(&path, Limits::default()).unwrap();
+        let (id, data) = (Bytes::from_static(b"\x01\x02"), Bytes::from_static(b"blob"));
+        store.save_blob(id.clone(), data.clone()).await.unwrap();
+        assert_eq!(store.blob(&id).await.unwrap(), Some(data));
+        assert_eq!(store.blob(b"missing").await.unwrap(), None);
+        let key = UsageKey {
+            caller: "h".into(),
+            account: "a".into(),
+            model: "m".into(),
+            day: day_of(now_ms()),
+        };
+        let two = Counters::from([("requests".to_owned(), 1), ("input_tokens".to_owned(), 10)]);
+        store.add_usage(&key, &two).await.unwrap();
+        store.add_usage(&key, &two).await.unwrap();
+        let rows = store.usage().await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].1["requests"], 2);
+        assert_eq!(rows[0].1["input_tokens"], 20);
+        let rec = AccountRecord {
+            cooldown_until_ms: 5,
+            reason: Some("rate_limited".into()),
+            consecutive_failures: 2,
+            disabled: false,
+        };
+        store.save_account("a", rec.clone()).await.unwrap();
+        assert_eq!(store.accounts().await.unwrap(), vec![("a".to_owned(), rec)]);
+        store.save_credentials("a", b"t".to_vec()).await.unwrap();
+        assert_eq!(store.credentials("a").await.unwrap(), Some(b"t".to_vec()));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+}
