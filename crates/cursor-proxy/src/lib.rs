@@ -39,6 +39,7 @@
 pub mod api;
 pub mod engine;
 pub mod ops;
+pub mod store;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -60,6 +61,9 @@ use crate::upstream::{Upstream, embedded};
 
 pub use crate::upstream::embedded::MOCK_MODEL;
 
+/// How often an instance on a shared store reads the other instances' account state.
+const ACCOUNT_SYNC_PERIOD: std::time::Duration = std::time::Duration::from_millis(400);
+
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -77,6 +81,20 @@ pub enum StartError {
     /// The upstream client could not be built.
     #[error("cannot build the upstream client")]
     Upstream(#[source] cursor_connect::Error),
+    /// The state store could not be opened.
+    #[error("cannot open the state store")]
+    Store(#[source] store::StoreError),
+}
+
+/// Opens the configured state store.
+async fn open_store(config: &Config) -> Result<Arc<dyn store::Store>, StartError> {
+    let limits = store::Limits {
+        conversation_ttl: config.checkpoint_ttl,
+        max_conversations: config.max_conversations,
+    };
+    store::open(&config.state, limits)
+        .await
+        .map_err(StartError::Store)
 }
 
 /// A running proxy. Dropping it stops serving.
@@ -111,21 +129,40 @@ impl Proxy {
                 (None, accounts, url.clone())
             }
         };
-        let upstream: Arc<dyn Upstream> = Arc::new(
-            upstream::cursor::CursorUpstream::with_stall_timeout(config.stall_timeout)
-                .first_output_timeout(config.first_output_timeout),
-        );
-        let mut proxy = Self::start_with(&config, upstream, accounts, label).await?;
+        let store = open_store(&config).await?;
+        let mut cursor = upstream::cursor::CursorUpstream::with_stall_timeout(config.stall_timeout)
+            .first_output_timeout(config.first_output_timeout);
+        if store.kind() != "memory" {
+            cursor = cursor
+                .blob_store(Arc::new(store::blobs::StoreBlobs::new(Arc::clone(&store))))
+                .persist_credentials(Arc::clone(&store));
+            cursor.restore_credentials(&accounts).await;
+        }
+        let upstream: Arc<dyn Upstream> = Arc::new(cursor);
+        let mut proxy = Self::launch(&config, upstream, accounts, label, store).await?;
         proxy.embedded = embedded;
         Ok(proxy)
     }
 
-    /// Starts the proxy over an explicit upstream and account list (tests, embedding).
+    /// Starts the proxy over an explicit upstream and account list (tests, embedding). The
+    /// upstream keeps its own KV blobs (see [`CursorUpstream::blob_store`](
+    /// upstream::cursor::CursorUpstream::blob_store) to keep them in the state store).
     pub async fn start_with(
         config: &Config,
         upstream: Arc<dyn Upstream>,
         accounts: Vec<Account>,
         upstream_label: String,
+    ) -> Result<Self, StartError> {
+        let store = open_store(config).await?;
+        Self::launch(config, upstream, accounts, upstream_label, store).await
+    }
+
+    async fn launch(
+        config: &Config,
+        upstream: Arc<dyn Upstream>,
+        accounts: Vec<Account>,
+        upstream_label: String,
+        store: Arc<dyn store::Store>,
     ) -> Result<Self, StartError> {
         let listener =
             TcpListener::bind(config.listen)
@@ -139,7 +176,7 @@ impl Proxy {
             source,
         })?;
         let pool = Arc::new(Pool::new(accounts));
-        let engine = Engine::new(
+        let engine = Engine::with_store(
             upstream,
             pool,
             EngineConfig {
@@ -148,7 +185,16 @@ impl Proxy {
                 checkpoint_ttl: config.checkpoint_ttl,
                 ..EngineConfig::default()
             },
+            store,
         );
+        engine.load_account_state().await;
+        if engine.store_kind() == "redis" {
+            // Other instances' cooldowns reach this one within a second.
+            tokio::spawn(engine::sync_account_state(
+                Arc::downgrade(&engine),
+                ACCOUNT_SYNC_PERIOD,
+            ));
+        }
         let ops = Arc::new(Ops::new(config));
         let auth = Auth::ring(Arc::clone(&ops.keys), config.open_mode_allowed());
         let state = Arc::new(AppState {
@@ -169,7 +215,8 @@ impl Proxy {
         });
         info!(
             listen = %addr, upstream = %state.upstream_label, accounts = state.engine.pool().accounts().len(),
-            open_auth = state.auth.is_open(), "cursor-proxy listening"
+            open_auth = state.auth.is_open(), state = %config.state.describe(),
+            "cursor-proxy listening"
         );
         Ok(Self {
             addr,

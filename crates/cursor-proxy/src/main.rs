@@ -33,6 +33,10 @@ async fn main() -> ExitCode {
     for secret in cursor_proxy::ops::secrets(&config) {
         redactor.add(secret.expose());
     }
+    if let Some(key) = &cli.redis_key {
+        redactor.add(key);
+    }
+    println!("state: {}", config.state.describe());
     let proxy = match Proxy::start(config).await {
         Ok(p) => p,
         Err(e) => return fail(&e),

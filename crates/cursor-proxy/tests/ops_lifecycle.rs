@@ -183,6 +183,9 @@ async fn binary_reloads_on_sighup_exits_0_on_sigterm_and_logs_no_secret() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cursor-proxy"))
         .arg("--config")
         .arg(&path)
+        // Never the user's default state file.
+        .arg("--state")
+        .arg("memory")
         .env("RUST_LOG", "debug")
         // No saved account from the user's home: the binary runs on its embedded mock.
         .env("CURSOR_PROXY_ACCOUNTS_FILE", dir.join("no-accounts.json"))
@@ -200,11 +203,18 @@ async fn binary_reloads_on_sighup_exits_0_on_sigterm_and_logs_no_secret() {
         .expect("the binary starts");
     let pid = child.id().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
-        .await
-        .expect("banner in time")
-        .unwrap()
-        .expect("a banner");
+    // The banner with the address follows the line naming the state.
+    let mut first = String::new();
+    for _ in 0..4 {
+        first = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
+            .await
+            .expect("banner in time")
+            .unwrap()
+            .expect("a banner");
+        if first.contains("http://") {
+            break;
+        }
+    }
     let addr: std::net::SocketAddr = first
         .split("http://")
         .nth(1)

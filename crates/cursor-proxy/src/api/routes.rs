@@ -270,8 +270,11 @@ async fn healthz(State(st): State<Arc<AppState>>) -> Response {
         .iter()
         .filter(|a| a.state == AccountHealth::Healthy)
         .count();
+    let store = st.engine.store_health();
+    let store_ok = store == crate::store::StoreHealth::Ok;
     let body = json!({
-        "status": if healthy > 0 { "ok" } else { "degraded" },
+        "status": if healthy > 0 && store_ok { "ok" } else { "degraded" },
+        "store": { "kind": st.engine.store_kind(), "health": store },
         "upstream": st.upstream_label,
         "accounts": accounts,
         "parked_tool_waits": st.engine.parked_count(),

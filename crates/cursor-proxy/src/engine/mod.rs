@@ -6,6 +6,7 @@ mod parked;
 pub mod pool;
 mod pump;
 pub mod session;
+mod state;
 #[cfg(test)]
 mod tests;
 pub mod turn;
@@ -23,9 +24,11 @@ use tracing::{debug, info, warn};
 use self::parked::Parked;
 use self::pool::{Account, Pool};
 use self::pump::Pump;
-use self::session::{CheckpointStore, conversation_id};
+use self::session::conversation_id;
+use self::state::StoreLog;
 use self::turn::Turn;
 use crate::api::error::ApiError;
+use crate::store::{Limits, Store, caller_hash, memory::MemoryStore};
 use crate::upstream::{Upstream, UpstreamRun};
 
 /// Why a turn's output ended.
@@ -102,6 +105,10 @@ const CHANNEL_DEPTH: usize = 64;
 struct TurnKey {
     conv: String,
     account: String,
+    /// [`caller_hash`] of the caller's key (usage is counted by it).
+    caller: String,
+    /// The model requested.
+    model: String,
     covered: usize,
     /// One tool call per response ([`Turn::one_tool_call`]).
     one_call: bool,
@@ -112,7 +119,8 @@ struct TurnKey {
 pub struct Engine {
     upstream: Arc<dyn Upstream>,
     pool: Arc<Pool>,
-    checkpoints: CheckpointStore,
+    store: Arc<dyn Store>,
+    store_log: StoreLog,
     parked: Mutex<HashMap<String, Parked>>,
     /// Per conversation: how many requests in a row left its parked tool calls unanswered.
     unanswered: Mutex<HashMap<String, u32>>,
@@ -143,12 +151,28 @@ fn is_answer(event: &Event) -> bool {
 }
 
 impl Engine {
-    /// An engine over `upstream` and `pool`; spawns the reaper for abandoned tool waits.
+    /// An engine over `upstream` and `pool` with its state in memory; spawns the reaper for
+    /// abandoned tool waits.
     pub fn new(upstream: Arc<dyn Upstream>, pool: Arc<Pool>, cfg: EngineConfig) -> Arc<Self> {
+        let store = Arc::new(MemoryStore::new(Limits {
+            conversation_ttl: cfg.checkpoint_ttl,
+            ..Limits::default()
+        }));
+        Self::with_store(upstream, pool, cfg, store)
+    }
+
+    /// An engine whose conversations, account state and usage live in `store`.
+    pub fn with_store(
+        upstream: Arc<dyn Upstream>,
+        pool: Arc<Pool>,
+        cfg: EngineConfig,
+        store: Arc<dyn Store>,
+    ) -> Arc<Self> {
         let engine = Arc::new(Self {
             upstream,
             pool,
-            checkpoints: CheckpointStore::new(cfg.checkpoint_ttl),
+            store,
+            store_log: StoreLog::default(),
             parked: Mutex::new(HashMap::new()),
             unanswered: Mutex::new(HashMap::new()),
             cfg,
@@ -180,15 +204,16 @@ impl Engine {
             return Err(ApiError::bad_request("messages must not be empty"));
         }
         let conv = conversation_id(caller_key, req);
+        let caller = caller_hash(caller_key);
         if let Some(p) = self.unpark(&conv) {
             let results = req.trailing_tool_results();
             if p.answered_by(&results) {
-                let account = p.account.clone();
-                match self.resume(&conv, p, &results, req).await {
+                let key = self.key(&conv, &caller, &p.account, req);
+                match self.resume(key, p, &results).await {
                     Ok(rx) => return Ok(rx),
                     // The classifier's advice drives the account's health here too, so the
                     // fresh attempt below does not go straight back to an exhausted account.
-                    Err(e) => self.resume_failed(&conv, &account, &e),
+                    Err((key, e)) => self.resume_failed(&key, &e).await,
                 }
             } else {
                 info!(
@@ -206,11 +231,23 @@ impl Engine {
                         MAX_UNANSWERED_REPEATS + 1
                     )));
                 }
-                return self.fresh(&conv, req).await;
+                return self.fresh(&conv, &caller, req).await;
             }
         }
         self.forget_unanswered(&conv);
-        self.fresh(&conv, req).await
+        self.fresh(&conv, &caller, req).await
+    }
+
+    /// The key of a turn of `conv` by `caller` on `account`.
+    fn key(&self, conv: &str, caller: &str, account: &str, req: &Turn) -> TurnKey {
+        TurnKey {
+            conv: conv.to_owned(),
+            account: account.to_owned(),
+            caller: caller.to_owned(),
+            model: req.model.clone(),
+            covered: req.messages.len(),
+            one_call: req.one_tool_call,
+        }
     }
 
     /// Counts one more request that left `conv`'s tool calls unanswered; returns the count.
@@ -266,11 +303,11 @@ impl Engine {
     /// Sends the caller's tool results on the parked turn and continues it.
     async fn resume(
         self: &Arc<Self>,
-        conv: &str,
+        key: TurnKey,
         mut p: Parked,
         results: &[(String, cursor_connect::ToolResult)],
-        req: &Turn,
-    ) -> Result<mpsc::Receiver<TurnItem>, Error> {
+    ) -> Result<mpsc::Receiver<TurnItem>, (TurnKey, Error)> {
+        let conv = &key.conv;
         debug!(
             conversation = short(conv),
             calls = p.call_ids.len(),
@@ -285,29 +322,25 @@ impl Engine {
                     cursor_connect::ToolResult::error(MISSING_RESULT)
                 }
             };
-            p.run.respond(id, result).await?;
+            if let Err(e) = p.run.respond(id, result).await {
+                return Err((key, e));
+            }
         }
         let pre = if p.held.is_empty() {
-            prefetch(&mut *p.run).await?
+            match prefetch(&mut *p.run).await {
+                Ok(pre) => pre,
+                Err(e) => return Err((key, e)),
+            }
         } else {
             std::mem::take(&mut p.held)
-        };
-        let key = TurnKey {
-            conv: conv.to_owned(),
-            account: p.account,
-            covered: req.messages.len(),
-            one_call: req.one_tool_call,
         };
         Ok(self.spawn_pump(p.run, key, pre))
     }
 
-    fn resume_failed(&self, conv: &str, account: &str, e: &Error) {
+    async fn resume_failed(&self, key: &TurnKey, e: &Error) {
         let c = classification(e);
-        let cooldown = self
-            .pool
-            .get(account)
-            .and_then(|a| self.pool.record_failure(a, c.category(), c.advice()));
-        warn!(conversation = short(conv), account = %account, error = %e,
+        let cooldown = self.failed(key, c.category(), c.advice()).await;
+        warn!(conversation = short(&key.conv), account = %key.account, error = %e,
               cooldown_ms = cooldown.map(|d| d.as_millis() as u64),
               "resuming the parked turn failed; starting afresh");
     }
@@ -316,22 +349,23 @@ impl Engine {
     async fn fresh(
         self: &Arc<Self>,
         conv: &str,
+        caller: &str,
         req: &Turn,
     ) -> Result<mpsc::Receiver<TurnItem>, ApiError> {
         let mut excluded: Vec<String> = Vec::new();
         let mut last: Option<ApiError> = None;
         for attempt in 1..=self.cfg.max_attempts {
-            match self.attempt(conv, req, &mut excluded).await {
+            match self.attempt(conv, caller, req, &mut excluded).await {
                 Attempt::Started(rx) => return Ok(rx),
                 Attempt::NoAccount(e) => return Err(ApiError::no_account(&e, last)),
                 Attempt::Skipped => {}
                 Attempt::Failed { account, error } => {
                     let verdict = classification(&error);
                     let e = ApiError::upstream(&error, &verdict);
-                    let cooldown = self.pool.get(&account).and_then(|a| {
-                        self.pool
-                            .record_failure(a, verdict.category(), verdict.advice())
-                    });
+                    let key = self.key(conv, caller, &account, req);
+                    let cooldown = self
+                        .failed(&key, verdict.category(), verdict.advice())
+                        .await;
                     log_attempt(conv, &account, attempt, &error, &verdict, cooldown);
                     if !verdict.advice().is_retryable() {
                         return Err(e);
@@ -350,17 +384,18 @@ impl Engine {
     async fn attempt(
         self: &Arc<Self>,
         conv: &str,
+        caller: &str,
         req: &Turn,
         excluded: &mut Vec<String>,
     ) -> Attempt {
-        let now = self.pool.now();
         // A checkpoint covers the conversation up to the request that produced it; a request
         // with no more messages than that (a regenerate or an edit) cannot build on it.
         let saved = self
-            .checkpoints
-            .get(conv, now)
-            .filter(|(_, _, covered)| req.messages.len() > *covered);
-        let prefer = saved.as_ref().map(|(_, a, _)| a.as_str());
+            .saved(conv)
+            .await
+            .filter(|c| req.messages.len() > c.covered);
+        let now = self.pool.now();
+        let prefer = saved.as_ref().map(|c| c.account.as_str());
         let account = match self.pool.pick(prefer, excluded, now) {
             Ok(pick) if pick.needs_refresh && !self.refresh(pick.account).await => {
                 excluded.push(pick.account.name().to_owned());
@@ -370,24 +405,18 @@ impl Engine {
             Err(e) => return Attempt::NoAccount(e),
         };
         let checkpoint = match saved {
-            Some((cp, owner, _)) if owner == account.name() => Some(cp),
-            Some((_, owner, _)) => {
-                debug!(conversation = short(conv), from = %owner, to = account.name(),
-                       "checkpoint belongs to another account; sending the history instead");
-                self.checkpoints.remove(conv);
+            Some(c) if c.account == account.name() => Some(c.checkpoint),
+            Some(c) => {
+                state::log_rebind(conv, &c.account, account.name());
+                self.forget(conv).await;
                 None
             }
             None => None,
         };
         match self.open(account, req.run_request(conv, checkpoint)).await {
             Ok((run, pre)) => {
-                self.pool.record_success(account);
-                let key = TurnKey {
-                    conv: conv.to_owned(),
-                    account: account.name().to_owned(),
-                    covered: req.messages.len(),
-                    one_call: req.one_tool_call,
-                };
+                self.succeeded(account).await;
+                let key = self.key(conv, caller, account.name(), req);
                 Attempt::Started(self.spawn_pump(run, key, pre))
             }
             Err(error) => Attempt::Failed {
@@ -417,7 +446,15 @@ impl Engine {
                 "credentials unchanged".to_owned(),
             ),
         };
-        let cooldown = self.pool.record_failure(account, category, &advice);
+        let key = TurnKey {
+            conv: String::new(),
+            account: account.name().to_owned(),
+            caller: String::new(),
+            model: String::new(),
+            covered: 0,
+            one_call: false,
+        };
+        let cooldown = self.failed(&key, category, &advice).await;
         warn!(account = account.name(), reason = %why,
               cooldown_ms = cooldown.map(|d| d.as_millis() as u64), "credential refresh failed");
         false
@@ -520,6 +557,18 @@ pub(crate) async fn collect(mut rx: mpsc::Receiver<TurnItem>) -> Vec<TurnItem> {
         }
     }
     items
+}
+
+/// Reads the shared account state into the pool every `period` while the engine lives.
+pub async fn sync_account_state(engine: Weak<Engine>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        engine.load_account_state().await;
+    }
 }
 
 async fn reaper(engine: Weak<Engine>, period: Duration) {

@@ -121,7 +121,6 @@ impl Engine {
                   "tool results never came; closing the parked turn");
             p.close().await;
         }
-        self.checkpoints.sweep(now);
         n
     }
 }

@@ -51,9 +51,27 @@ struct Health {
     last_category: Option<Category>,
     successes: u64,
     failures: u64,
+    /// A cooldown read from the store (set before a restart, or by another instance).
+    shared_until: Option<Instant>,
+    /// Disabled according to the store.
+    shared_disabled: bool,
 }
 
 impl Health {
+    /// When the account is next usable, counting the shared cooldown.
+    fn ready_at(&self) -> Option<Instant> {
+        match (self.cooldown.ready_at(), self.shared_until) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn is_ready(&self, now: Instant) -> bool {
+        self.cooldown.state(now) == AccountState::Ready
+            && !self.shared_disabled
+            && self.shared_until.is_none_or(|t| t <= now)
+    }
+
     fn new(clock: PoolClock, seed: u64) -> Self {
         let tracker = CooldownTracker::with_clock(clock.clone());
         // Jitter spreads accounts that failed together; a manual (test) clock runs without it.
@@ -68,6 +86,8 @@ impl Health {
             last_category: None,
             successes: 0,
             failures: 0,
+            shared_until: None,
+            shared_disabled: false,
         }
     }
 }
@@ -242,7 +262,7 @@ impl Pool {
                 return None;
             }
             let h = lock(&a.health);
-            (h.cooldown.state(now) == AccountState::Ready).then_some(h.needs_refresh)
+            h.is_ready(now).then_some(h.needs_refresh)
         };
         if let Some(account) = prefer.and_then(|p| self.get(p))
             && let Some(needs_refresh) = usable(account)
@@ -269,7 +289,7 @@ impl Pool {
             .iter()
             .filter_map(|a| {
                 let h = lock(&a.health);
-                let until = h.cooldown.ready_at().filter(|t| *t > now)?;
+                let until = h.ready_at().filter(|t| *t > now)?;
                 Some((until.saturating_duration_since(now), h.last_category))
             })
             .min_by_key(|(d, _)| *d);
@@ -279,12 +299,40 @@ impl Pool {
         })
     }
 
-    /// A turn on `account` succeeded: it is healthy again.
-    pub fn record_success(&self, account: &Account) {
+    /// A turn on `account` succeeded: it is healthy again. Returns whether it was not
+    /// (failures in a row or a shared cooldown), i.e. whether its stored state changes.
+    pub fn record_success(&self, account: &Account) -> bool {
         let mut h = lock(&account.health);
+        let changed = h.cooldown.consecutive_failures() > 0 || h.shared_until.is_some();
         h.cooldown.record_success();
         h.needs_refresh = false;
+        h.shared_until = None;
         h.successes += 1;
+        changed
+    }
+
+    /// Applies an account state read from the store: a cooldown until `until` (wall clock,
+    /// converted to this pool's clock) and the disabled flag. A later local failure still
+    /// counts; the longer of the two cooldowns wins.
+    pub fn apply_shared(
+        &self,
+        name: &str,
+        until: Option<Duration>,
+        reason: Option<&str>,
+        disabled: bool,
+    ) {
+        let Some(account) = self.get(name) else {
+            return;
+        };
+        let now = self.now();
+        let mut h = lock(&account.health);
+        h.shared_until = until.map(|d| now + d);
+        h.shared_disabled = disabled;
+        if let Some(c) = reason.and_then(|r| Category::ALL.into_iter().find(|c| c.as_str() == r))
+            && (until.is_some() || disabled)
+        {
+            h.last_category = Some(c);
+        }
     }
 
     /// A credential refresh worked: the account may be used at once.
@@ -353,33 +401,35 @@ impl Pool {
     pub fn status(&self, now: Instant) -> Vec<AccountStatus> {
         self.accounts
             .iter()
-            .map(|a| {
-                let h = lock(&a.health);
-                let remaining = h
-                    .cooldown
-                    .ready_at()
-                    .map(|t| t.saturating_duration_since(now))
-                    .unwrap_or_default();
-                let state = if h.cooldown.is_disabled() {
-                    AccountHealth::Disabled
-                } else if h.needs_refresh {
-                    AccountHealth::Refresh
-                } else if !remaining.is_zero() {
-                    AccountHealth::Cooldown
-                } else {
-                    AccountHealth::Healthy
-                };
-                AccountStatus {
-                    name: a.name.clone(),
-                    state,
-                    cooldown_remaining_ms: u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
-                    consecutive_failures: h.cooldown.consecutive_failures(),
-                    successes: h.successes,
-                    failures: h.failures,
-                    last_error: h.last_category,
-                }
-            })
+            .map(|a| Self::status_of(a, now))
             .collect()
+    }
+
+    /// Health of one account.
+    pub fn status_of(a: &Account, now: Instant) -> AccountStatus {
+        let h = lock(&a.health);
+        let remaining = h
+            .ready_at()
+            .map(|t| t.saturating_duration_since(now))
+            .unwrap_or_default();
+        let state = if h.cooldown.is_disabled() || h.shared_disabled {
+            AccountHealth::Disabled
+        } else if h.needs_refresh {
+            AccountHealth::Refresh
+        } else if !remaining.is_zero() {
+            AccountHealth::Cooldown
+        } else {
+            AccountHealth::Healthy
+        };
+        AccountStatus {
+            name: a.name.clone(),
+            state,
+            cooldown_remaining_ms: u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
+            consecutive_failures: h.cooldown.consecutive_failures(),
+            successes: h.successes,
+            failures: h.failures,
+            last_error: h.last_category,
+        }
     }
 }
 

@@ -2,16 +2,15 @@
 //! saving checkpoints, parking the turn when the model waits for tools, and ending the
 //! response with exactly one `Done` or `Failed`.
 
-use std::sync::Arc;
-use std::time::Instant;
-
 use cursor_connect::{Error, Event, Usage};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tracing::{debug, warn};
 
 use super::{Engine, Stop, TurnItem, TurnKey, classification, short};
 use crate::api::error::ApiError;
+use crate::store::turn_counters;
 use crate::upstream::UpstreamRun;
 
 /// Most events read after `turn_ended` while waiting for the clean end of the stream.
@@ -63,6 +62,8 @@ enum Step {
     Park(Event),
     /// The turn ended with these counters.
     End(Usage),
+    /// A checkpoint to save before anything else is delivered.
+    Save(bytes::Bytes),
 }
 
 /// How the upstream side of a turn ended.
@@ -89,6 +90,10 @@ impl Engine {
                 Step::Skip => continue,
                 Step::Park(ev) => return self.park(p, Some(ev)).await,
                 Step::End(usage) => return self.finish(p, Some(usage)).await,
+                Step::Save(cp) => {
+                    self.save_checkpoint(&p.key, cp).await;
+                    continue;
+                }
             };
             if !self.deliver(&p.tx, item).await {
                 debug!(
@@ -145,12 +150,7 @@ impl Engine {
                 p.tokens = p.tokens.saturating_add(n);
                 Step::Skip
             }
-            Event::Checkpoint(cp) => {
-                let k = &p.key;
-                self.checkpoints
-                    .put(&k.conv, &k.account, cp, k.covered, Instant::now());
-                Step::Skip
-            }
+            Event::Checkpoint(cp) => Step::Save(cp),
             Event::TurnEnded(_) if !p.calls.is_empty() => Step::Park(event),
             Event::TurnEnded(usage) => Step::End(usage),
             Event::Notice(n) => {
@@ -173,6 +173,9 @@ impl Engine {
         if usage.output_tokens == 0 {
             usage.output_tokens = p.tokens;
         }
+        let k = &p.key;
+        self.count(&k.caller, &k.account, &k.model, &turn_counters(&usage))
+            .await;
         let done = TurnItem::Done {
             stop: Stop::EndTurn,
             usage,
@@ -183,10 +186,7 @@ impl Engine {
     /// The upstream failed after output began: the caller's stream ends with the error.
     async fn fail(&self, p: Pump, e: &Error) {
         let c = classification(e);
-        let cooldown = self
-            .pool
-            .get(&p.key.account)
-            .and_then(|a| self.pool.record_failure(a, c.category(), c.advice()));
+        let cooldown = self.failed(&p.key, c.category(), c.advice()).await;
         warn!(
             conversation = short(&p.key.conv), account = %p.key.account,
             status = c.status().as_u16(), category = %c.category(),
@@ -204,10 +204,7 @@ impl Engine {
         for _ in 0..DRAIN_EVENTS {
             match p.run.next_event().await {
                 Ok(None) => return,
-                Ok(Some(Event::Checkpoint(cp))) => {
-                    self.checkpoints
-                        .put(&k.conv, &k.account, cp, k.covered, Instant::now());
-                }
+                Ok(Some(Event::Checkpoint(cp))) => self.save_checkpoint(k, cp).await,
                 Ok(Some(_)) => {}
                 Err(e) => {
                     warn!(conversation = short(&k.conv), error = %e,

@@ -1,22 +1,15 @@
-//! Conversation identity and the checkpoint store.
+//! Conversation identity (the checkpoints themselves live in the [`Store`](crate::store::Store)).
 //!
 //! A conversation is keyed by a hash of the caller's key, the model, the first 200 characters of
 //! the system prompt and the first user message, so two callers never share one. When Claude Code
 //! says which session it is (its session id, or the `cch` hash in its billing header), that wins.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::engine::turn::Turn;
 
 /// Characters of the system prompt that go into the session key.
 pub const SYSTEM_PREFIX_CHARS: usize = 200;
-/// Upper bound on stored checkpoints; the oldest go first.
-const MAX_CHECKPOINTS: usize = 10_000;
 
 /// Derives the stable conversation id (UUID-shaped) for a request from `caller_key`.
 pub fn conversation_id(caller_key: &str, req: &Turn) -> String {
@@ -85,91 +78,6 @@ fn uuid_from(d: &[u8]) -> String {
     )
 }
 
-#[derive(Debug, Clone)]
-struct Saved {
-    checkpoint: Bytes,
-    account: String,
-    covered: usize,
-    at: Instant,
-}
-
-/// Checkpoints per conversation, each bound to the account that produced it.
-#[derive(Debug)]
-pub struct CheckpointStore {
-    ttl: Duration,
-    map: Mutex<HashMap<String, Saved>>,
-}
-
-impl CheckpointStore {
-    /// A store whose entries live `ttl`.
-    pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            map: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Saves `checkpoint` for `conversation` on `account`, produced by a request of `covered`
-    /// messages.
-    pub fn put(
-        &self,
-        conversation: &str,
-        account: &str,
-        checkpoint: Bytes,
-        covered: usize,
-        now: Instant,
-    ) {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= MAX_CHECKPOINTS && !map.contains_key(conversation) {
-            map.retain(|_, s| now.saturating_duration_since(s.at) < self.ttl);
-            if map.len() >= MAX_CHECKPOINTS
-                && let Some(oldest) = map.iter().min_by_key(|(_, s)| s.at).map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
-            }
-        }
-        map.insert(
-            conversation.to_owned(),
-            Saved {
-                checkpoint,
-                account: account.to_owned(),
-                covered,
-                at: now,
-            },
-        );
-    }
-
-    /// The live checkpoint of `conversation`, its account and the message count it covers.
-    pub fn get(&self, conversation: &str, now: Instant) -> Option<(Bytes, String, usize)> {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(conversation) {
-            Some(s) if now.saturating_duration_since(s.at) < self.ttl => {
-                Some((s.checkpoint.clone(), s.account.clone(), s.covered))
-            }
-            Some(_) => {
-                map.remove(conversation);
-                None
-            }
-            None => None,
-        }
-    }
-
-    /// Drops a conversation's checkpoint (it belonged to another account).
-    pub fn remove(&self, conversation: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(conversation);
-    }
-
-    /// Removes expired entries; returns how many remain.
-    pub fn sweep(&self, now: Instant) -> usize {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, s| now.saturating_duration_since(s.at) < self.ttl);
-        map.len()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,18 +140,5 @@ mod tests {
             conversation_id("k", &req("m2", sys, "different"))
         );
         assert_eq!(billing_hash("no header"), None);
-    }
-
-    #[test]
-    fn checkpoints_expire_and_remember_their_account() {
-        let store = CheckpointStore::new(Duration::from_secs(1800));
-        let now = Instant::now();
-        store.put("c", "acct-a", Bytes::from_static(b"cp"), 1, now);
-        assert_eq!(
-            store.get("c", now + Duration::from_secs(60)),
-            Some((Bytes::from_static(b"cp"), "acct-a".into(), 1))
-        );
-        assert_eq!(store.get("c", now + Duration::from_secs(1801)), None);
-        assert_eq!(store.sweep(now), 0);
     }
 }

@@ -14,6 +14,8 @@ pub const CURSOR_UPSTREAM: &str = "https://api2.cursor.sh";
 /// Secrets in the config (tokens, keys) are `cursor-connect`'s own type: one redaction rule.
 pub use cursor_connect::Secret;
 
+pub use crate::store::StateConfig;
+
 /// One Cursor account in the config file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +131,12 @@ pub struct FileConfig {
     pub admin_key: Option<Secret>,
     /// Seconds running turns may take to finish on shutdown (default 30).
     pub drain_timeout_secs: Option<u64>,
+    /// Where state lives: a SQLite file path, or `memory` (default: a file in the data dir).
+    pub state: Option<String>,
+    /// A Redis URL: state shared by several instances (wins over `state`).
+    pub redis: Option<String>,
+    /// Conversations kept at most (the least recently used go first).
+    pub max_conversations: Option<usize>,
 }
 
 /// Command-line flags (each also readable from the environment).
@@ -161,6 +169,16 @@ pub struct Cli {
     /// `login`, `import`, `accounts`; none: serve.
     #[command(subcommand)]
     pub command: Option<crate::ops::cli::Command>,
+    /// Where state lives: a SQLite file, or `memory` (default: `state.sqlite3` in the
+    /// platform's data directory).
+    #[arg(long, env = "CURSOR_PROXY_STATE")]
+    pub state: Option<String>,
+    /// Redis URL for state shared by several instances (wins over --state).
+    #[arg(long, env = "CURSOR_PROXY_REDIS")]
+    pub redis: Option<String>,
+    /// 32-byte key (64 hex digits or base64) that encrypts credentials stored in Redis.
+    #[arg(long, env = "CURSOR_PROXY_REDIS_KEY", hide_env_values = true)]
+    pub redis_key: Option<String>,
 }
 
 /// Where turns go.
@@ -198,6 +216,10 @@ pub struct Config {
     pub first_output_timeout: Duration,
     /// Caller key policies, aliases, admin key, drain deadline.
     pub ops: crate::ops::settings::OpsConfig,
+    /// Where state lives (default [`StateConfig::Memory`]; the binary's default is a file).
+    pub state: StateConfig,
+    /// Conversations kept at most.
+    pub max_conversations: usize,
 }
 
 impl Default for Config {
@@ -216,6 +238,8 @@ impl Default for Config {
             stall_timeout: cursor_connect::DEFAULT_STALL_TIMEOUT,
             first_output_timeout: Duration::from_secs(120),
             ops: crate::ops::settings::OpsConfig::default(),
+            state: StateConfig::Memory,
+            max_conversations: crate::store::DEFAULT_MAX_CONVERSATIONS,
         }
     }
 }
@@ -261,6 +285,9 @@ pub enum ConfigError {
     /// Keys, aliases or the admin key are wrong.
     #[error("invalid operations settings: {0}")]
     Ops(String),
+    /// No platform data directory for the default state file.
+    #[error("cannot find a data directory for the state file: pass --state PATH or --state memory")]
+    NoDataDir,
 }
 
 impl Config {
@@ -306,6 +333,7 @@ impl Config {
             return Err(ConfigError::KeysRequired);
         }
         cfg.apply_tunables(&file);
+        cfg.state = state(cli, &file)?;
         Ok(cfg)
     }
 
@@ -328,6 +356,9 @@ impl Config {
         }
         if let Some(s) = file.first_output_timeout_secs {
             self.first_output_timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(n) = file.max_conversations {
+            self.max_conversations = n.max(1);
         }
     }
 
@@ -426,6 +457,23 @@ fn ops_settings(
     };
     crate::ops::settings::OpsConfig::resolve(&tables, cli.admin_key.as_deref(), env)
         .map_err(ConfigError::Ops)
+}
+
+/// Where state lives: `--redis`, else `--state` (`memory` or a path), else the default file.
+fn state(cli: &Cli, file: &FileConfig) -> Result<StateConfig, ConfigError> {
+    if let Some(url) = cli.redis.clone().or_else(|| file.redis.clone()) {
+        return Ok(StateConfig::Redis {
+            url,
+            key: cli.redis_key.as_deref().map(Secret::new),
+        });
+    }
+    match cli.state.clone().or_else(|| file.state.clone()).as_deref() {
+        Some("memory") => Ok(StateConfig::Memory),
+        Some(path) => Ok(StateConfig::Sqlite(PathBuf::from(path))),
+        None => crate::store::default_state_file()
+            .map(StateConfig::Sqlite)
+            .ok_or(ConfigError::NoDataDir),
+    }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -566,5 +614,33 @@ mod tests {
             Config::resolve(&cli, &no_env),
             Err(ConfigError::NoAccount)
         ));
+    }
+
+    #[test]
+    fn state_flags_choose_the_store() {
+        let cfg = Config::resolve(&Cli::default(), &no_env).unwrap();
+        match &cfg.state {
+            StateConfig::Sqlite(path) => assert!(path.ends_with("cursor-proxy/state.sqlite3")),
+            other => panic!("default is the data-dir file, got {other:?}"),
+        }
+        let cli = |state: Option<&str>, redis: Option<&str>| Cli {
+            state: state.map(str::to_owned),
+            redis: redis.map(str::to_owned),
+            redis_key: Some("k".repeat(64)),
+            ..Cli::default()
+        };
+        let state = |c: Cli| Config::resolve(&c, &no_env).unwrap().state;
+        assert_eq!(state(cli(Some("memory"), None)), StateConfig::Memory);
+        assert_eq!(
+            state(cli(Some("/tmp/x.db"), None)),
+            StateConfig::Sqlite("/tmp/x.db".into())
+        );
+        let redis = state(cli(Some("/tmp/x.db"), Some("redis://:pw@127.0.0.1:1/")));
+        assert!(matches!(redis, StateConfig::Redis { ref key, .. } if key.is_some()));
+        let shown = redis.describe();
+        assert!(
+            shown.contains("redis://:***@127.0.0.1:1/") && !shown.contains("kkkk"),
+            "{shown}"
+        );
     }
 }

@@ -1,18 +1,20 @@
 //! The production upstream: Cursor's agent service through `cursor-connect`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cursor_connect::auth::OAuthRefresh;
 use cursor_connect::{
-    AccessToken, Credentials, CursorClient, DEFAULT_STALL_TIMEOUT, Error, ModelInfo, RunRequest,
-    TokenSet,
+    AccessToken, BlobStore, Credentials, CursorClient, DEFAULT_STALL_TIMEOUT, Error, ModelInfo,
+    Refresh, RunRequest, Secret, TokenSet,
 };
 use futures_util::future::BoxFuture;
+use tracing::{info, warn};
 
 use super::{Upstream, UpstreamRun};
 use crate::engine::pool::Account;
+use crate::store::Store;
 
 /// Runs turns with `cursor-connect`, one client (one HTTP/2 connection, one blob store) per
 /// account, reused by every request on that account.
@@ -24,7 +26,12 @@ use crate::engine::pool::Account;
 pub struct CursorUpstream {
     stall_timeout: Duration,
     first_output_timeout: Option<Duration>,
-    clients: Mutex<HashMap<String, (crate::ops::config::Secret, CursorClient)>>,
+    blobs: Option<Arc<dyn BlobStore>>,
+    /// Where refreshed credentials are written before they are used.
+    store: Option<Arc<dyn Store>>,
+    /// Credentials read back from the store at startup, by account.
+    restored: Mutex<HashMap<String, TokenSet>>,
+    clients: Mutex<HashMap<String, (Secret, CursorClient)>>,
 }
 
 impl Default for CursorUpstream {
@@ -45,6 +52,9 @@ impl CursorUpstream {
         Self {
             stall_timeout: timeout,
             first_output_timeout: None,
+            blobs: None,
+            store: None,
+            restored: Mutex::default(),
             clients: Mutex::default(),
         }
     }
@@ -54,6 +64,53 @@ impl CursorUpstream {
     pub fn first_output_timeout(mut self, timeout: Duration) -> Self {
         self.first_output_timeout = Some(timeout);
         self
+    }
+
+    /// Every account's client keeps its KV blobs in `blobs` (default: one in-memory store per
+    /// client), e.g. a [`StoreBlobs`](crate::store::blobs::StoreBlobs) so that checkpoints
+    /// survive a restart.
+    pub fn blob_store(mut self, blobs: Arc<dyn BlobStore>) -> Self {
+        self.blobs = Some(blobs);
+        self
+    }
+
+    /// Renewed credentials (a new access token, a rotated refresh token) are written to
+    /// `store` before the client uses them, so a restart never falls back to a refresh token
+    /// the server already rotated away.
+    pub fn persist_credentials(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Reads the stored credentials of each renewable account in `accounts`; its client then
+    /// starts from them instead of the configured ones.
+    pub async fn restore_credentials(&self, accounts: &[Account]) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        for account in accounts.iter().filter(|a| a.config().renewable()) {
+            match store.credentials(account.name()).await {
+                Ok(Some(bytes)) => match decode_tokens(&bytes) {
+                    Some(set) => {
+                        info!(
+                            account = account.name(),
+                            "using the credentials stored by the last refresh"
+                        );
+                        self.restored
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(account.name().to_owned(), set);
+                    }
+                    None => warn!(
+                        account = account.name(),
+                        "stored credentials do not decode; using the configured ones"
+                    ),
+                },
+                Ok(None) => {}
+                Err(e) => warn!(account = account.name(), error = %e,
+                                "cannot read stored credentials; using the configured ones"),
+            }
+        }
     }
 
     fn client(&self, account: &Account) -> Result<CursorClient, Error> {
@@ -66,10 +123,13 @@ impl CursorUpstream {
         }
         let mut builder = CursorClient::builder()
             .base_url(account.upstream())
-            .credentials(credentials(account, &token)?)
+            .credentials(self.credentials(account, &token)?)
             .stall_timeout(self.stall_timeout);
         if let Some(timeout) = self.first_output_timeout {
             builder = builder.first_output_timeout(timeout);
+        }
+        if let Some(blobs) = &self.blobs {
+            builder = builder.blob_store(Arc::clone(blobs));
         }
         let client = builder.build()?;
         clients.insert(account.name().to_owned(), (token, client.clone()));
@@ -77,25 +137,93 @@ impl CursorUpstream {
     }
 }
 
-/// The account's credentials; with a refresh token or API key they renew themselves through
-/// Cursor's token endpoints on the account's API host.
-fn credentials(
-    account: &Account,
-    token: &crate::ops::config::Secret,
-) -> Result<Credentials, Error> {
-    let cfg = account.config();
+impl CursorUpstream {
+    /// The account's credentials; with a refresh token or API key they renew themselves
+    /// through Cursor's token endpoints on the account's API host (stored credentials, when
+    /// there are, win over the configured ones).
+    fn credentials(&self, account: &Account, token: &Secret) -> Result<Credentials, Error> {
+        let cfg = account.config();
+        let mut set = TokenSet::default();
+        if !token.expose().is_empty() {
+            set.access_token = Some(AccessToken::new(token.expose()));
+        }
+        set.refresh_token = cfg.refresh_token.clone();
+        set.api_key = cfg.cursor_api_key.clone();
+        if cfg.renewable()
+            && let Some(stored) = self
+                .restored
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(account.name())
+        {
+            set.access_token = stored.access_token.clone().or(set.access_token);
+            set.refresh_token = stored.refresh_token.clone().or(set.refresh_token);
+        }
+        let creds = Credentials::from_tokens(set);
+        if !cfg.renewable() {
+            return Ok(creds);
+        }
+        let inner = OAuthRefresh::new(account.upstream())?;
+        Ok(match &self.store {
+            Some(store) => creds.with_refresh(Persisting {
+                inner,
+                store: Arc::clone(store),
+                account: account.name().to_owned(),
+            }),
+            None => creds.with_refresh(inner),
+        })
+    }
+}
+
+/// A refresher that writes what it got to the store before handing it to the client.
+#[derive(Debug)]
+struct Persisting {
+    inner: OAuthRefresh,
+    store: Arc<dyn Store>,
+    account: String,
+}
+
+impl Refresh for Persisting {
+    fn refresh<'a>(&'a self, current: &'a TokenSet) -> BoxFuture<'a, Result<TokenSet, Error>> {
+        Box::pin(async move {
+            let fresh = self.inner.refresh(current).await?;
+            // What the client will hold: a refresh token the answer left out stays.
+            let mut kept = TokenSet::default();
+            kept.access_token = fresh.access_token.clone();
+            kept.refresh_token = fresh
+                .refresh_token
+                .clone()
+                .or_else(|| current.refresh_token.clone());
+            if let Err(e) = self
+                .store
+                .save_credentials(&self.account, encode_tokens(&kept))
+                .await
+            {
+                warn!(account = %self.account, error = %e,
+                      "cannot store the refreshed credentials; they live in memory only");
+            }
+            Ok(fresh)
+        })
+    }
+}
+
+/// The stored form of credentials: JSON with the access and refresh tokens (never the API
+/// key, which stays in the config).
+fn encode_tokens(set: &TokenSet) -> Vec<u8> {
+    serde_json::json!({
+        "access_token": set.access_token.as_ref().map(|t| t.secret().expose()),
+        "refresh_token": set.refresh_token.as_ref().map(|t| t.expose()),
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn decode_tokens(bytes: &[u8]) -> Option<TokenSet> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
     let mut set = TokenSet::default();
-    if !token.expose().is_empty() {
-        set.access_token = Some(AccessToken::new(token.expose()));
-    }
-    set.refresh_token = cfg.refresh_token.clone();
-    set.api_key = cfg.cursor_api_key.clone();
-    let creds = Credentials::from_tokens(set);
-    if !cfg.renewable() {
-        return Ok(creds);
-    }
-    let refresher = OAuthRefresh::new(account.upstream())?;
-    Ok(creds.with_refresh(refresher))
+    set.access_token = v["access_token"].as_str().map(AccessToken::new);
+    set.refresh_token = v["refresh_token"].as_str().map(Secret::new);
+    (set.access_token.is_some() || set.refresh_token.is_some()).then_some(set)
 }
 
 impl Upstream for CursorUpstream {
