@@ -24,6 +24,10 @@ pub enum ErrorKind {
     Protocol,
     /// The stream or appender was already closed when it was used.
     Closed,
+    /// A poll skipped a sequence number: server messages were lost.
+    PollGap,
+    /// A poll repeated a sequence number already delivered.
+    DuplicateSeqno,
 }
 
 impl ErrorKind {
@@ -37,6 +41,8 @@ impl ErrorKind {
             Self::Idle => "no data received within the idle timeout",
             Self::Protocol => "protocol error",
             Self::Closed => "closed",
+            Self::PollGap => "poll gap",
+            Self::DuplicateSeqno => "duplicate poll seqno",
         }
     }
 }
@@ -110,7 +116,8 @@ impl Error {
         match self.kind {
             ErrorKind::InvalidInput => Code::InvalidArgument,
             ErrorKind::Deadline => Code::DeadlineExceeded,
-            ErrorKind::Protocol => Code::Internal,
+            ErrorKind::Protocol | ErrorKind::DuplicateSeqno => Code::Internal,
+            ErrorKind::PollGap => Code::DataLoss,
             ErrorKind::Connect
             | ErrorKind::Tls
             | ErrorKind::Io
@@ -124,7 +131,10 @@ impl Error {
         let kind = match self.kind {
             ErrorKind::Connect | ErrorKind::Tls | ErrorKind::Io => TransportKind::Io,
             ErrorKind::Deadline | ErrorKind::Idle => TransportKind::Timeout,
-            ErrorKind::Protocol | ErrorKind::InvalidInput => TransportKind::Protocol,
+            ErrorKind::Protocol
+            | ErrorKind::InvalidInput
+            | ErrorKind::PollGap
+            | ErrorKind::DuplicateSeqno => TransportKind::Protocol,
             ErrorKind::Closed => TransportKind::Closed,
         };
         TransportCause::new(kind)

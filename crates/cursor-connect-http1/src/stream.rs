@@ -290,7 +290,7 @@ impl ServerStream {
 }
 
 /// Waits until a fault is recorded and returns it (never returns while there is none).
-async fn wait_fault(rx: &mut watch::Receiver<Option<ConnectError>>) -> ConnectError {
+pub(crate) async fn wait_fault(rx: &mut watch::Receiver<Option<ConnectError>>) -> ConnectError {
     let got = rx
         .wait_for(Option::is_some)
         .await

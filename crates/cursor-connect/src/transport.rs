@@ -34,8 +34,10 @@ pub enum Transport {
     Http2,
     /// HTTP/1.1: a `RunSSE` server stream plus one `BidiAppend` call per client message.
     Http1Stream,
-    /// HTTP/1.1 long polling (`RunPoll` + `BidiPoll`). Not implemented yet: a client built
-    /// with it fails its runs with a usage error.
+    /// HTTP/1.1 long polling: `RunPoll` requests (`BidiPollRequest`, answered with
+    /// `BidiPollResponse`s numbered from 0 and ended by `eof`) plus one `BidiAppend` call per
+    /// client message. For networks whose proxies buffer streamed responses. Cursor has not
+    /// been seen answering `RunPoll`; the mock serves it as `cursor_connect_http1` reads it.
     Http1Poll,
 }
 
@@ -103,9 +105,7 @@ impl ClientInner {
         match self.transport {
             Transport::Http2 => fixed(Transport::Http2),
             Transport::Http1Stream => fixed(Transport::Http1Stream),
-            Transport::Http1Poll => Err(Error::usage(
-                "Transport::Http1Poll is not implemented yet; use Http1Stream or Auto",
-            )),
+            Transport::Http1Poll => fixed(Transport::Http1Poll),
             Transport::Auto => {
                 let down = self.http2_down.lock().ok().and_then(|g| {
                     g.as_ref()

@@ -1,6 +1,6 @@
 //! HTTP/1.1 connections (TLS with ALPN `http/1.1`, or cleartext without the HTTP/2 preface):
-//! the REST endpoints and Connect unary calls, as Cursor's SDK makes them with `fetch`.
-//! Streaming calls need HTTP/2 here; an attempt is answered and recorded as a violation.
+//! the REST endpoints and Connect unary calls, as Cursor's SDK makes them with `fetch`, and
+//! the HTTP/1.1 shim: `RunSSE` or `RunPoll` plus `BidiAppend`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,8 +60,12 @@ async fn handle(
         )),
     };
     let sse = cursor_proto::paths::AGENT_RUN_SSE.path;
-    let reply = if path == sse {
+    let poll = cursor_proto::paths::AGENT_RUN_POLL.path;
+    let reply = if path == sse || path == poll {
         let answer = match body {
+            Ok(body) if path == poll => {
+                crate::poll::run_poll(shared, call, &parts.headers, body).await
+            }
             Ok(body) => crate::sse::run_sse(shared, call, &parts.headers, body).await,
             Err(error) => crate::sse::SseAnswer::Reply(Reply::error(&error, None)),
         };

@@ -96,6 +96,7 @@ mod error_spec;
 mod http1;
 mod io;
 mod ledger;
+mod poll;
 mod record;
 mod rest;
 mod run;
@@ -113,6 +114,7 @@ pub use error_spec::{
     DetailSpec, ERROR_DETAILS_TYPE, ErrorSpec, FIRST_MESSAGE_END_STREAM, MODEL_RETIRED_END_STREAM,
     NOT_LOGGED_IN_DETAILS_B64,
 };
+pub use poll::PollFault;
 pub use record::{
     MAX_MESSAGES_PER_CALL, MAX_RECORDED_BYTES, MAX_RECORDED_CALLS, MessageKind, ReceivedCall,
     ReceivedMessage, Violation,

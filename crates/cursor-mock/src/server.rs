@@ -46,6 +46,11 @@ pub(crate) struct Settings {
     pub(crate) write_timeout: Duration,
     pub(crate) max_message_size: usize,
     pub(crate) http2_config: cursor_proto::aiserver::v1::Http2Config,
+    /// How long a RunPoll stays open without news before it ends with `{}`.
+    pub(crate) poll_window: Duration,
+    pub(crate) poll_fault: Option<crate::poll::PollFault>,
+    /// BidiAppends from this seqno on are never answered (the client's deadline fault).
+    pub(crate) stall_appends_from: Option<i64>,
 }
 
 impl Default for Settings {
@@ -60,6 +65,9 @@ impl Default for Settings {
             write_timeout: Duration::from_secs(10),
             max_message_size: cursor_connect_frame::DEFAULT_MAX_MESSAGE_SIZE,
             http2_config: cursor_proto::aiserver::v1::Http2Config::ForceAllEnabled,
+            poll_window: Duration::from_secs(1),
+            poll_fault: None,
+            stall_appends_from: None,
         }
     }
 }
@@ -74,6 +82,8 @@ pub(crate) struct Shared {
     pub(crate) base_url: String,
     /// RunSSE streams by request id, for BidiAppend.
     pub(crate) bidi: crate::bidi::BidiTable,
+    /// RunPoll turns by request id.
+    pub(crate) polls: crate::poll::PollTable,
     /// Turns of RunSSE streams, which outlive the request handler that started them; aborted
     /// when the server is dropped.
     pub(crate) turns: Arc<std::sync::Mutex<JoinSet<()>>>,
@@ -204,6 +214,26 @@ impl MockBuilder {
         self
     }
 
+    /// How long a `RunPoll` stays open while the turn has nothing new (default 1 s); it then
+    /// ends cleanly and the client polls again.
+    pub fn poll_window(mut self, window: Duration) -> Self {
+        self.settings.poll_window = window;
+        self
+    }
+
+    /// Injects `fault` into every polled turn (a seqno gap, a repeat, a dropped poll).
+    pub fn poll_fault(mut self, fault: crate::poll::PollFault) -> Self {
+        self.settings.poll_fault = Some(fault);
+        self
+    }
+
+    /// Leaves every `BidiAppend` with `append_seqno >= seqno` unanswered (for 60 s), so a
+    /// client's append deadline can be seen to fire.
+    pub fn stall_appends_from(mut self, seqno: i64) -> Self {
+        self.settings.stall_appends_from = Some(seqno);
+        self
+    }
+
     /// Binds, generates the TLS material if asked, and starts serving.
     ///
     /// # Errors
@@ -231,6 +261,7 @@ impl MockBuilder {
             recorder: recorder.clone(),
             base_url: base_url.clone(),
             bidi: crate::bidi::BidiTable::default(),
+            polls: crate::poll::PollTable::default(),
             turns: turns.clone(),
         });
         let acceptor = pki

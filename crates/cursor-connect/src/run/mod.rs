@@ -163,7 +163,7 @@ impl Opener {
             let headers = self.inner.header_config.headers(&token, &self.ids)?;
             let attempt = async {
                 match self.used {
-                    Transport::Http1Stream => self.open_http1(headers).await,
+                    Transport::Http1Stream | Transport::Http1Poll => self.open_http1(headers).await,
                     _ => self.open_http2(headers).await,
                 }
             };
@@ -223,8 +223,8 @@ impl Opener {
         Ok((SendSide::H2(send), RecvSide::H2(recv)))
     }
 
-    /// Starts `RunSSE` (its request goes out at once) and appends the run request as seqno 0,
-    /// without waiting for the stream's response head, as Cursor's clients do.
+    /// Starts `RunSSE` (or the first `RunPoll`; its request goes out at once) and appends the
+    /// run request as seqno 0, without waiting for the response head, as Cursor's clients do.
     async fn open_http1(
         &self,
         mut headers: http::HeaderMap,
@@ -237,15 +237,23 @@ impl Opener {
         let mut opts = ShimOptions::default();
         opts.stream.head_timeout = self.inner.stall_timeout;
         opts.append.encoding = self.inner.append_encoding;
-        let (mut appender, stream) = self.inner.http1_agent.shim(
-            cursor_proto::paths::AGENT_RUN_SSE.path,
-            cursor_proto::paths::AISERVER_BIDI_APPEND.path,
-            headers,
-            self.ids.request_id(),
-            opts,
-        );
+        if let Some(base) = self.inner.append_deadline {
+            opts.append.deadline_base = base;
+        }
+        let append = cursor_proto::paths::AISERVER_BIDI_APPEND.path;
+        let channel = &self.inner.http1_agent;
+        let id = self.ids.request_id();
+        let (mut appender, recv) = if self.used == Transport::Http1Poll {
+            let path = cursor_proto::paths::AGENT_RUN_POLL.path;
+            let (a, p) = channel.poll(path, append, headers, id, opts);
+            (a, RecvSide::H1Poll(p))
+        } else {
+            let path = cursor_proto::paths::AGENT_RUN_SSE.path;
+            let (a, s) = channel.shim(path, append, headers, id, opts);
+            (a, RecvSide::H1(s))
+        };
         appender.send(self.first.clone()).await?;
-        Ok((SendSide::H1(appender), RecvSide::H1(stream)))
+        Ok((SendSide::H1(appender), recv))
     }
 }
 
@@ -392,8 +400,8 @@ impl Run {
         self.checkpoint.clone()
     }
 
-    /// The transport that carries this run: [`Transport::Http2`] or
-    /// [`Transport::Http1Stream`] (never `Auto`).
+    /// The transport that carries this run: [`Transport::Http2`],
+    /// [`Transport::Http1Stream`] or [`Transport::Http1Poll`] (never `Auto`).
     pub fn transport(&self) -> Transport {
         self.transport.lock().map_or(Transport::Http2, |g| g.0)
     }
