@@ -28,6 +28,9 @@ pub enum ErrorKind {
     PollGap,
     /// A poll repeated a sequence number already delivered.
     DuplicateSeqno,
+    /// No byte of a streamed response arrived within its first-byte timeout: something on the
+    /// way seems to buffer whole responses (poll mode gets through it).
+    Buffered,
 }
 
 impl ErrorKind {
@@ -43,6 +46,7 @@ impl ErrorKind {
             Self::Closed => "closed",
             Self::PollGap => "poll gap",
             Self::DuplicateSeqno => "duplicate poll seqno",
+            Self::Buffered => "streamed response buffered",
         }
     }
 }
@@ -122,6 +126,7 @@ impl Error {
             | ErrorKind::Tls
             | ErrorKind::Io
             | ErrorKind::Idle
+            | ErrorKind::Buffered
             | ErrorKind::Closed => Code::Unavailable,
         }
     }
@@ -130,7 +135,7 @@ impl Error {
     pub fn transport_cause(&self) -> TransportCause {
         let kind = match self.kind {
             ErrorKind::Connect | ErrorKind::Tls | ErrorKind::Io => TransportKind::Io,
-            ErrorKind::Deadline | ErrorKind::Idle => TransportKind::Timeout,
+            ErrorKind::Deadline | ErrorKind::Idle | ErrorKind::Buffered => TransportKind::Timeout,
             ErrorKind::Protocol
             | ErrorKind::InvalidInput
             | ErrorKind::PollGap

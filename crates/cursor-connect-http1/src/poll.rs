@@ -140,6 +140,7 @@ impl PollStream {
             head_timeout: self.opts.poll_timeout,
             idle_timeout: None,
             max_message_size: self.opts.max_message_size,
+            first_byte_timeout: None,
         };
         let stream = ServerStream::start(
             &self.channel,

@@ -49,6 +49,9 @@ pub(crate) struct ClientInner {
     /// Why and since when HTTP/2 is unavailable under `Auto` (tried again after
     /// `HTTP2_RETRY_AFTER`).
     pub(crate) http2_down: std::sync::Mutex<Option<(tokio::time::Instant, String)>>,
+    /// Under `Auto`: when and why a streamed HTTP/1.1 response was found buffered (runs then
+    /// poll for a while).
+    pub(crate) stream_buffered: std::sync::Mutex<Option<(tokio::time::Instant, String)>>,
     /// Whether the agent host is `https://` (decides `Auto` when the config is unspecified).
     pub(crate) agent_tls: bool,
 }
@@ -570,6 +573,7 @@ impl ClientBuilder {
                 append_deadline: self.append_deadline,
                 auto_choice: tokio::sync::Mutex::new(None),
                 http2_down: std::sync::Mutex::new(None),
+                stream_buffered: std::sync::Mutex::new(None),
                 agent_tls,
             }),
         })

@@ -32,7 +32,7 @@ use crate::client::ClientInner;
 use crate::config::HeaderStyle;
 use crate::error::{Error, ErrorKind};
 use crate::ids::{RequestIds, uuid_v4};
-use crate::transport::{Transport, http2_unavailable};
+use crate::transport::{Transport, http2_unavailable, stream_buffered};
 use driver::{Command, Driver, DriverConfig, Inbound, Item};
 use wire::{RecvSide, SendSide};
 
@@ -188,7 +188,7 @@ impl Opener {
                 }
             };
             if self.falls_back(&e) {
-                self.inner.http2_failed(&e);
+                self.record_fallback(&e);
                 continue;
             }
             let retry_safe = e.transport_cause().is_some_and(|c| c.retry_safe);
@@ -199,17 +199,24 @@ impl Opener {
         }
     }
 
-    /// Whether `e`, before any response, means HTTP/2 is unavailable and `Auto` should move
-    /// this run to HTTP/1.1.
+    /// Whether `e`, before any message, means `Auto` should move this run on: HTTP/2 is
+    /// unavailable (to HTTP/1.1), or HTTP/1.1 streaming comes buffered (to polling).
     pub(crate) fn falls_back(&self, e: &ConnectError) -> bool {
         self.inner.transport == Transport::Auto
-            && self.used == Transport::Http2
-            && http2_unavailable(e)
+            && match self.used {
+                Transport::Http2 => http2_unavailable(e),
+                Transport::Http1Stream => stream_buffered(e),
+                _ => false,
+            }
     }
 
-    /// Records an HTTP/2 failure so the next open takes HTTP/1.1.
-    pub(crate) fn http2_failed(&self, e: &ConnectError) {
-        self.inner.http2_failed(e);
+    /// Records the failure behind a fallback so the next open takes the next transport.
+    pub(crate) fn record_fallback(&self, e: &ConnectError) {
+        if self.used == Transport::Http2 {
+            self.inner.http2_failed(e);
+        } else {
+            self.inner.stream_was_buffered(e);
+        }
     }
 
     async fn open_http2(
@@ -240,13 +247,17 @@ impl Opener {
         if let Some(base) = self.inner.append_deadline {
             opts.append.deadline_base = base;
         }
+        if self.inner.transport == Transport::Auto {
+            // Room to fall back to polling before the stall timer gives up on the run.
+            opts.stream.first_byte_timeout = Some(self.inner.stall_timeout / 2);
+        }
         let append = cursor_proto::paths::AISERVER_BIDI_APPEND.path;
         let channel = &self.inner.http1_agent;
         let id = self.ids.request_id();
         let (mut appender, recv) = if self.used == Transport::Http1Poll {
             let path = cursor_proto::paths::AGENT_RUN_POLL.path;
             let (a, p) = channel.poll(path, append, headers, id, opts);
-            (a, RecvSide::H1Poll(p))
+            (a, RecvSide::H1Poll(Box::new(p)))
         } else {
             let path = cursor_proto::paths::AGENT_RUN_SSE.path;
             let (a, s) = channel.shim(path, append, headers, id, opts);

@@ -36,7 +36,8 @@ impl SendSide {
 pub(crate) enum RecvSide {
     H2(RecvHalf),
     H1(ServerStream),
-    H1Poll(PollStream),
+    // Boxed: it holds a whole stream per poll plus its own state.
+    H1Poll(Box<PollStream>),
 }
 
 impl RecvSide {
