@@ -159,6 +159,14 @@ impl CursorClient {
         }
     }
 
+    /// Starts calls of the legacy `aiserver.v1.ChatService` (`StreamUnifiedChatWithTools`),
+    /// which Cursor is sunsetting; prefer [`CursorClient::agent`].
+    pub fn legacy_chat(&self) -> crate::LegacyChatClient {
+        crate::LegacyChatClient {
+            inner: self.inner.clone(),
+        }
+    }
+
     /// The credentials (shared with every clone of this client).
     pub fn credentials(&self) -> &Credentials {
         &self.inner.credentials

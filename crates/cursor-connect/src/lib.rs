@@ -66,6 +66,7 @@ mod config;
 mod credentials;
 mod error;
 mod ids;
+mod legacy_chat;
 mod run;
 mod transport;
 
@@ -84,6 +85,7 @@ pub use credentials::{
 };
 pub use error::{Error, ErrorKind};
 pub use ids::{RequestIds, uuid_v4};
+pub use legacy_chat::{LegacyChat, LegacyChatClient};
 pub use run::{
     AgentClient, Event, HistoryMessage, HistoryMode, ImageInput, InteractionPolicy, Run,
     RunRequest, ToolActivity, ToolCall, ToolDefinition, ToolPhase, ToolResult, Usage,

@@ -96,6 +96,7 @@ mod error_spec;
 mod http1;
 mod io;
 mod ledger;
+mod legacy;
 mod poll;
 mod record;
 mod rest;
@@ -113,6 +114,11 @@ pub use bidi::MAX_AHEAD as MAX_APPENDS_AHEAD;
 pub use error_spec::{
     DetailSpec, ERROR_DETAILS_TYPE, ErrorSpec, FIRST_MESSAGE_END_STREAM, MODEL_RETIRED_END_STREAM,
     NOT_LOGGED_IN_DETAILS_B64,
+};
+pub use legacy::{
+    LEGACY_OUTDATED_CLIENT, LEGACY_TEXT, LEGACY_TEXT_SCENARIO, LEGACY_THINKING,
+    LEGACY_TOOL_CALL_ID, LEGACY_TOOL_PREFIX, LEGACY_TOOL_SCENARIO, LEGACY_UNSUPPORTED_REGION,
+    LEGACY_UPDATE_REQUIRED,
 };
 pub use poll::PollFault;
 pub use record::{

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use crate::error_spec::ErrorSpec;
 use crate::io::BodyFrame;
 use crate::server::Shared;
-use crate::sse::{SseAnswer, one_envelope, refuse, refuse_content_type, start_turn};
+use crate::sse::{SseAnswer, TurnKind, one_envelope, refuse, refuse_content_type};
 use crate::unary::Reply;
 
 /// A fault the mock injects into every polled turn, for clients' error paths.
@@ -140,6 +140,7 @@ pub(crate) async fn run_poll(
     call: usize,
     headers: &http::HeaderMap,
     body: Bytes,
+    kind: TurnKind,
 ) -> SseAnswer {
     if let Some(refused) = refuse_content_type(headers, "RunPoll") {
         return SseAnswer::Reply(refused);
@@ -160,7 +161,7 @@ pub(crate) async fn run_poll(
             let message = format!("a second start_request for request id {id:?}");
             return SseAnswer::Reply(conflict(shared, call, Code::AlreadyExists, message));
         };
-        match start_turn(shared, call, headers, &id).await {
+        match kind.start(shared, call, headers, &id).await {
             Ok(output) => {
                 shared.spawn_turn(pump(shared.clone(), id.clone(), session.clone(), output));
             }

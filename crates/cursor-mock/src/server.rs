@@ -522,6 +522,8 @@ async fn route(
             ctl,
         )
         .await;
+    } else if path == paths::AISERVER_STREAM_UNIFIED_CHAT_WITH_TOOLS.path {
+        crate::legacy::serve_h2(shared.clone(), call, header, body, respond).await;
     } else if crate::unary::serves(&path) {
         crate::unary::serve(&shared, call, &path, &parts.headers, header, body, respond).await;
     } else if crate::rest::serves(&path) {

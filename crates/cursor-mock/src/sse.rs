@@ -27,12 +27,36 @@ pub(crate) enum SseAnswer {
     Abort,
 }
 
-/// Starts the turn of one RunSSE request and waits for its response headers.
+/// What a shim stream carries: an agent `Run`, or a legacy ChatService turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TurnKind {
+    Agent,
+    Legacy,
+}
+
+impl TurnKind {
+    /// Starts a turn of this kind for `request_id` (see [`start_turn`]).
+    pub(crate) async fn start(
+        self,
+        shared: &Arc<Shared>,
+        call: usize,
+        headers: &http::HeaderMap,
+        request_id: &str,
+    ) -> Result<TurnOutput, Reply> {
+        match self {
+            Self::Agent => start_turn(shared, call, headers, request_id).await,
+            Self::Legacy => crate::legacy::start_turn(shared, call, headers, request_id).await,
+        }
+    }
+}
+
+/// Starts the turn of one RunSSE (or legacy SSE) request and waits for its response headers.
 pub(crate) async fn run_sse(
     shared: &Arc<Shared>,
     call: usize,
     headers: &http::HeaderMap,
     body: Bytes,
+    kind: TurnKind,
 ) -> SseAnswer {
     if let Some(refused) = refuse_content_type(headers, "RunSSE") {
         return SseAnswer::Reply(refused);
@@ -41,7 +65,7 @@ pub(crate) async fn run_sse(
         Ok(id) => id,
         Err(message) => return SseAnswer::Reply(refuse(shared, call, message)),
     };
-    let (head_rx, body_rx) = match start_turn(shared, call, headers, &request_id).await {
+    let (head_rx, body_rx) = match kind.start(shared, call, headers, &request_id).await {
         Ok(halves) => halves,
         Err(reply) => return SseAnswer::Reply(reply),
     };
@@ -87,7 +111,7 @@ pub(crate) async fn start_turn(
     request_id: &str,
 ) -> Result<TurnOutput, Reply> {
     let (tx, rx) = mpsc::channel(READ_AHEAD);
-    if let Err(error) = shared.bidi.claim(shared, request_id, tx, call).await {
+    if let Err(error) = shared.bidi.claim(shared, request_id, tx, call, false).await {
         shared.recorder.violation(call, error.message().to_owned());
         return Err(Reply::error(&error, None));
     }

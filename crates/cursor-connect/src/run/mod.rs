@@ -24,9 +24,11 @@ use tokio::task::JoinHandle;
 pub use activity::{ToolActivity, ToolPhase};
 pub use driver::InteractionPolicy;
 pub use event::{Event, ToolCall, ToolResult, Usage};
+pub(crate) use request::PROVIDER;
 pub use request::{
     HistoryMessage, HistoryMode, ImageInput, RunRequest, ToolDefinition, flatten_history,
 };
+pub(crate) use wire::{RecvSide, SendSide};
 
 use crate::client::ClientInner;
 use crate::config::HeaderStyle;
@@ -34,7 +36,6 @@ use crate::error::{Error, ErrorKind};
 use crate::ids::{RequestIds, uuid_v4};
 use crate::transport::{Transport, http2_unavailable, stream_buffered};
 use driver::{Command, Driver, DriverConfig, Inbound, Item};
-use wire::{RecvSide, SendSide};
 
 /// How many events may wait for the caller before the client stops reading the stream
 /// (HTTP/2 flow control then holds the server back; heartbeats and answers continue).
