@@ -483,3 +483,29 @@ async fn concurrent_runs_share_the_pool() {
         assert_shim_only(&mock, mode);
     }
 }
+
+#[tokio::test]
+async fn an_http1_only_mock_steers_auto_and_refuses_http2() {
+    let mock = MockServer::builder()
+        .http1_only(true)
+        .start()
+        .await
+        .unwrap();
+    let (got, reason) = auto_run(&mock, h1_builder(&mock.url(), Transport::Http1Stream)).await;
+    assert_eq!(got, Transport::Http1Stream);
+    let reason = reason.expect("reason");
+    assert!(reason.contains("FORCE_ALL_DISABLED"), "{reason}");
+    // A client insisting on HTTP/2 gets a transport error, in time.
+    let c = h1_builder(&mock.url(), Transport::Http2)
+        .stall_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let e = match c.agent().run(RunRequest::new("composer-2.5", "hi")).await {
+        Err(e) => e,
+        Ok(mut run) => expect_error(&collect(&mut run).await),
+    };
+    let ce = e.connect_error().expect("connect error");
+    assert_eq!(ce.origin(), Origin::Transport, "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

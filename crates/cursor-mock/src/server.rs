@@ -51,6 +51,8 @@ pub(crate) struct Settings {
     pub(crate) poll_fault: Option<crate::poll::PollFault>,
     /// BidiAppends from this seqno on are never answered (the client's deadline fault).
     pub(crate) stall_appends_from: Option<i64>,
+    /// Serve HTTP/1.1 only: no `h2` in ALPN, and cleartext connections are never HTTP/2.
+    pub(crate) http1_only: bool,
 }
 
 impl Default for Settings {
@@ -68,6 +70,7 @@ impl Default for Settings {
             poll_window: Duration::from_secs(1),
             poll_fault: None,
             stall_appends_from: None,
+            http1_only: false,
         }
     }
 }
@@ -234,6 +237,18 @@ impl MockBuilder {
         self
     }
 
+    /// Serves HTTP/1.1 only, like a network whose proxies strip HTTP/2: TLS offers only
+    /// `http/1.1` in ALPN, a cleartext HTTP/2 preface is answered as a bad HTTP/1.1 request, and
+    /// `GetServerConfig` answers `FORCE_ALL_DISABLED` (call [`MockBuilder::http2_config`]
+    /// afterwards to answer something else).
+    pub fn http1_only(mut self, on: bool) -> Self {
+        self.settings.http1_only = on;
+        if on {
+            self.settings.http2_config = cursor_proto::aiserver::v1::Http2Config::ForceAllDisabled;
+        }
+        self
+    }
+
     /// Binds, generates the TLS material if asked, and starts serving.
     ///
     /// # Errors
@@ -246,7 +261,9 @@ impl MockBuilder {
         .await?;
         let addr = listener.local_addr()?;
         let pki = if self.tls {
-            Some(tls::generate(self.tls_http1_only)?)
+            Some(tls::generate(
+                self.tls_http1_only || self.settings.http1_only,
+            )?)
         } else {
             None
         };
@@ -425,7 +442,7 @@ async fn connection(
             }
         }
         None => {
-            if starts_with_h2_preface(&tcp).await {
+            if !shared.settings.http1_only && starts_with_h2_preface(&tcp).await {
                 serve_h2(tcp, shared).await;
             } else {
                 crate::http1::serve(tcp, shared).await;
