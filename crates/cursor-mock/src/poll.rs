@@ -134,6 +134,61 @@ impl PollTable {
     }
 }
 
+/// The request id and `start_request` of a RunPoll body; `Err` is the answer to give.
+fn parse_poll(
+    shared: &Shared,
+    call: usize,
+    headers: &http::HeaderMap,
+    body: &Bytes,
+) -> Result<(String, bool), Reply> {
+    if let Some(refused) = refuse_content_type(headers, "RunPoll") {
+        return Err(refused);
+    }
+    let request = one_envelope(body, "RunPoll")
+        .and_then(|m| {
+            ai::BidiPollRequest::decode(m)
+                .map_err(|e| format!("RunPoll body is not a BidiPollRequest: {e}"))
+        })
+        .map_err(|message| refuse(shared, call, message))?;
+    let id = request.request_id.map(|r| r.request_id).unwrap_or_default();
+    if id.is_empty() {
+        return Err(refuse(shared, call, "RunPoll without a request_id".into()));
+    }
+    Ok((id, request.start_request == Some(true)))
+}
+
+/// The session a poll reads: a new one (and its turn) for `start_request`, else the one the
+/// first poll started. `Err` is the answer to give.
+async fn session_for(
+    shared: &Arc<Shared>,
+    call: usize,
+    headers: &http::HeaderMap,
+    (id, start): (&str, bool),
+    kind: TurnKind,
+) -> Result<Arc<Session>, Reply> {
+    if !start {
+        return shared.polls.get(id).ok_or_else(|| {
+            let message = format!("RunPoll for request id {id:?}, which no poll started");
+            conflict(shared, call, Code::NotFound, message)
+        });
+    }
+    let Some(session) = shared.polls.create(id, shared.settings.poll_fault) else {
+        let message = format!("a second start_request for request id {id:?}");
+        return Err(conflict(shared, call, Code::AlreadyExists, message));
+    };
+    match kind.start(shared, call, headers, id).await {
+        Ok(output) => {
+            let pumped = pump(shared.clone(), id.to_owned(), session.clone(), output);
+            shared.spawn_turn(pumped);
+            Ok(session)
+        }
+        Err(reply) => {
+            shared.polls.remove(id);
+            Err(reply)
+        }
+    }
+}
+
 /// Answers one RunPoll request.
 pub(crate) async fn run_poll(
     shared: &Arc<Shared>,
@@ -142,43 +197,13 @@ pub(crate) async fn run_poll(
     body: Bytes,
     kind: TurnKind,
 ) -> SseAnswer {
-    if let Some(refused) = refuse_content_type(headers, "RunPoll") {
-        return SseAnswer::Reply(refused);
-    }
-    let request = match one_envelope(&body, "RunPoll").and_then(|m| {
-        ai::BidiPollRequest::decode(m)
-            .map_err(|e| format!("RunPoll body is not a BidiPollRequest: {e}"))
-    }) {
-        Ok(request) => request,
-        Err(message) => return SseAnswer::Reply(refuse(shared, call, message)),
+    let (id, start) = match parse_poll(shared, call, headers, &body) {
+        Ok(parsed) => parsed,
+        Err(reply) => return SseAnswer::Reply(reply),
     };
-    let id = request.request_id.map(|r| r.request_id).unwrap_or_default();
-    if id.is_empty() {
-        return SseAnswer::Reply(refuse(shared, call, "RunPoll without a request_id".into()));
-    }
-    let session = if request.start_request == Some(true) {
-        let Some(session) = shared.polls.create(&id, shared.settings.poll_fault) else {
-            let message = format!("a second start_request for request id {id:?}");
-            return SseAnswer::Reply(conflict(shared, call, Code::AlreadyExists, message));
-        };
-        match kind.start(shared, call, headers, &id).await {
-            Ok(output) => {
-                shared.spawn_turn(pump(shared.clone(), id.clone(), session.clone(), output));
-            }
-            Err(reply) => {
-                shared.polls.remove(&id);
-                return SseAnswer::Reply(reply);
-            }
-        }
-        session
-    } else {
-        match shared.polls.get(&id) {
-            Some(session) => session,
-            None => {
-                let message = format!("RunPoll for request id {id:?}, which no poll started");
-                return SseAnswer::Reply(conflict(shared, call, Code::NotFound, message));
-            }
-        }
+    let session = match session_for(shared, call, headers, (&id, start), kind).await {
+        Ok(session) => session,
+        Err(reply) => return SseAnswer::Reply(reply),
     };
     {
         let mut state = session.lock();
@@ -253,7 +278,12 @@ async fn answer_poll(shared: &Shared, id: &str, session: &Session, tx: mpsc::Sen
             }
             Next::Wait => {
                 if tokio::time::timeout_at(window_end, notified).await.is_err() {
-                    session.lock().polling = false;
+                    {
+                        let mut state = session.lock();
+                        // Staleness counts from the end of the last poll.
+                        state.polling = false;
+                        state.last_poll = Instant::now();
+                    }
                     let _ = tx
                         .send(Ok(envelope(&mut encoder, Flags::END_STREAM, b"{}")))
                         .await;
@@ -329,6 +359,11 @@ async fn pump(
             None => break End::Bare,
         }
     };
+    finish(&session, end);
+}
+
+/// Records how the turn ended; after its last message comes one with `eof` (unless aborted).
+fn finish(session: &Session, end: End) {
     let mut state = session.lock();
     if !matches!(end, End::Abort) {
         let seqno = state.next_seqno;

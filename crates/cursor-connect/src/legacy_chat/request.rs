@@ -20,64 +20,68 @@ fn message(kind: MessageType, text: &str, agentic: bool) -> ai::ConversationMess
     }
 }
 
+/// The last message if it is the assistant's, else a new empty assistant message.
+fn assistant(
+    out: &mut Vec<ai::ConversationMessage>,
+    agentic: bool,
+) -> &mut ai::ConversationMessage {
+    if out
+        .last()
+        .is_none_or(|m| m.r#type != MessageType::Ai as i32)
+    {
+        out.push(message(MessageType::Ai, "", agentic));
+    }
+    let last = out.len() - 1;
+    &mut out[last]
+}
+
+/// Adds one history message to the conversation.
+fn push_history(out: &mut Vec<ai::ConversationMessage>, h: &HistoryMessage, agentic: bool) {
+    match h {
+        HistoryMessage::User(text) => out.push(message(MessageType::Human, text, agentic)),
+        HistoryMessage::Assistant(text) => assistant(out, agentic).text.push_str(text),
+        HistoryMessage::ToolCall {
+            id,
+            name,
+            arguments,
+        } => {
+            let call = ai::conversation_message::ToolResult {
+                tool_call_id: id.clone(),
+                tool_name: name.clone(),
+                raw_args: arguments.clone(),
+                args: arguments.clone(),
+                ..Default::default()
+            };
+            assistant(out, agentic).tool_results.push(call);
+        }
+        HistoryMessage::ToolResult {
+            id,
+            content,
+            is_error,
+            ..
+        } => {
+            let found = out
+                .iter_mut()
+                .rev()
+                .flat_map(|m| m.tool_results.iter_mut())
+                .find(|r| &r.tool_call_id == id);
+            if let Some(r) = found {
+                r.content = Some(content.clone());
+                r.error = is_error.then(|| ai::ToolResultError {
+                    model_visible_error_message: content.clone(),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+}
+
 /// The conversation, oldest first: the history, then the user's message. A tool call and its
 /// result become a `tool_results` entry of the assistant message that made the call.
 fn conversation(req: &RunRequest, agentic: bool) -> Vec<ai::ConversationMessage> {
     let mut out: Vec<ai::ConversationMessage> = Vec::new();
-    let assistant = |out: &mut Vec<ai::ConversationMessage>| -> usize {
-        if out
-            .last()
-            .is_none_or(|m| m.r#type != MessageType::Ai as i32)
-        {
-            out.push(message(MessageType::Ai, "", agentic));
-        }
-        out.len() - 1
-    };
     for h in req.history_messages() {
-        match h {
-            HistoryMessage::User(text) => out.push(message(MessageType::Human, text, agentic)),
-            HistoryMessage::Assistant(text) => {
-                let i = assistant(&mut out);
-                out[i].text.push_str(text);
-            }
-            HistoryMessage::ToolCall {
-                id,
-                name,
-                arguments,
-            } => {
-                let i = assistant(&mut out);
-                out[i]
-                    .tool_results
-                    .push(ai::conversation_message::ToolResult {
-                        tool_call_id: id.clone(),
-                        tool_name: name.clone(),
-                        raw_args: arguments.clone(),
-                        args: arguments.clone(),
-                        ..Default::default()
-                    });
-            }
-            HistoryMessage::ToolResult {
-                id,
-                content,
-                is_error,
-                ..
-            } => {
-                let found = out
-                    .iter_mut()
-                    .rev()
-                    .flat_map(|m| m.tool_results.iter_mut())
-                    .find(|r| &r.tool_call_id == id);
-                if let Some(r) = found {
-                    r.content = Some(content.clone());
-                    if *is_error {
-                        r.error = Some(ai::ToolResultError {
-                            model_visible_error_message: content.clone(),
-                            ..Default::default()
-                        });
-                    }
-                }
-            }
-        }
+        push_history(&mut out, h, agentic);
     }
     let mut user = message(MessageType::Human, &req.user_text, agentic);
     user.images = req
@@ -91,6 +95,20 @@ fn conversation(req: &RunRequest, agentic: bool) -> Vec<ai::ConversationMessage>
         .collect();
     out.push(user);
     out
+}
+
+/// The request's tools as MCP tools.
+fn mcp_tools(req: &RunRequest) -> Vec<ai::mcp_params::Tool> {
+    req.tool_definitions()
+        .iter()
+        .map(|t| ai::mcp_params::Tool {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            parameters: t.input_schema.to_string(),
+            server_name: PROVIDER.to_owned(),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// The first (and only request) message of a legacy chat call.
@@ -109,17 +127,7 @@ pub(crate) fn build(
             ..Default::default()
         })
         .collect();
-    let mcp_tools = req
-        .tool_definitions()
-        .iter()
-        .map(|t| ai::mcp_params::Tool {
-            name: t.name.clone(),
-            description: t.description.clone(),
-            parameters: t.input_schema.to_string(),
-            server_name: PROVIDER.to_owned(),
-            ..Default::default()
-        })
-        .collect();
+    let mcp_tools = mcp_tools(req);
     let (mode, mode_name) = if agentic {
         (UnifiedMode::Agent, "Agent")
     } else {
