@@ -48,8 +48,8 @@
 //! # Layers
 //!
 //! The crates underneath are re-exported: [`frame`] (envelopes, errors), [`proto`] (messages),
-//! [`h2`] (HTTP/2 transport), [`http1`] (HTTP/1.1 `RunSSE` + `BidiAppend` transport, chosen with
-//! [`Transport`]), [`classify`] (error classification).
+//! [`h2`] (HTTP/2 transport), [`http1`] (HTTP/1.1 `RunSSE` or `RunPoll` + `BidiAppend` transport,
+//! chosen with [`Transport`]), [`classify`] (error classification).
 #![forbid(unsafe_code)]
 
 pub use cursor_connect_classify as classify;
