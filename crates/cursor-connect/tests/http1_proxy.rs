@@ -1,7 +1,8 @@
 //! `Transport::Auto` behind reverse proxies that speak only HTTP/1.1: the server config asks
 //! for HTTP/2, the h2c handshake fails at the proxy, and the run completes over the HTTP/1.1
 //! shim through it, reporting the fallback. Behind a proxy that also buffers whole responses,
-//! the streamed response never trickles through, and the run moves on to polling.
+//! the streamed response never trickles through, and the run moves on to polling. One real
+//! proxy too: Debian's tinyproxy as a reverse proxy, started by the test.
 
 mod common;
 
@@ -124,4 +125,87 @@ async fn auto_falls_back_to_polling_behind_a_buffering_proxy() {
     // One streamed attempt (abandoned), then polls only.
     assert_eq!(count(AGENT_RUN_SSE.path), 1);
     assert!(count(AGENT_RUN_POLL.path) >= 2);
+}
+
+/// A tinyproxy (Debian's) reverse proxy in front of `upstream`, killed on drop.
+struct Tinyproxy {
+    child: std::process::Child,
+    addr: SocketAddr,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn tinyproxy(upstream: SocketAddr) -> Tinyproxy {
+    const BIN: &str = "/usr/bin/tinyproxy";
+    assert!(
+        std::path::Path::new(BIN).exists(),
+        "tinyproxy is not installed: run .ci/peers (Debian package tinyproxy)"
+    );
+    // tinyproxy needs a fixed port: take a free one from the kernel.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("cc-tinyproxy-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("tinyproxy.conf");
+    let text = format!(
+        "Port {port}\nListen 127.0.0.1\nTimeout 60\nMaxClients 50\n\
+         ReversePath \"/\" \"http://{upstream}/\"\nReverseOnly Yes\nLogLevel Warning\n"
+    );
+    std::fs::write(&conf, text).unwrap();
+    let child = std::process::Command::new(BIN)
+        .arg("-d")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tinyproxy starts");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let proxy = Tinyproxy { child, addr, dir };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return proxy;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("tinyproxy did not listen on {addr} within 5 s");
+}
+
+/// Through a real HTTP/1.1 reverse proxy (tinyproxy): HTTP/2 fails there, and the run
+/// completes over HTTP/1.1 streaming, reporting the fallback; poll mode works through it too.
+#[tokio::test]
+async fn auto_falls_back_behind_tinyproxy() {
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let proxy = tinyproxy(mock.addr()).await;
+    let mut run = auto_client(proxy.addr)
+        .agent()
+        .run(RunRequest::new("composer-2.5", "hi"))
+        .await
+        .unwrap();
+    let out = collect(&mut run).await;
+    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+    assert_eq!(out.text, cursor_mock::DEFAULT_TEXT);
+    assert_eq!(run.transport(), Transport::Http1Stream);
+    let reason = run.fallback_reason().expect("fallback reported");
+    assert!(reason.contains("HTTP/2 unavailable"), "{reason}");
+    // Poll mode through the same proxy.
+    let poll = CursorClient::builder()
+        .base_url(format!("http://{}", proxy.addr))
+        .credentials(Credentials::access_token(TOKEN))
+        .transport(Transport::Http1Poll)
+        .build()
+        .unwrap();
+    let out = run_to_end(&poll, RunRequest::new("composer-2.5", "hi")).await;
+    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+    assert_eq!(out.text, cursor_mock::DEFAULT_TEXT);
+    assert!(mock.violations().is_empty(), "{:?}", mock.violations());
 }
