@@ -367,3 +367,79 @@ fn tool_result(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ai::client_side_tool_v2_result::Result as R;
+    use ai::stream_unified_chat_request_with_tools::Request;
+
+    fn result_of(msg: ai::StreamUnifiedChatRequestWithTools) -> ai::ClientSideToolV2Result {
+        match msg.request {
+            Some(Request::ClientSideToolV2Result(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn results_take_the_shape_of_their_call() {
+        let mcp = Pending {
+            tool: ai::ClientSideToolV2::Mcp as i32,
+            name: "echo".into(),
+            server: String::new(),
+        };
+        let r = result_of(tool_result("c1", &mcp, &ToolResult::text("pong")));
+        assert_eq!(r.tool_call_id, "c1");
+        assert_eq!(r.tool, ai::ClientSideToolV2::Mcp as i32);
+        let Some(R::McpResult(m)) = r.result else {
+            panic!("mcp result")
+        };
+        assert_eq!(
+            (m.selected_tool.as_str(), m.result.as_str()),
+            ("echo", "pong")
+        );
+
+        let call_mcp = Pending {
+            tool: ai::ClientSideToolV2::CallMcpTool as i32,
+            name: "echo".into(),
+            server: "srv".into(),
+        };
+        let r = result_of(tool_result("c2", &call_mcp, &ToolResult::text("pong")));
+        let Some(R::CallMcpToolResult(m)) = r.result else {
+            panic!("call_mcp_tool result")
+        };
+        assert_eq!((m.server.as_str(), m.tool_name.as_str()), ("srv", "echo"));
+        let fields = cursor_proto::json::struct_to_json(&m.result.unwrap());
+        assert_eq!(fields["text"], "pong");
+
+        let r = result_of(tool_result("c3", &mcp, &ToolResult::error("boom")));
+        assert!(r.result.is_none());
+        assert_eq!(r.error.unwrap().model_visible_error_message, "boom");
+    }
+
+    #[test]
+    fn names_come_from_the_call_or_its_parameters() {
+        use ai::client_side_tool_v2_call::Params;
+        let mut call = ai::ClientSideToolV2Call {
+            name: "direct".into(),
+            ..Default::default()
+        };
+        assert_eq!(call_names(&call).0, "direct");
+        call.params = Some(Params::CallMcpToolParams(ai::CallMcpToolParams {
+            server: "srv".into(),
+            tool_name: "named".into(),
+            tool_args: None,
+        }));
+        assert_eq!(call_names(&call), ("named".into(), "srv".into()));
+        call.name.clear();
+        call.params = Some(Params::McpParams(ai::McpParams {
+            tools: vec![ai::mcp_params::Tool {
+                name: "listed".into(),
+                server_name: "s2".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }));
+        assert_eq!(call_names(&call), ("listed".into(), "s2".into()));
+    }
+}
