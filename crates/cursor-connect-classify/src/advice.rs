@@ -21,7 +21,8 @@ pub enum Category {
     TokenExpired,
     /// The account may not do this (plan, team policy, blocked account).
     PermissionDenied,
-    /// The server rejects this client version. Retrying anywhere fails the same way.
+    /// The server rejects this client version, or no longer serves the service called (the
+    /// legacy ChatService). Retrying anywhere fails the same way.
     OutdatedClient,
     /// The conversation no longer fits the model's context. Start a new one or compact it.
     ConversationTooLong,

@@ -27,7 +27,24 @@ pub struct Context {
     /// The HTTP status of the upstream response, when one was seen and the error may not carry
     /// it (the error's own [`ConnectError::http_status_seen`] is used otherwise).
     pub http_status: Option<StatusCode>,
+    /// The call went to the legacy `aiserver.v1.ChatService` (`StreamUnifiedChatWithTools` and
+    /// its SSE / poll forms), which Cursor is sunsetting: its sunset answers
+    /// ([`LEGACY_CHAT_SUNSET_ERRORS`], or a title "Update Required") then classify as
+    /// [`Category::OutdatedClient`] with [`LEGACY_CHAT_HINT`], never as a rate limit or a
+    /// region or model problem.
+    pub legacy_chat: bool,
 }
+
+/// The `ErrorDetails.Error` values Cursor answers the legacy ChatService with while sunsetting
+/// it (reference/cursor-protocol.md §1.5): `ERROR_GPT_4_VISION_PREVIEW_RATE_LIMIT` (28, titled
+/// "Update Required"), `ERROR_OUTDATED_CLIENT` (30), `ERROR_DEPRECATED` (40),
+/// `ERROR_UNSUPPORTED_REGION` (64).
+pub const LEGACY_CHAT_SUNSET_ERRORS: [i32; 4] = [28, 30, 40, 64];
+
+/// What to tell the user when the legacy ChatService is refused.
+pub const LEGACY_CHAT_HINT: &str = "Cursor no longer serves the legacy ChatService \
+    (StreamUnifiedChatWithTools) to this client; use the agent service \
+    (agent.v1.AgentService/Run) instead";
 
 impl Context {
     /// Nothing reached the caller and no HTTP status is known.
@@ -38,6 +55,12 @@ impl Context {
     /// Sets [`Context::response_started`].
     pub fn with_response_started(mut self, started: bool) -> Self {
         self.response_started = started;
+        self
+    }
+
+    /// Sets [`Context::legacy_chat`].
+    pub fn with_legacy_chat(mut self, legacy: bool) -> Self {
+        self.legacy_chat = legacy;
         self
     }
 
@@ -73,6 +96,7 @@ pub struct Classification {
     transparent_retry_allowed: bool,
     layer: Layer,
     details: Option<CursorDetails>,
+    hint: Option<&'static str>,
 }
 
 impl Classification {
@@ -106,6 +130,12 @@ impl Classification {
     /// Cursor's error details, when the error carried them.
     pub fn cursor_details(&self) -> Option<&CursorDetails> {
         self.details.as_ref()
+    }
+
+    /// What the user should do, when the decision has a fixed answer (today: use the agent
+    /// service instead of the sunset legacy ChatService, [`LEGACY_CHAT_HINT`]).
+    pub fn hint(&self) -> Option<&'static str> {
+        self.hint
     }
 
     /// Cursor's `Error` enum value, when the error carried one.
@@ -145,11 +175,19 @@ pub fn classify_with_details(
     ctx: Context,
     details: Option<CursorDetails>,
 ) -> Classification {
-    let (rule, layer) = decide(
-        err,
-        details.as_ref(),
-        ctx.http_status.or_else(|| err.http_status_seen()),
-    );
+    let sunset = ctx.legacy_chat && legacy_chat_sunset(details.as_ref());
+    let (rule, layer) = if sunset {
+        (
+            Rule::new(Category::OutdatedClient, 502),
+            Layer::CursorDetails,
+        )
+    } else {
+        decide(
+            err,
+            details.as_ref(),
+            ctx.http_status.or_else(|| err.http_status_seen()),
+        )
+    };
     let rule = rule.with_server_retryable(details.as_ref().and_then(CursorDetails::is_retryable));
     let retry_safe = err.transport_cause().is_some_and(|c| c.retry_safe);
     let mut advice = rule
@@ -178,7 +216,16 @@ pub fn classify_with_details(
         transparent_retry_allowed,
         layer,
         details,
+        hint: sunset.then_some(LEGACY_CHAT_HINT),
     }
+}
+
+/// Whether Cursor's details are one of the legacy ChatService's sunset answers.
+fn legacy_chat_sunset(details: Option<&CursorDetails>) -> bool {
+    details.is_some_and(|d| {
+        LEGACY_CHAT_SUNSET_ERRORS.contains(&d.error().0)
+            || d.title().eq_ignore_ascii_case("update required")
+    })
 }
 
 fn decide(

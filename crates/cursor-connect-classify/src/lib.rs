@@ -72,7 +72,10 @@ mod text_table;
 mod transport_table;
 
 pub use advice::{Advice, Category, CooldownClass, LONG_COOLDOWN, SHORT_COOLDOWN};
-pub use classify::{Classification, Context, Layer, classify, classify_with_details};
+pub use classify::{
+    Classification, Context, LEGACY_CHAT_HINT, LEGACY_CHAT_SUNSET_ERRORS, Layer, classify,
+    classify_with_details,
+};
 pub use cooldown::{
     AccountState, Clock, CooldownPolicy, CooldownTracker, JitterSource, ManualClock, NoJitter,
     SeededJitter, SystemClock,

@@ -46,6 +46,14 @@ pub fn render_markdown() -> String {
     );
     crate::cursor_table::render_cursor_table(&mut out);
     out.push_str("\nValues above 65 (newer than this table) fall through to the Connect code.\n\n");
+    out.push_str(
+        "**Legacy ChatService.** With `Context::legacy_chat` set (a call to \
+         `aiserver.v1.ChatService/StreamUnifiedChatWithTools` or its SSE / poll forms), the \
+         sunset answers (`ERROR_GPT_4_VISION_PREVIEW_RATE_LIMIT` 28 titled \"Update Required\", \
+         `ERROR_OUTDATED_CLIENT` 30, `ERROR_DEPRECATED` 40, `ERROR_UNSUPPORTED_REGION` 64, or \
+         any error titled \"Update Required\") override this table: `outdated_client`, 502, no \
+         retry, and `Classification::hint` tells the user to use the agent service.\n\n",
+    );
     out.push_str("### Layer 2: Connect code, and upstream HTTP status without a code\n\n");
     out.push_str(
         "The code decides when the peer sent it; otherwise a transport cause decides first, \

@@ -246,7 +246,7 @@ fn put_varint(buf: &mut BytesMut, mut v: u64) {
     buf.put_u8(v as u8);
 }
 
-fn put_len_field(buf: &mut BytesMut, tag: u8, bytes: &[u8]) {
+pub(crate) fn put_len_field(buf: &mut BytesMut, tag: u8, bytes: &[u8]) {
     buf.put_u8(tag);
     put_varint(buf, bytes.len() as u64);
     buf.put_slice(bytes);

@@ -24,6 +24,13 @@ pub enum ErrorKind {
     Protocol,
     /// The stream or appender was already closed when it was used.
     Closed,
+    /// A poll skipped a sequence number: server messages were lost.
+    PollGap,
+    /// A poll repeated a sequence number already delivered.
+    DuplicateSeqno,
+    /// No byte of a streamed response arrived within its first-byte timeout: something on the
+    /// way seems to buffer whole responses (poll mode gets through it).
+    Buffered,
 }
 
 impl ErrorKind {
@@ -37,6 +44,9 @@ impl ErrorKind {
             Self::Idle => "no data received within the idle timeout",
             Self::Protocol => "protocol error",
             Self::Closed => "closed",
+            Self::PollGap => "poll gap",
+            Self::DuplicateSeqno => "duplicate poll seqno",
+            Self::Buffered => "streamed response buffered",
         }
     }
 }
@@ -110,11 +120,13 @@ impl Error {
         match self.kind {
             ErrorKind::InvalidInput => Code::InvalidArgument,
             ErrorKind::Deadline => Code::DeadlineExceeded,
-            ErrorKind::Protocol => Code::Internal,
+            ErrorKind::Protocol | ErrorKind::DuplicateSeqno => Code::Internal,
+            ErrorKind::PollGap => Code::DataLoss,
             ErrorKind::Connect
             | ErrorKind::Tls
             | ErrorKind::Io
             | ErrorKind::Idle
+            | ErrorKind::Buffered
             | ErrorKind::Closed => Code::Unavailable,
         }
     }
@@ -123,8 +135,11 @@ impl Error {
     pub fn transport_cause(&self) -> TransportCause {
         let kind = match self.kind {
             ErrorKind::Connect | ErrorKind::Tls | ErrorKind::Io => TransportKind::Io,
-            ErrorKind::Deadline | ErrorKind::Idle => TransportKind::Timeout,
-            ErrorKind::Protocol | ErrorKind::InvalidInput => TransportKind::Protocol,
+            ErrorKind::Deadline | ErrorKind::Idle | ErrorKind::Buffered => TransportKind::Timeout,
+            ErrorKind::Protocol
+            | ErrorKind::InvalidInput
+            | ErrorKind::PollGap
+            | ErrorKind::DuplicateSeqno => TransportKind::Protocol,
             ErrorKind::Closed => TransportKind::Closed,
         };
         TransportCause::new(kind)

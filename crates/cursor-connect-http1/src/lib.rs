@@ -13,6 +13,10 @@
 //!   and each append has the CLI's deadline (60 s + 1 s per 128 KiB). A failed append fails
 //!   the call: the paired stream returns its error at once, never hangs.
 //!
+//! * or, in poll mode, a series of **long polls** (`agent.v1.AgentService/RunPoll`), read by
+//!   [`PollStream`]: `BidiPollResponse`s whose seqnos must run from 0 without gap or repeat,
+//!   ended by `eof` (see the README for what is assumed of the server).
+//!
 //! Connections are kept alive in a small pool per [`Channel`] (TLS via rustls with ALPN
 //! `http/1.1`, or cleartext). Every call returns `ConnectError`; transport failures carry a
 //! `TransportCause` (kind, response started, retry safety) and this crate's [`Error`] as
@@ -44,12 +48,14 @@ mod append;
 mod channel;
 mod endpoint;
 mod error;
+mod poll;
 mod stream;
 
 pub use append::{AppendEncoding, AppendOptions, Appender, encode_append};
 pub use channel::{Channel, DEFAULT_MAX_UNARY_BODY};
 pub use endpoint::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_IDLE, Endpoint};
 pub use error::{Error, ErrorKind};
+pub use poll::{PollOptions, PollStream, encode_poll_request};
 pub use stream::{ServerStream, StreamOptions};
 
 /// Re-exported so callers can pass extra roots without depending on rustls directly.
@@ -63,6 +69,8 @@ pub struct ShimOptions {
     pub stream: StreamOptions,
     /// The appends' settings.
     pub append: AppendOptions,
+    /// The polls' settings (poll mode only).
+    pub poll: PollOptions,
 }
 
 impl Channel {
@@ -87,6 +95,40 @@ impl Channel {
             headers.clone(),
             &id,
             opts.stream,
+            Some(fault_rx),
+        );
+        let appender = Appender::new(
+            self.clone(),
+            append_path,
+            headers,
+            request_id.to_owned(),
+            opts.append,
+            fault_tx,
+        );
+        (appender, stream)
+    }
+
+    /// Opens a shim call in poll mode: starts the first poll to `poll_path` at once (body: the
+    /// enveloped `BidiPollRequest{request_id, start_request: true}`) and returns the appender
+    /// for `append_path` with the [`PollStream`] of the server's messages.
+    ///
+    /// `headers` go on every request; set `x-request-id` to `request_id` there. Must be
+    /// called inside a tokio runtime.
+    pub fn poll(
+        &self,
+        poll_path: &str,
+        append_path: &str,
+        headers: http::HeaderMap,
+        request_id: &str,
+        opts: ShimOptions,
+    ) -> (Appender, PollStream) {
+        let (fault_tx, fault_rx) = tokio::sync::watch::channel(None);
+        let stream = PollStream::new(
+            self.clone(),
+            poll_path,
+            headers.clone(),
+            request_id.to_owned(),
+            opts.poll,
             Some(fault_rx),
         );
         let appender = Appender::new(

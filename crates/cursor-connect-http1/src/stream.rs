@@ -27,6 +27,11 @@ pub struct StreamOptions {
     pub idle_timeout: Option<Duration>,
     /// Largest message accepted, decompressed (default 4 MiB).
     pub max_message_size: usize,
+    /// Fail with [`ErrorKind::Buffered`] when no body byte has arrived this long after the
+    /// request (default: none). A server that streams sends something (a heartbeat) within
+    /// seconds; silence while the paired appends are answered means something in between
+    /// buffers whole responses, and only polling gets through.
+    pub first_byte_timeout: Option<Duration>,
 }
 
 impl Default for StreamOptions {
@@ -35,6 +40,7 @@ impl Default for StreamOptions {
             head_timeout: Duration::from_secs(30),
             idle_timeout: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            first_byte_timeout: None,
         }
     }
 }
@@ -66,6 +72,8 @@ pub struct ServerStream {
     fault: Option<watch::Receiver<Option<ConnectError>>>,
     sticky: Option<ConnectError>,
     started: bool,
+    /// When the first body byte is due (`first_byte_timeout`), until it has arrived.
+    first_byte_due: Option<tokio::time::Instant>,
 }
 
 impl std::fmt::Debug for ServerStream {
@@ -117,6 +125,9 @@ impl ServerStream {
                 ))),
             }
         });
+        let first_byte_due = opts
+            .first_byte_timeout
+            .map(|t| tokio::time::Instant::now() + t);
         Self {
             state: State::Waiting(task),
             decoder: None,
@@ -124,6 +135,7 @@ impl ServerStream {
             fault,
             sticky: None,
             started: false,
+            first_byte_due,
         }
     }
 
@@ -173,7 +185,7 @@ impl ServerStream {
             }
             match &mut self.state {
                 State::Waiting(task) => {
-                    let head = match task.await {
+                    let head = match first_byte(self.first_byte_due, task, &self.opts).await? {
                         Ok(h) => h?,
                         Err(_) => {
                             return Err(Error::new(ErrorKind::Closed)
@@ -185,6 +197,13 @@ impl ServerStream {
                 }
                 State::Body(body, _) => {
                     let chunk = match self.opts.idle_timeout {
+                        _ if self.first_byte_due.is_some() => {
+                            let chunk =
+                                first_byte(self.first_byte_due, next_data(body), &self.opts)
+                                    .await?;
+                            self.first_byte_due = None;
+                            chunk
+                        }
                         Some(t) => {
                             tokio::time::timeout(t, next_data(body))
                                 .await
@@ -289,8 +308,25 @@ impl ServerStream {
     }
 }
 
+/// `fut`, bounded by the first-byte deadline when one is pending.
+async fn first_byte<F: Future>(
+    due: Option<tokio::time::Instant>,
+    fut: F,
+    opts: &StreamOptions,
+) -> Result<F::Output, Error> {
+    let Some(due) = due else {
+        return Ok(fut.await);
+    };
+    tokio::time::timeout_at(due, fut).await.map_err(|_| {
+        let secs = opts.first_byte_timeout.unwrap_or_default().as_secs_f64();
+        Error::new(ErrorKind::Buffered).detail(format!(
+            "no byte of the streamed response within {secs:.1}s"
+        ))
+    })
+}
+
 /// Waits until a fault is recorded and returns it (never returns while there is none).
-async fn wait_fault(rx: &mut watch::Receiver<Option<ConnectError>>) -> ConnectError {
+pub(crate) async fn wait_fault(rx: &mut watch::Receiver<Option<ConnectError>>) -> ConnectError {
     let got = rx
         .wait_for(Option::is_some)
         .await

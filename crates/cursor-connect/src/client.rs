@@ -41,12 +41,17 @@ pub(crate) struct ClientInner {
     pub(crate) http1_api: cursor_connect_http1::Channel,
     pub(crate) http1_agent: cursor_connect_http1::Channel,
     pub(crate) append_encoding: cursor_connect_http1::AppendEncoding,
+    /// The fixed part of each HTTP/1.1 append's deadline; `None`: the CLI's 60 s.
+    pub(crate) append_deadline: Option<Duration>,
     /// `Auto`'s decision from the server config and when it was made (refreshed after
     /// `AUTO_CONFIG_REFRESH`); the lock makes concurrent runs share one fetch.
     pub(crate) auto_choice: tokio::sync::Mutex<Option<(tokio::time::Instant, Choice)>>,
     /// Why and since when HTTP/2 is unavailable under `Auto` (tried again after
     /// `HTTP2_RETRY_AFTER`).
     pub(crate) http2_down: std::sync::Mutex<Option<(tokio::time::Instant, String)>>,
+    /// Under `Auto`: when and why a streamed HTTP/1.1 response was found buffered (runs then
+    /// poll for a while).
+    pub(crate) stream_buffered: std::sync::Mutex<Option<(tokio::time::Instant, String)>>,
     /// Whether the agent host is `https://` (decides `Auto` when the config is unspecified).
     pub(crate) agent_tls: bool,
 }
@@ -150,6 +155,14 @@ impl CursorClient {
     /// Starts agent runs.
     pub fn agent(&self) -> AgentClient {
         AgentClient {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Starts calls of the legacy `aiserver.v1.ChatService` (`StreamUnifiedChatWithTools`),
+    /// which Cursor is sunsetting; prefer [`CursorClient::agent`].
+    pub fn legacy_chat(&self) -> crate::LegacyChatClient {
+        crate::LegacyChatClient {
             inner: self.inner.clone(),
         }
     }
@@ -269,6 +282,7 @@ pub struct ClientBuilder {
     transport: Transport,
     http1_channel: Option<cursor_connect_http1::Channel>,
     append_encoding: cursor_connect_http1::AppendEncoding,
+    append_deadline: Option<Duration>,
 }
 
 impl Default for ClientBuilder {
@@ -296,6 +310,7 @@ impl Default for ClientBuilder {
             transport: Transport::Http2,
             http1_channel: None,
             append_encoding: cursor_connect_http1::AppendEncoding::Hex,
+            append_deadline: None,
         }
     }
 }
@@ -354,6 +369,14 @@ impl ClientBuilder {
     /// Cursor's SDK and CLI send) or `data_binary`.
     pub fn http1_append_encoding(mut self, encoding: cursor_connect_http1::AppendEncoding) -> Self {
         self.append_encoding = encoding;
+        self
+    }
+
+    /// The fixed part of each HTTP/1.1 `BidiAppend`'s deadline (default 60 s, the CLI's; one
+    /// second per 128 KiB of body is added). An append unanswered by then fails the run with
+    /// `deadline_exceeded` "bidi_append_deadline_exceeded".
+    pub fn http1_append_deadline(mut self, base: Duration) -> Self {
+        self.append_deadline = Some(base);
         self
     }
 
@@ -555,8 +578,10 @@ impl ClientBuilder {
                 http1_api,
                 http1_agent,
                 append_encoding: self.append_encoding,
+                append_deadline: self.append_deadline,
                 auto_choice: tokio::sync::Mutex::new(None),
                 http2_down: std::sync::Mutex::new(None),
+                stream_buffered: std::sync::Mutex::new(None),
                 agent_tls,
             }),
         })

@@ -92,6 +92,28 @@ impl Error {
         }))
     }
 
+    /// A failure of a legacy ChatService call: classified with `Context::legacy_chat`, so its
+    /// sunset answers read as an outdated client/service, and the classifier's hint (use the
+    /// agent service) appended to the message.
+    pub(crate) fn legacy_call(err: ConnectError, before_output: bool) -> Self {
+        let ctx = Context::new()
+            .with_response_started(!before_output)
+            .with_legacy_chat(true);
+        let classification = classify(&err, ctx);
+        let message = match classification.hint() {
+            Some(hint) => format!("{err} ({hint})"),
+            None => err.to_string(),
+        };
+        Self(Arc::new(Inner {
+            kind: ErrorKind::Call,
+            message,
+            connect: Some(err),
+            classification: Some(classification),
+            before_output,
+            source: None,
+        }))
+    }
+
     /// The broad kind of failure.
     pub fn kind(&self) -> ErrorKind {
         self.0.kind

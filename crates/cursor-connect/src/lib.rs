@@ -48,8 +48,8 @@
 //! # Layers
 //!
 //! The crates underneath are re-exported: [`frame`] (envelopes, errors), [`proto`] (messages),
-//! [`h2`] (HTTP/2 transport), [`http1`] (HTTP/1.1 `RunSSE` + `BidiAppend` transport, chosen with
-//! [`Transport`]), [`classify`] (error classification).
+//! [`h2`] (HTTP/2 transport), [`http1`] (HTTP/1.1 `RunSSE` or `RunPoll` + `BidiAppend` transport,
+//! chosen with [`Transport`]), [`classify`] (error classification).
 #![forbid(unsafe_code)]
 
 pub use cursor_connect_classify as classify;
@@ -66,6 +66,7 @@ mod config;
 mod credentials;
 mod error;
 mod ids;
+mod legacy_chat;
 mod run;
 mod transport;
 
@@ -84,6 +85,7 @@ pub use credentials::{
 };
 pub use error::{Error, ErrorKind};
 pub use ids::{RequestIds, uuid_v4};
+pub use legacy_chat::{LegacyChat, LegacyChatClient};
 pub use run::{
     AgentClient, Event, HistoryMessage, HistoryMode, ImageInput, InteractionPolicy, Run,
     RunRequest, ToolActivity, ToolCall, ToolDefinition, ToolPhase, ToolResult, Usage,

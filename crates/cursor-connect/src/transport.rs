@@ -26,16 +26,21 @@ pub enum Transport {
     /// streaming, forced on → HTTP/2, unspecified → HTTP/2 for `https://`, HTTP/1.1 for
     /// `http://`. When HTTP/2 cannot be had (ALPN without `h2`, an HTTP/2 connection error
     /// before any stream) the run falls back to HTTP/1.1 streaming and later runs stay there
-    /// for 5 minutes before HTTP/2 is tried again; each fallback is logged once (`warn`) and
-    /// reported by [`Run::fallback_reason`](crate::Run::fallback_reason).
+    /// for 5 minutes before HTTP/2 is tried again. When no byte of a streamed HTTP/1.1 response
+    /// arrives within half the stall timeout (something on the way buffers responses), the run
+    /// moves on to [`Transport::Http1Poll`], and so do later runs for 5 minutes. Each fallback
+    /// is logged once (`warn`) and reported by
+    /// [`Run::fallback_reason`](crate::Run::fallback_reason).
     Auto,
     /// One HTTP/2 bidi stream (`agent.v1.AgentService/Run`).
     #[default]
     Http2,
     /// HTTP/1.1: a `RunSSE` server stream plus one `BidiAppend` call per client message.
     Http1Stream,
-    /// HTTP/1.1 long polling (`RunPoll` + `BidiPoll`). Not implemented yet: a client built
-    /// with it fails its runs with a usage error.
+    /// HTTP/1.1 long polling: `RunPoll` requests (`BidiPollRequest`, answered with
+    /// `BidiPollResponse`s numbered from 0 and ended by `eof`) plus one `BidiAppend` call per
+    /// client message. For networks whose proxies buffer streamed responses. Cursor has not
+    /// been seen answering `RunPoll`; the mock serves it as `cursor_connect_http1` reads it.
     Http1Poll,
 }
 
@@ -74,6 +79,14 @@ pub(crate) fn from_http2_config(value: i32) -> Option<(Transport, &'static str)>
     }
 }
 
+/// `true` when `e` says a streamed HTTP/1.1 response was held back by something that buffers
+/// (no byte within the first-byte window).
+pub(crate) fn stream_buffered(e: &ConnectError) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<cursor_connect_http1::Error>())
+        .is_some_and(|h| h.kind() == cursor_connect_http1::ErrorKind::Buffered)
+}
+
 /// `true` when an HTTP/2 open failed in a way that says HTTP/2 itself is not available here
 /// (TLS/ALPN, handshake, connection refused or lost, a protocol error) before any response.
 pub(crate) fn http2_unavailable(e: &ConnectError) -> bool {
@@ -103,9 +116,7 @@ impl ClientInner {
         match self.transport {
             Transport::Http2 => fixed(Transport::Http2),
             Transport::Http1Stream => fixed(Transport::Http1Stream),
-            Transport::Http1Poll => Err(Error::usage(
-                "Transport::Http1Poll is not implemented yet; use Http1Stream or Auto",
-            )),
+            Transport::Http1Poll => fixed(Transport::Http1Poll),
             Transport::Auto => {
                 let down = self.http2_down.lock().ok().and_then(|g| {
                     g.as_ref()
@@ -113,21 +124,59 @@ impl ClientInner {
                         .map(|(_, r)| r.clone())
                 });
                 if let Some(reason) = down {
-                    return Ok(Choice {
+                    return Ok(self.poll_if_buffered(Choice {
                         transport: Transport::Http1Stream,
                         reason: Some(reason),
-                    });
+                    }));
                 }
                 let mut cached = self.auto_choice.lock().await;
                 if let Some((at, choice)) = cached.as_ref()
                     && at.elapsed() < AUTO_CONFIG_REFRESH
                 {
-                    return Ok(choice.clone());
+                    return Ok(self.poll_if_buffered(choice.clone()));
                 }
                 let choice = self.resolve_auto().await;
                 *cached = Some((tokio::time::Instant::now(), choice.clone()));
-                Ok(choice)
+                Ok(self.poll_if_buffered(choice))
             }
+        }
+    }
+
+    /// `choice`, or polling instead of HTTP/1.1 streaming while streamed responses were
+    /// recently found buffered.
+    fn poll_if_buffered(&self, choice: Choice) -> Choice {
+        if choice.transport != Transport::Http1Stream {
+            return choice;
+        }
+        let buffered = self.stream_buffered.lock().ok().and_then(|g| {
+            g.as_ref()
+                .filter(|(at, _)| at.elapsed() < HTTP2_RETRY_AFTER)
+                .map(|(_, r)| r.clone())
+        });
+        match buffered {
+            Some(reason) => Choice {
+                transport: Transport::Http1Poll,
+                reason: Some(reason),
+            },
+            None => choice,
+        }
+    }
+
+    /// Records that a streamed HTTP/1.1 response came buffered; runs poll for a while. Logged
+    /// once per fallback.
+    pub(crate) fn stream_was_buffered(&self, e: &ConnectError) {
+        let reason = format!("HTTP/1.1 streamed response buffered on the way: {e}");
+        let Ok(mut g) = self.stream_buffered.lock() else {
+            return;
+        };
+        if g.as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= HTTP2_RETRY_AFTER)
+        {
+            tracing::warn!(
+                reason = reason.as_str(),
+                "falling back to HTTP/1.1 polling for agent runs"
+            );
+            *g = Some((tokio::time::Instant::now(), reason));
         }
     }
 

@@ -1,5 +1,5 @@
-//! The `Run` feature set over the HTTP/1.1 shim (RunSSE + BidiAppend) against cursor-mock,
-//! faults on that path, and `Transport::Auto`'s choice and fallback.
+//! The `Run` feature set over both HTTP/1.1 modes (RunSSE or RunPoll, plus BidiAppend) against
+//! cursor-mock, faults on that path, and `Transport::Auto`'s choice and fallback.
 
 mod common;
 
@@ -15,28 +15,48 @@ use cursor_connect::{
 use cursor_mock::{MessageKind, MockServer, Scenario, names};
 use cursor_proto::agent::v1 as pb;
 use cursor_proto::aiserver::v1::Http2Config;
-use cursor_proto::paths::{AGENT_RUN, AGENT_RUN_SSE, AISERVER_BIDI_APPEND};
+use cursor_proto::paths::{AGENT_RUN, AGENT_RUN_POLL, AGENT_RUN_SSE, AISERVER_BIDI_APPEND};
 use prost::Message as _;
 
-fn h1_builder(url: &str) -> cursor_connect::ClientBuilder {
+/// The HTTP/1.1 transports every scenario runs over.
+const MODES: [Transport; 2] = [Transport::Http1Stream, Transport::Http1Poll];
+
+/// The server-stream method of `mode`.
+fn stream_path(mode: Transport) -> &'static str {
+    match mode {
+        Transport::Http1Poll => AGENT_RUN_POLL.path,
+        _ => AGENT_RUN_SSE.path,
+    }
+}
+
+fn h1_builder(url: &str, mode: Transport) -> cursor_connect::ClientBuilder {
     CursorClient::builder()
         .base_url(url)
         .credentials(Credentials::access_token(TOKEN))
-        .transport(Transport::Http1Stream)
+        .transport(mode)
 }
 
-fn h1_client(url: &str) -> CursorClient {
-    h1_builder(url).build().expect("client builds")
+fn h1_client(url: &str, mode: Transport) -> CursorClient {
+    h1_builder(url, mode).build().expect("client builds")
 }
 
-/// Every turn went over RunSSE only, fed by appends numbered 0.. without gaps per request id.
-fn assert_shim_only(mock: &MockServer) {
+/// The first call of `mode`'s stream method: the one the turn's client messages are recorded
+/// under.
+fn stream_call(mock: &MockServer, mode: Transport) -> cursor_mock::ReceivedCall {
+    let path = stream_path(mode);
+    let found = mock.received().into_iter().find(|c| c.path == path);
+    found.expect("a stream call")
+}
+
+/// Every turn went over `mode`'s stream only, fed by appends numbered 0.. without gaps per
+/// request id.
+fn assert_shim_only(mock: &MockServer, mode: Transport) {
     let calls = mock.received();
     assert!(
         calls.iter().all(|c| c.path != AGENT_RUN.path),
         "no HTTP/2 Run"
     );
-    assert!(calls.iter().any(|c| c.path == AGENT_RUN_SSE.path));
+    assert!(calls.iter().any(|c| c.path == stream_path(mode)));
     let mut by_id: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
     for m in calls
         .iter()
@@ -59,170 +79,183 @@ fn assert_shim_only(mock: &MockServer) {
 
 #[tokio::test]
 async fn plain_turn_text_thinking_kv_and_request_context() {
-    let mock = MockServer::start(Scenario::default()).await.unwrap();
-    let c = h1_client(&mock.url());
-    let mut run = c
-        .agent()
-        .run(RunRequest::new("composer-2.5", "hello"))
-        .await
-        .unwrap();
-    assert_eq!(run.transport(), Transport::Http1Stream);
-    let out = collect(&mut run).await;
-    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
-    assert_eq!(out.text, cursor_mock::DEFAULT_TEXT);
-    assert_eq!(out.thinking, cursor_mock::DEFAULT_THINKING);
-    assert_eq!(out.thinking_completed, 1);
-    assert!(out.usage.is_some() && out.tokens > 0);
-    assert_eq!(run.checkpoint().as_ref(), out.checkpoints.last());
-    assert_shim_only(&mock);
-    let calls = mock.received();
-    let sse = calls.iter().find(|c| c.path == AGENT_RUN_SSE.path).unwrap();
-    assert_eq!(sse.messages[0].kind, MessageKind::RunRequest);
-    assert_eq!(sse.messages_of(MessageKind::KvSetResult).count(), 2);
-    assert_eq!(sse.messages_of(MessageKind::ExecResult).count(), 1);
-    assert_eq!(sse.headers["x-cursor-streaming"], "true");
-    // Every call of the pair carries the stream's request id.
-    let id = sse.headers["x-request-id"].clone();
-    for c in calls.iter().filter(|c| c.path == AISERVER_BIDI_APPEND.path) {
-        assert_eq!(c.headers["x-request-id"], id);
+    for mode in MODES {
+        let mock = MockServer::start(Scenario::default()).await.unwrap();
+        let c = h1_client(&mock.url(), mode);
+        let mut run = c
+            .agent()
+            .run(RunRequest::new("composer-2.5", "hello"))
+            .await
+            .unwrap();
+        assert_eq!(run.transport(), mode);
+        let out = collect(&mut run).await;
+        assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+        assert_eq!(out.text, cursor_mock::DEFAULT_TEXT);
+        assert_eq!(out.thinking, cursor_mock::DEFAULT_THINKING);
+        assert_eq!(out.thinking_completed, 1);
+        assert!(out.usage.is_some() && out.tokens > 0);
+        assert_eq!(run.checkpoint().as_ref(), out.checkpoints.last());
+        assert_shim_only(&mock, mode);
+        let calls = mock.received();
+        let sse = stream_call(&mock, mode);
+        assert_eq!(sse.messages[0].kind, MessageKind::RunRequest);
+        assert_eq!(sse.messages_of(MessageKind::KvSetResult).count(), 2);
+        assert_eq!(sse.messages_of(MessageKind::ExecResult).count(), 1);
+        assert_eq!(sse.headers["x-cursor-streaming"], "true");
+        // Every call of the pair carries the stream's request id.
+        let id = sse.headers["x-request-id"].clone();
+        for c in calls.iter().filter(|c| c.path == AISERVER_BIDI_APPEND.path) {
+            assert_eq!(c.headers["x-request-id"], id);
+        }
     }
 }
 
 #[tokio::test]
 async fn data_binary_appends_complete_a_turn() {
-    let mock = MockServer::start(Scenario::default()).await.unwrap();
-    let c = h1_builder(&mock.url())
-        .http1_append_encoding(AppendEncoding::Binary)
-        .build()
-        .unwrap();
-    let out = run_to_end(&c, RunRequest::new("composer-2.5", "hello")).await;
-    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
-    assert_eq!(out.text, cursor_mock::DEFAULT_TEXT);
-    assert_shim_only(&mock);
-    let append = mock
-        .received()
-        .into_iter()
-        .find(|c| c.path == AISERVER_BIDI_APPEND.path)
-        .unwrap();
-    let req =
-        cursor_proto::aiserver::v1::BidiAppendRequest::decode(append.messages[0].payload.clone())
+    for mode in MODES {
+        let mock = MockServer::start(Scenario::default()).await.unwrap();
+        let c = h1_builder(&mock.url(), mode)
+            .http1_append_encoding(AppendEncoding::Binary)
+            .build()
             .unwrap();
-    assert!(req.data.is_empty() && !req.data_binary.is_empty());
+        let out = run_to_end(&c, RunRequest::new("composer-2.5", "hello")).await;
+        assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+        assert_eq!(out.text, cursor_mock::DEFAULT_TEXT);
+        assert_shim_only(&mock, mode);
+        let append = mock
+            .received()
+            .into_iter()
+            .find(|c| c.path == AISERVER_BIDI_APPEND.path)
+            .unwrap();
+        let req = cursor_proto::aiserver::v1::BidiAppendRequest::decode(
+            append.messages[0].payload.clone(),
+        )
+        .unwrap();
+        assert!(req.data.is_empty() && !req.data_binary.is_empty());
+    }
 }
 
 #[tokio::test]
 async fn thinking_turn() {
-    let mock = MockServer::start(Scenario::default()).await.unwrap();
-    let req = RunRequest::new(names::THINKING, "think").thinking(true);
-    let out = run_to_end(&h1_client(&mock.url()), req).await;
-    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
-    assert_eq!(out.thinking, cursor_mock::LONG_THINKING);
-    assert_shim_only(&mock);
+    for mode in MODES {
+        let mock = MockServer::start(Scenario::default()).await.unwrap();
+        let req = RunRequest::new(names::THINKING, "think").thinking(true);
+        let out = run_to_end(&h1_client(&mock.url(), mode), req).await;
+        assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+        assert_eq!(out.thinking, cursor_mock::LONG_THINKING);
+        assert_shim_only(&mock, mode);
+    }
 }
 
 #[tokio::test]
 async fn tool_call_answered_inline() {
-    let mock = MockServer::start(Scenario::default()).await.unwrap();
-    let c = h1_client(&mock.url());
-    let req = RunRequest::new(names::TOOL_CALL, "use the tool").tools(vec![tool("mock_echo")]);
-    let mut run = c.agent().run(req).await.unwrap();
-    let out = collect_with(&mut run, 1, |_| ToolResult::text("pong")).await;
-    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
-    let tail = format!("{}mock_echo: pong", cursor_mock::TOOL_ECHO_PREFIX);
-    assert!(out.text.ends_with(&tail), "{}", out.text);
-    assert_shim_only(&mock);
+    for mode in MODES {
+        let mock = MockServer::start(Scenario::default()).await.unwrap();
+        let c = h1_client(&mock.url(), mode);
+        let req = RunRequest::new(names::TOOL_CALL, "use the tool").tools(vec![tool("mock_echo")]);
+        let mut run = c.agent().run(req).await.unwrap();
+        let out = collect_with(&mut run, 1, |_| ToolResult::text("pong")).await;
+        assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+        let tail = format!("{}mock_echo: pong", cursor_mock::TOOL_ECHO_PREFIX);
+        assert!(out.text.ends_with(&tail), "{}", out.text);
+        assert_shim_only(&mock, mode);
+    }
 }
 
 #[tokio::test]
 async fn three_parallel_tool_calls() {
-    let mock = MockServer::start(Scenario::default()).await.unwrap();
-    let c = h1_client(&mock.url());
-    let tools = vec![tool("alpha"), tool("beta"), tool("gamma")];
-    let mut run = c
-        .agent()
-        .run(RunRequest::new("composer-2.5", "t").tools(tools))
-        .await
-        .unwrap();
-    let out = collect_with(&mut run, 3, |c| ToolResult::text(format!("{}-ok", c.name))).await;
-    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
-    for name in ["alpha", "beta", "gamma"] {
-        assert!(
-            out.text.contains(&format!("{name}: {name}-ok")),
-            "{}",
-            out.text
-        );
+    for mode in MODES {
+        let mock = MockServer::start(Scenario::default()).await.unwrap();
+        let c = h1_client(&mock.url(), mode);
+        let tools = vec![tool("alpha"), tool("beta"), tool("gamma")];
+        let mut run = c
+            .agent()
+            .run(RunRequest::new("composer-2.5", "t").tools(tools))
+            .await
+            .unwrap();
+        let out = collect_with(&mut run, 3, |c| ToolResult::text(format!("{}-ok", c.name))).await;
+        assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+        for name in ["alpha", "beta", "gamma"] {
+            assert!(
+                out.text.contains(&format!("{name}: {name}-ok")),
+                "{}",
+                out.text
+            );
+        }
+        assert_shim_only(&mock, mode);
     }
-    assert_shim_only(&mock);
 }
 
 #[tokio::test]
 async fn checkpoint_and_second_turn() {
-    let mock = MockServer::start(Scenario::default()).await.unwrap();
-    let c = h1_client(&mock.url());
-    let first = RunRequest::new("composer-2.5", "first").conversation_id("conv-h1");
-    let mut run = c.agent().run(first).await.unwrap();
-    assert!(matches!(collect(&mut run).await.end, Some(Ok(()))));
-    let cp = run.checkpoint().expect("checkpoint");
-    assert_eq!(Some(&cp), mock.checkpoint("conv-h1").as_ref());
-    let second = RunRequest::new("composer-2.5", "second")
-        .conversation_id("conv-h1")
-        .checkpoint(cp);
-    let out = run_to_end(&c, second).await;
-    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
-    assert_shim_only(&mock);
+    for mode in MODES {
+        let mock = MockServer::start(Scenario::default()).await.unwrap();
+        let c = h1_client(&mock.url(), mode);
+        let first = RunRequest::new("composer-2.5", "first").conversation_id("conv-h1");
+        let mut run = c.agent().run(first).await.unwrap();
+        assert!(matches!(collect(&mut run).await.end, Some(Ok(()))));
+        let cp = run.checkpoint().expect("checkpoint");
+        assert_eq!(Some(&cp), mock.checkpoint("conv-h1").as_ref());
+        let second = RunRequest::new("composer-2.5", "second")
+            .conversation_id("conv-h1")
+            .checkpoint(cp);
+        let out = run_to_end(&c, second).await;
+        assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+        assert_shim_only(&mock, mode);
+    }
 }
 
 #[tokio::test]
 async fn cancel_ends_the_turn() {
-    let mock = MockServer::start(Scenario::default()).await.unwrap();
-    let c = h1_client(&mock.url());
-    let req = RunRequest::new(names::TOOL_CALL, "x").tools(vec![tool("mock_echo")]);
-    let mut run = c.agent().run(req).await.unwrap();
-    let fut = async {
-        let mut canceled = false;
-        loop {
-            match run.next_event().await {
-                Ok(Some(Event::ToolCall(_))) if !canceled => {
-                    run.cancel().await.unwrap();
-                    canceled = true;
+    for mode in MODES {
+        let mock = MockServer::start(Scenario::default()).await.unwrap();
+        let c = h1_client(&mock.url(), mode);
+        let req = RunRequest::new(names::TOOL_CALL, "x").tools(vec![tool("mock_echo")]);
+        let mut run = c.agent().run(req).await.unwrap();
+        let fut = async {
+            let mut canceled = false;
+            loop {
+                match run.next_event().await {
+                    Ok(Some(Event::ToolCall(_))) if !canceled => {
+                        run.cancel().await.unwrap();
+                        canceled = true;
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => break Ok(canceled),
+                    Err(e) => break Err(e),
                 }
-                Ok(Some(_)) => {}
-                Ok(None) => break Ok(canceled),
-                Err(e) => break Err(e),
             }
-        }
-    };
-    let end = tokio::time::timeout(Duration::from_secs(10), fut)
-        .await
-        .unwrap();
-    assert!(matches!(end, Ok(true)), "{end:?}");
-    let sse = mock
-        .received()
-        .into_iter()
-        .find(|c| c.path == AGENT_RUN_SSE.path)
-        .unwrap();
-    assert!(
-        sse.messages_of(MessageKind::ConversationAction)
-            .next()
-            .is_some()
-    );
+        };
+        let end = tokio::time::timeout(Duration::from_secs(10), fut)
+            .await
+            .unwrap();
+        assert!(matches!(end, Ok(true)), "{end:?}");
+        let sse = stream_call(&mock, mode);
+        assert!(
+            sse.messages_of(MessageKind::ConversationAction)
+                .next()
+                .is_some()
+        );
+    }
 }
 
 #[tokio::test]
 async fn unsupported_execs_are_answered() {
-    let mock = MockServer::start(Scenario::default()).await.unwrap();
-    let out = run_to_end(
-        &h1_client(&mock.url()),
-        RunRequest::new(names::UNSUPPORTED_EXECS, "x"),
-    )
-    .await;
-    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
-    assert_shim_only(&mock);
+    for mode in MODES {
+        let mock = MockServer::start(Scenario::default()).await.unwrap();
+        let out = run_to_end(
+            &h1_client(&mock.url(), mode),
+            RunRequest::new(names::UNSUPPORTED_EXECS, "x"),
+        )
+        .await;
+        assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+        assert_shim_only(&mock, mode);
+    }
 }
 
-async fn failed(name: &str) -> (Outcome, cursor_connect::Error, Duration) {
+async fn failed(name: &str, mode: Transport) -> (Outcome, cursor_connect::Error, Duration) {
     let mock = MockServer::start(Scenario::default()).await.unwrap();
-    let c = h1_builder(&mock.url())
+    let c = h1_builder(&mock.url(), mode)
         .stall_timeout(Duration::from_secs(3))
         .heartbeat_interval(Duration::from_millis(300))
         .build()
@@ -239,36 +272,40 @@ async fn failed(name: &str) -> (Outcome, cursor_connect::Error, Duration) {
 
 #[tokio::test]
 async fn errors_are_typed_after_data_and_before() {
-    let (out, e, _) = failed(names::ERROR_AFTER_DATA).await;
-    assert!(!out.text.is_empty());
-    assert_eq!(e.connect_error().unwrap().code(), Code::Unauthenticated);
-    assert!(!e.is_before_output());
-    let (_, e, _) = failed(names::ERROR_UNAUTHENTICATED).await;
-    assert_eq!(e.connect_error().unwrap().code(), Code::Unauthenticated);
-    let (_, e, _) = failed(names::ERROR_RATE_LIMITED).await;
-    assert_eq!(e.connect_error().unwrap().code(), Code::ResourceExhausted);
-    let (_, e, _) = failed(names::ERROR_MODEL_RETIRED).await;
-    assert_eq!(e.connect_error().unwrap().code(), Code::InvalidArgument);
-    let (_, e, _) = failed(names::NO_TURN_ENDED).await;
-    assert_eq!(e.kind(), ErrorKind::MissingTurnEnded);
+    for mode in MODES {
+        let (out, e, _) = failed(names::ERROR_AFTER_DATA, mode).await;
+        assert!(!out.text.is_empty());
+        assert_eq!(e.connect_error().unwrap().code(), Code::Unauthenticated);
+        assert!(!e.is_before_output());
+        let (_, e, _) = failed(names::ERROR_UNAUTHENTICATED, mode).await;
+        assert_eq!(e.connect_error().unwrap().code(), Code::Unauthenticated);
+        let (_, e, _) = failed(names::ERROR_RATE_LIMITED, mode).await;
+        assert_eq!(e.connect_error().unwrap().code(), Code::ResourceExhausted);
+        let (_, e, _) = failed(names::ERROR_MODEL_RETIRED, mode).await;
+        assert_eq!(e.connect_error().unwrap().code(), Code::InvalidArgument);
+        let (_, e, _) = failed(names::NO_TURN_ENDED, mode).await;
+        assert_eq!(e.kind(), ErrorKind::MissingTurnEnded);
+    }
 }
 
 #[tokio::test]
 async fn stream_dropped_mid_turn_is_a_transport_error_in_time() {
-    for name in [
-        names::RESET_AFTER_DATA,
-        names::DROP_CONNECTION,
-        names::NO_END_STREAM,
-    ] {
-        let (_, e, took) = failed(name).await;
-        let ce = e.connect_error().expect("connect error");
-        assert_eq!(ce.origin(), Origin::Transport, "{name}: {e}");
-        assert!(took < Duration::from_secs(5), "{name}: {took:?}");
+    for mode in MODES {
+        for name in [
+            names::RESET_AFTER_DATA,
+            names::DROP_CONNECTION,
+            names::NO_END_STREAM,
+        ] {
+            let (_, e, took) = failed(name, mode).await;
+            let ce = e.connect_error().expect("connect error");
+            assert_eq!(ce.origin(), Origin::Transport, "{name}: {e}");
+            assert!(took < Duration::from_secs(5), "{name}: {took:?}");
+        }
+        let (out, e, took) = failed(names::STALL, mode).await;
+        assert_eq!(out.text, cursor_mock::PARTIAL_TEXT);
+        assert_eq!(e.kind(), ErrorKind::Stalled);
+        assert!(took < Duration::from_secs(6), "{took:?}");
     }
-    let (out, e, took) = failed(names::STALL).await;
-    assert_eq!(out.text, cursor_mock::PARTIAL_TEXT);
-    assert_eq!(e.kind(), ErrorKind::Stalled);
-    assert!(took < Duration::from_secs(6), "{took:?}");
 }
 
 /// The transport alone: an append after the stream ended is refused by the server, and the
@@ -373,7 +410,7 @@ async fn auto_follows_the_server_config() {
             .start()
             .await
             .unwrap();
-        let (got, reason) = auto_run(&mock, h1_builder(&mock.url())).await;
+        let (got, reason) = auto_run(&mock, h1_builder(&mock.url(), Transport::Http1Stream)).await;
         assert_eq!(got, want, "{cfg:?}");
         assert_eq!(
             reason.is_some(),
@@ -426,32 +463,49 @@ async fn auto_falls_back_when_tls_offers_only_http1() {
     assert!(mock.received().iter().all(|c| c.path != AGENT_RUN.path));
 }
 
-#[tokio::test]
-async fn poll_mode_is_refused_clearly() {
-    let mock = MockServer::start(Scenario::default()).await.unwrap();
-    let c = h1_builder(&mock.url())
-        .transport(Transport::Http1Poll)
-        .build()
-        .unwrap();
-    let e = c.agent().run(RunRequest::new("m", "x")).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Usage);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_runs_share_the_pool() {
-    let mock = MockServer::start(Scenario::default()).await.unwrap();
-    let c = h1_client(&mock.url());
-    let runs = (0..6).map(|i| {
-        let c = c.clone();
-        tokio::spawn(async move {
-            let req = RunRequest::new("composer-2.5", format!("hello {i}"));
-            run_to_end(&c, req).await
-        })
-    });
-    for r in runs {
-        let out = r.await.unwrap();
-        assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
-        assert_eq!(out.text, cursor_mock::DEFAULT_TEXT);
+    for mode in MODES {
+        let mock = MockServer::start(Scenario::default()).await.unwrap();
+        let c = h1_client(&mock.url(), mode);
+        let runs = (0..6).map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let req = RunRequest::new("composer-2.5", format!("hello {i}"));
+                run_to_end(&c, req).await
+            })
+        });
+        for r in runs {
+            let out = r.await.unwrap();
+            assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+            assert_eq!(out.text, cursor_mock::DEFAULT_TEXT);
+        }
+        assert_shim_only(&mock, mode);
     }
-    assert_shim_only(&mock);
+}
+
+#[tokio::test]
+async fn an_http1_only_mock_steers_auto_and_refuses_http2() {
+    let mock = MockServer::builder()
+        .http1_only(true)
+        .start()
+        .await
+        .unwrap();
+    let (got, reason) = auto_run(&mock, h1_builder(&mock.url(), Transport::Http1Stream)).await;
+    assert_eq!(got, Transport::Http1Stream);
+    let reason = reason.expect("reason");
+    assert!(reason.contains("FORCE_ALL_DISABLED"), "{reason}");
+    // A client insisting on HTTP/2 gets a transport error, in time.
+    let c = h1_builder(&mock.url(), Transport::Http2)
+        .stall_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let e = match c.agent().run(RunRequest::new("composer-2.5", "hi")).await {
+        Err(e) => e,
+        Ok(mut run) => expect_error(&collect(&mut run).await),
+    };
+    let ce = e.connect_error().expect("connect error");
+    assert_eq!(ce.origin(), Origin::Transport, "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -38,7 +38,8 @@ pub(crate) struct BidiTable {
 #[derive(Debug)]
 struct Entry {
     /// The RunSSE turn's inbound channel and its recorded call, once the stream is there.
-    stream: Option<(mpsc::Sender<Inbound>, usize)>,
+    /// `true`: a legacy ChatService turn, which takes the raw payloads.
+    stream: Option<(mpsc::Sender<Inbound>, usize, bool)>,
     /// The next seqno to deliver.
     next: i64,
     /// Appends that came early (ahead of `next`, or before the stream), by seqno.
@@ -81,6 +82,7 @@ impl BidiTable {
         request_id: &str,
         tx: mpsc::Sender<Inbound>,
         call: usize,
+        raw: bool,
     ) -> Result<(), ErrorSpec> {
         let entry = self.entry(request_id)?;
         let mut entry = entry.lock().await;
@@ -90,7 +92,7 @@ impl BidiTable {
                 format!("a RunSSE stream already used request id {request_id:?}"),
             ));
         }
-        entry.stream = Some((tx, call));
+        entry.stream = Some((tx, call, raw));
         entry.deliver(shared).await;
         Ok(())
     }
@@ -165,13 +167,21 @@ impl BidiTable {
 impl Entry {
     /// Hands the in-order appends to the turn, recording each under the stream's call.
     async fn deliver(&mut self, shared: &Shared) {
-        let Some((tx, call)) = self.stream.clone() else {
+        let Some((tx, call, raw)) = self.stream.clone() else {
             return;
         };
         while let Some(payload) = self.waiting.remove(&self.next) {
             self.next += 1;
             let limit = shared.settings.reply_timeout;
-            let sent = tokio::time::timeout(limit, forward(&shared.recorder, call, payload, &tx));
+            let pass = async {
+                if raw {
+                    // The legacy turn records what it reads itself.
+                    tx.send(Inbound::Raw(payload)).await.is_ok()
+                } else {
+                    forward(&shared.recorder, call, payload, &tx).await
+                }
+            };
+            let sent = tokio::time::timeout(limit, pass);
             if !matches!(sent.await, Ok(true)) {
                 // The turn is gone or stuck; the stream's own deadlines end it.
                 return;

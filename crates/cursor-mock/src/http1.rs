@@ -1,6 +1,6 @@
 //! HTTP/1.1 connections (TLS with ALPN `http/1.1`, or cleartext without the HTTP/2 preface):
-//! the REST endpoints and Connect unary calls, as Cursor's SDK makes them with `fetch`.
-//! Streaming calls need HTTP/2 here; an attempt is answered and recorded as a violation.
+//! the REST endpoints and Connect unary calls, as Cursor's SDK makes them with `fetch`, and
+//! the HTTP/1.1 shim: `RunSSE` or `RunPoll` plus `BidiAppend`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,10 +59,12 @@ async fn handle(
             "request body did not arrive",
         )),
     };
-    let sse = cursor_proto::paths::AGENT_RUN_SSE.path;
-    let reply = if path == sse {
+    let reply = if let Some((poll, kind)) = shim_stream(&path) {
         let answer = match body {
-            Ok(body) => crate::sse::run_sse(shared, call, &parts.headers, body).await,
+            Ok(body) if poll => {
+                crate::poll::run_poll(shared, call, &parts.headers, body, kind).await
+            }
+            Ok(body) => crate::sse::run_sse(shared, call, &parts.headers, body, kind).await,
             Err(error) => crate::sse::SseAnswer::Reply(Reply::error(&error, None)),
         };
         match answer {
@@ -103,6 +105,19 @@ async fn handle(
     };
     shared.recorder.update(call, |c| c.finished = true);
     Ok(into_response(reply))
+}
+
+/// The shim's stream methods: (polling?, what the turn is).
+fn shim_stream(path: &str) -> Option<(bool, crate::sse::TurnKind)> {
+    use crate::sse::TurnKind::{Agent, Legacy};
+    use cursor_proto::paths as p;
+    match path {
+        _ if path == p::AGENT_RUN_SSE.path => Some((false, Agent)),
+        _ if path == p::AGENT_RUN_POLL.path => Some((true, Agent)),
+        _ if path == p::AISERVER_STREAM_UNIFIED_CHAT_WITH_TOOLS_SSE.path => Some((false, Legacy)),
+        _ if path == p::AISERVER_STREAM_UNIFIED_CHAT_WITH_TOOLS_POLL.path => Some((true, Legacy)),
+        _ => None,
+    }
 }
 
 /// `200` with the Connect streaming content type and the turn's body.

@@ -263,6 +263,8 @@ pub(crate) enum Inbound {
     Closed,
     /// The stream was reset or the connection failed.
     Reset,
+    /// A client message of the legacy ChatService, undecoded.
+    Raw(Bytes),
 }
 
 /// Settings of the reader task.

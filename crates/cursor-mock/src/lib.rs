@@ -96,7 +96,9 @@ mod error_spec;
 mod http1;
 mod io;
 mod ledger;
+mod legacy;
 mod login;
+mod poll;
 mod record;
 mod rest;
 mod run;
@@ -114,7 +116,13 @@ pub use error_spec::{
     DetailSpec, ERROR_DETAILS_TYPE, ErrorSpec, FIRST_MESSAGE_END_STREAM, MODEL_RETIRED_END_STREAM,
     NOT_LOGGED_IN_DETAILS_B64,
 };
+pub use legacy::{
+    LEGACY_OUTDATED_CLIENT, LEGACY_TEXT, LEGACY_TEXT_SCENARIO, LEGACY_THINKING,
+    LEGACY_TOOL_CALL_ID, LEGACY_TOOL_PREFIX, LEGACY_TOOL_SCENARIO, LEGACY_UNSUPPORTED_REGION,
+    LEGACY_UPDATE_REQUIRED,
+};
 pub use login::{AUTH_POLL_PATH, LOGIN_EMAIL, LOGIN_PAGE_PATH, PENDING_POLLS};
+pub use poll::PollFault;
 pub use record::{
     MAX_MESSAGES_PER_CALL, MAX_RECORDED_BYTES, MAX_RECORDED_CALLS, MessageKind, ReceivedCall,
     ReceivedMessage, Violation,

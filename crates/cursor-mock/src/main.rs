@@ -1,16 +1,24 @@
-//! `cargo run -p cursor-mock -- [--listen 127.0.0.1:4000] [--tls] [--scenario NAME]`: serves the
-//! mock Cursor backend until interrupted.
+//! `cargo run -p cursor-mock -- [--listen 127.0.0.1:4000] [--tls] [--http1-only]
+//! [--http2-config VALUE] [--scenario NAME]`: serves the mock Cursor backend until interrupted.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use cursor_mock::{MockServer, Scenario, names};
+use cursor_proto::aiserver::v1::Http2Config;
 
-const USAGE: &str = "usage: cursor-mock [--listen ADDR] [--tls] [--scenario NAME]
+const USAGE: &str =
+    "usage: cursor-mock [--listen ADDR] [--tls] [--http1-only] [--http2-config VALUE]
+                   [--scenario NAME]
 
-  --listen ADDR     address to bind (default 127.0.0.1:4000; port 0 picks a free one)
-  --tls             serve TLS with a generated test CA (its PEM is printed) instead of h2c
-  --scenario NAME   default scenario for requests that select none (default mock-default)
+  --listen ADDR         address to bind (default 127.0.0.1:4000; port 0 picks a free one)
+  --tls                 serve TLS with a generated test CA (its PEM is printed) instead of h2c
+  --http1-only          serve HTTP/1.1 only (no h2 in ALPN, no h2c); the server config then
+                        says force-all-disabled unless --http2-config says otherwise
+  --http2-config VALUE  what GetServerConfig answers in http2_config: unspecified,
+                        force-all-disabled, force-all-enabled (the default),
+                        force-bidi-disabled or force-bidi-enabled
+  --scenario NAME       default scenario for requests that select none (default mock-default)
 
 Clients select a scenario per request with the x-mock-scenario header or by using its name as
 the model id.";
@@ -18,13 +26,26 @@ the model id.";
 struct Args {
     listen: SocketAddr,
     tls: bool,
+    http1_only: bool,
+    http2_config: Option<Http2Config>,
     scenario: String,
+}
+
+/// An `Http2Config` from its flag spelling (the enum name in kebab case).
+fn http2_config(value: &str) -> Result<Http2Config, String> {
+    let name = format!(
+        "HTTP2_CONFIG_{}",
+        value.to_ascii_uppercase().replace('-', "_")
+    );
+    Http2Config::from_str_name(&name).ok_or_else(|| format!("unknown --http2-config {value:?}"))
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
         tls: false,
+        http1_only: false,
+        http2_config: None,
         scenario: names::DEFAULT.to_owned(),
     };
     while let Some(arg) = args.next() {
@@ -36,6 +57,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     .map_err(|e| format!("--listen {value:?}: {e}"))?;
             }
             "--tls" => parsed.tls = true,
+            "--http1-only" => parsed.http1_only = true,
+            "--http2-config" => {
+                let value = args.next().ok_or("--http2-config needs a value")?;
+                parsed.http2_config = Some(http2_config(&value)?);
+            }
             "--scenario" => parsed.scenario = args.next().ok_or("--scenario needs a name")?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
@@ -74,13 +100,15 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let mock = match MockServer::builder()
+        let mut builder = MockServer::builder()
             .scenario(scenario)
             .listen(args.listen)
             .tls(args.tls)
-            .start()
-            .await
-        {
+            .http1_only(args.http1_only);
+        if let Some(config) = args.http2_config {
+            builder = builder.http2_config(config);
+        }
+        let mock = match builder.start().await {
             Ok(mock) => mock,
             Err(e) => {
                 eprintln!("error: cannot start on {}: {e}", args.listen);
@@ -125,7 +153,12 @@ mod tests {
         assert_eq!(parsed.scenario, "mock-flood");
         let default = args(&[]).expect("ok");
         assert_eq!(default.listen.port(), 4000);
-        assert!(!default.tls);
+        assert!(!default.tls && !default.http1_only && default.http2_config.is_none());
+        let h1 = args(&["--http1-only", "--http2-config", "force-bidi-disabled"]).expect("ok");
+        assert!(h1.http1_only);
+        assert_eq!(h1.http2_config, Some(Http2Config::ForceBidiDisabled));
+        let unspecified = args(&["--http2-config", "unspecified"]).expect("ok");
+        assert_eq!(unspecified.http2_config, Some(Http2Config::Unspecified));
     }
 
     #[test]
@@ -133,6 +166,8 @@ mod tests {
         assert!(args(&["--listen"]).is_err());
         assert!(args(&["--listen", "nowhere"]).is_err());
         assert!(args(&["--what"]).is_err());
+        assert!(args(&["--http2-config"]).is_err());
+        assert!(args(&["--http2-config", "sometimes"]).is_err());
         assert_eq!(args(&["--help"]).err().as_deref(), Some(""));
     }
 }

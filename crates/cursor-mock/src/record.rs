@@ -34,6 +34,10 @@ pub enum MessageKind {
     Undecodable,
     /// The body of a unary request.
     UnaryRequest,
+    /// Legacy ChatService: `StreamUnifiedChatRequestWithTools.stream_unified_chat_request`.
+    LegacyChatRequest,
+    /// Legacy ChatService: `StreamUnifiedChatRequestWithTools.client_side_tool_v2_result`.
+    LegacyToolResult,
 }
 
 /// One message a client sent, as received.

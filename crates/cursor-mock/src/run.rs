@@ -618,6 +618,9 @@ impl Turn {
                 Ok(())
             }
             Inbound::Reset => Err(Abort::Gone),
+            Inbound::Raw(_) => Err(Abort::Violation(
+                "a legacy ChatService message on an agent Run".to_owned(),
+            )),
         }
     }
 

@@ -46,6 +46,13 @@ pub(crate) struct Settings {
     pub(crate) write_timeout: Duration,
     pub(crate) max_message_size: usize,
     pub(crate) http2_config: cursor_proto::aiserver::v1::Http2Config,
+    /// How long a RunPoll stays open without news before it ends with `{}`.
+    pub(crate) poll_window: Duration,
+    pub(crate) poll_fault: Option<crate::poll::PollFault>,
+    /// BidiAppends from this seqno on are never answered (the client's deadline fault).
+    pub(crate) stall_appends_from: Option<i64>,
+    /// Serve HTTP/1.1 only: no `h2` in ALPN, and cleartext connections are never HTTP/2.
+    pub(crate) http1_only: bool,
 }
 
 impl Default for Settings {
@@ -60,6 +67,10 @@ impl Default for Settings {
             write_timeout: Duration::from_secs(10),
             max_message_size: cursor_connect_frame::DEFAULT_MAX_MESSAGE_SIZE,
             http2_config: cursor_proto::aiserver::v1::Http2Config::ForceAllEnabled,
+            poll_window: Duration::from_secs(1),
+            poll_fault: None,
+            stall_appends_from: None,
+            http1_only: false,
         }
     }
 }
@@ -74,6 +85,8 @@ pub(crate) struct Shared {
     pub(crate) base_url: String,
     /// RunSSE streams by request id, for BidiAppend.
     pub(crate) bidi: crate::bidi::BidiTable,
+    /// RunPoll turns by request id.
+    pub(crate) polls: crate::poll::PollTable,
     /// Turns of RunSSE streams, which outlive the request handler that started them; aborted
     /// when the server is dropped.
     pub(crate) turns: Arc<std::sync::Mutex<JoinSet<()>>>,
@@ -204,6 +217,38 @@ impl MockBuilder {
         self
     }
 
+    /// How long a `RunPoll` stays open while the turn has nothing new (default 1 s); it then
+    /// ends cleanly and the client polls again.
+    pub fn poll_window(mut self, window: Duration) -> Self {
+        self.settings.poll_window = window;
+        self
+    }
+
+    /// Injects `fault` into every polled turn (a seqno gap, a repeat, a dropped poll).
+    pub fn poll_fault(mut self, fault: crate::poll::PollFault) -> Self {
+        self.settings.poll_fault = Some(fault);
+        self
+    }
+
+    /// Leaves every `BidiAppend` with `append_seqno >= seqno` unanswered (for 60 s), so a
+    /// client's append deadline can be seen to fire.
+    pub fn stall_appends_from(mut self, seqno: i64) -> Self {
+        self.settings.stall_appends_from = Some(seqno);
+        self
+    }
+
+    /// Serves HTTP/1.1 only, like a network whose proxies strip HTTP/2: TLS offers only
+    /// `http/1.1` in ALPN, a cleartext HTTP/2 preface is answered as a bad HTTP/1.1 request, and
+    /// `GetServerConfig` answers `FORCE_ALL_DISABLED` (call [`MockBuilder::http2_config`]
+    /// afterwards to answer something else).
+    pub fn http1_only(mut self, on: bool) -> Self {
+        self.settings.http1_only = on;
+        if on {
+            self.settings.http2_config = cursor_proto::aiserver::v1::Http2Config::ForceAllDisabled;
+        }
+        self
+    }
+
     /// Binds, generates the TLS material if asked, and starts serving.
     ///
     /// # Errors
@@ -216,7 +261,9 @@ impl MockBuilder {
         .await?;
         let addr = listener.local_addr()?;
         let pki = if self.tls {
-            Some(tls::generate(self.tls_http1_only)?)
+            Some(tls::generate(
+                self.tls_http1_only || self.settings.http1_only,
+            )?)
         } else {
             None
         };
@@ -231,6 +278,7 @@ impl MockBuilder {
             recorder: recorder.clone(),
             base_url: base_url.clone(),
             bidi: crate::bidi::BidiTable::default(),
+            polls: crate::poll::PollTable::default(),
             turns: turns.clone(),
         });
         let acceptor = pki
@@ -394,7 +442,7 @@ async fn connection(
             }
         }
         None => {
-            if starts_with_h2_preface(&tcp).await {
+            if !shared.settings.http1_only && starts_with_h2_preface(&tcp).await {
                 serve_h2(tcp, shared).await;
             } else {
                 crate::http1::serve(tcp, shared).await;
@@ -491,6 +539,8 @@ async fn route(
             ctl,
         )
         .await;
+    } else if path == paths::AISERVER_STREAM_UNIFIED_CHAT_WITH_TOOLS.path {
+        crate::legacy::serve_h2(shared.clone(), call, header, body, respond).await;
     } else if crate::unary::serves(&path) {
         crate::unary::serve(&shared, call, &path, &parts.headers, header, body, respond).await;
     } else if crate::rest::serves(&path) {

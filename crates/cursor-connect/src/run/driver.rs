@@ -230,10 +230,11 @@ impl Driver {
                         Some(Ok(None)) => return self.on_clean_end(),
                         Some(Err(e)) => {
                             // HTTP/2 failed before any answer (a proxy that speaks only
-                            // HTTP/1.1 fails the handshake only once we read): `Auto` moves
-                            // the run to HTTP/1.1.
+                            // HTTP/1.1 fails the handshake only once we read), or a streamed
+                            // HTTP/1.1 response is held back by a buffering proxy: `Auto`
+                            // moves the run to the next transport.
                             if !self.received_any && self.opener.falls_back(&e) {
-                                self.opener.http2_failed(&e);
+                                self.opener.record_fallback(&e);
                                 self.reopen().await?;
                                 continue;
                             }

@@ -24,17 +24,18 @@ use tokio::task::JoinHandle;
 pub use activity::{ToolActivity, ToolPhase};
 pub use driver::InteractionPolicy;
 pub use event::{Event, ToolCall, ToolResult, Usage};
+pub(crate) use request::PROVIDER;
 pub use request::{
     HistoryMessage, HistoryMode, ImageInput, RunRequest, ToolDefinition, flatten_history,
 };
+pub(crate) use wire::{RecvSide, SendSide};
 
 use crate::client::ClientInner;
 use crate::config::HeaderStyle;
 use crate::error::{Error, ErrorKind};
 use crate::ids::{RequestIds, uuid_v4};
-use crate::transport::{Transport, http2_unavailable};
+use crate::transport::{Transport, http2_unavailable, stream_buffered};
 use driver::{Command, Driver, DriverConfig, Inbound, Item};
-use wire::{RecvSide, SendSide};
 
 /// How many events may wait for the caller before the client stops reading the stream
 /// (HTTP/2 flow control then holds the server back; heartbeats and answers continue).
@@ -163,7 +164,7 @@ impl Opener {
             let headers = self.inner.header_config.headers(&token, &self.ids)?;
             let attempt = async {
                 match self.used {
-                    Transport::Http1Stream => self.open_http1(headers).await,
+                    Transport::Http1Stream | Transport::Http1Poll => self.open_http1(headers).await,
                     _ => self.open_http2(headers).await,
                 }
             };
@@ -188,7 +189,7 @@ impl Opener {
                 }
             };
             if self.falls_back(&e) {
-                self.inner.http2_failed(&e);
+                self.record_fallback(&e);
                 continue;
             }
             let retry_safe = e.transport_cause().is_some_and(|c| c.retry_safe);
@@ -199,17 +200,24 @@ impl Opener {
         }
     }
 
-    /// Whether `e`, before any response, means HTTP/2 is unavailable and `Auto` should move
-    /// this run to HTTP/1.1.
+    /// Whether `e`, before any message, means `Auto` should move this run on: HTTP/2 is
+    /// unavailable (to HTTP/1.1), or HTTP/1.1 streaming comes buffered (to polling).
     pub(crate) fn falls_back(&self, e: &ConnectError) -> bool {
         self.inner.transport == Transport::Auto
-            && self.used == Transport::Http2
-            && http2_unavailable(e)
+            && match self.used {
+                Transport::Http2 => http2_unavailable(e),
+                Transport::Http1Stream => stream_buffered(e),
+                _ => false,
+            }
     }
 
-    /// Records an HTTP/2 failure so the next open takes HTTP/1.1.
-    pub(crate) fn http2_failed(&self, e: &ConnectError) {
-        self.inner.http2_failed(e);
+    /// Records the failure behind a fallback so the next open takes the next transport.
+    pub(crate) fn record_fallback(&self, e: &ConnectError) {
+        if self.used == Transport::Http2 {
+            self.inner.http2_failed(e);
+        } else {
+            self.inner.stream_was_buffered(e);
+        }
     }
 
     async fn open_http2(
@@ -223,8 +231,8 @@ impl Opener {
         Ok((SendSide::H2(send), RecvSide::H2(recv)))
     }
 
-    /// Starts `RunSSE` (its request goes out at once) and appends the run request as seqno 0,
-    /// without waiting for the stream's response head, as Cursor's clients do.
+    /// Starts `RunSSE` (or the first `RunPoll`; its request goes out at once) and appends the
+    /// run request as seqno 0, without waiting for the response head, as Cursor's clients do.
     async fn open_http1(
         &self,
         mut headers: http::HeaderMap,
@@ -237,15 +245,27 @@ impl Opener {
         let mut opts = ShimOptions::default();
         opts.stream.head_timeout = self.inner.stall_timeout;
         opts.append.encoding = self.inner.append_encoding;
-        let (mut appender, stream) = self.inner.http1_agent.shim(
-            cursor_proto::paths::AGENT_RUN_SSE.path,
-            cursor_proto::paths::AISERVER_BIDI_APPEND.path,
-            headers,
-            self.ids.request_id(),
-            opts,
-        );
+        if let Some(base) = self.inner.append_deadline {
+            opts.append.deadline_base = base;
+        }
+        if self.inner.transport == Transport::Auto {
+            // Room to fall back to polling before the stall timer gives up on the run.
+            opts.stream.first_byte_timeout = Some(self.inner.stall_timeout / 2);
+        }
+        let append = cursor_proto::paths::AISERVER_BIDI_APPEND.path;
+        let channel = &self.inner.http1_agent;
+        let id = self.ids.request_id();
+        let (mut appender, recv) = if self.used == Transport::Http1Poll {
+            let path = cursor_proto::paths::AGENT_RUN_POLL.path;
+            let (a, p) = channel.poll(path, append, headers, id, opts);
+            (a, RecvSide::H1Poll(Box::new(p)))
+        } else {
+            let path = cursor_proto::paths::AGENT_RUN_SSE.path;
+            let (a, s) = channel.shim(path, append, headers, id, opts);
+            (a, RecvSide::H1(s))
+        };
         appender.send(self.first.clone()).await?;
-        Ok((SendSide::H1(appender), RecvSide::H1(stream)))
+        Ok((SendSide::H1(appender), recv))
     }
 }
 
@@ -392,8 +412,8 @@ impl Run {
         self.checkpoint.clone()
     }
 
-    /// The transport that carries this run: [`Transport::Http2`] or
-    /// [`Transport::Http1Stream`] (never `Auto`).
+    /// The transport that carries this run: [`Transport::Http2`],
+    /// [`Transport::Http1Stream`] or [`Transport::Http1Poll`] (never `Auto`).
     pub fn transport(&self) -> Transport {
         self.transport.lock().map_or(Transport::Http2, |g| g.0)
     }

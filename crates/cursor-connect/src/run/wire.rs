@@ -1,10 +1,10 @@
 //! The seam between a run and its transport: one send side and one receive side, over an
-//! HTTP/2 bidi stream or the HTTP/1.1 shim (RunSSE + BidiAppend).
+//! HTTP/2 bidi stream or the HTTP/1.1 shim (RunSSE or RunPoll, plus BidiAppend).
 
 use bytes::Bytes;
 use cursor_connect_frame::ConnectError;
 use cursor_connect_h2::{RecvHalf, SendHalf};
-use cursor_connect_http1::{Appender, ServerStream};
+use cursor_connect_http1::{Appender, PollStream, ServerStream};
 
 /// Where the client's messages go.
 #[derive(Debug)]
@@ -36,6 +36,8 @@ impl SendSide {
 pub(crate) enum RecvSide {
     H2(RecvHalf),
     H1(ServerStream),
+    // Boxed: it holds a whole stream per poll plus its own state.
+    H1Poll(Box<PollStream>),
 }
 
 impl RecvSide {
@@ -43,6 +45,7 @@ impl RecvSide {
         match self {
             Self::H2(r) => r.message().await,
             Self::H1(s) => s.message().await,
+            Self::H1Poll(p) => p.message().await,
         }
     }
 }
