@@ -29,8 +29,8 @@ pub struct StreamOptions {
     pub max_message_size: usize,
     /// Fail with [`ErrorKind::Buffered`] when no body byte has arrived this long after the
     /// request (default: none). A server that streams sends something (a heartbeat) within
-    /// seconds; silence while the paired appends are answered means something in between
-    /// buffers whole responses, and only polling gets through.
+    /// seconds; longer silence suggests something in between buffers whole responses, and
+    /// only polling gets through.
     pub first_byte_timeout: Option<Duration>,
 }
 
@@ -157,7 +157,10 @@ impl ServerStream {
         };
         if let Err(e) = &r {
             self.sticky = Some(e.clone());
-            self.state = State::Done;
+            // A request still waiting for its head is abandoned, not left running.
+            if let State::Waiting(task) = std::mem::replace(&mut self.state, State::Done) {
+                task.abort();
+            }
         }
         r
     }

@@ -112,6 +112,14 @@ impl PollTable {
         sessions.remove(id);
     }
 
+    /// Removes `id` if it is still `session` (a new turn may have reused the id since).
+    fn remove_session(&self, id: &str, session: &Arc<Session>) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if sessions.get(id).is_some_and(|s| Arc::ptr_eq(s, session)) {
+            sessions.remove(id);
+        }
+    }
+
     /// A new session for `id`; `None` when one exists.
     fn create(&self, id: &str, fault: Option<PollFault>) -> Option<Arc<Session>> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
@@ -334,7 +342,7 @@ async fn pump(
         };
         if stale {
             // Nobody polls any more: drop the turn (its writes fail, its deadlines end it).
-            shared.polls.remove(&id);
+            shared.polls.remove_session(&id, &session);
             return;
         }
         let chunk = if full {
@@ -360,6 +368,24 @@ async fn pump(
         }
     };
     finish(&session, end);
+    forget_when_stale(&shared, &id, &session).await;
+}
+
+/// Waits until the session's end was fetched (the last poll removes it) or nobody polls for
+/// the reply timeout, then forgets it.
+async fn forget_when_stale(shared: &Shared, id: &str, session: &Arc<Session>) {
+    let stale_after = shared.settings.reply_timeout;
+    loop {
+        tokio::time::sleep(stale_after).await;
+        let stale = {
+            let state = session.lock();
+            !state.polling && state.last_poll.elapsed() > stale_after
+        };
+        if stale {
+            shared.polls.remove_session(id, session);
+            return;
+        }
+    }
 }
 
 /// Records how the turn ended; after its last message comes one with `eof` (unless aborted).
