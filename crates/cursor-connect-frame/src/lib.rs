@@ -61,6 +61,7 @@
 //! transport). Real captured Cursor end-streams and frames are tested in `tests/vectors.rs`.
 #![forbid(unsafe_code)]
 
+mod base_url;
 mod chunk;
 mod code;
 mod compression;
@@ -74,6 +75,7 @@ mod metadata;
 mod names;
 mod reason;
 
+pub use base_url::{BaseUrl, InvalidBaseUrl};
 pub use chunk::ChunkDecoder;
 pub use code::{Code, UnknownCode};
 pub use compression::{Compression, Gzip, compression_for};

@@ -110,17 +110,17 @@ pub(crate) async fn connect(ep: &Endpoint) -> Result<Conn, Error> {
 }
 
 async fn connect_inner(ep: &Endpoint) -> Result<Conn, Error> {
-    let tcp = TcpStream::connect((ep.host.as_str(), ep.port))
+    let tcp = TcpStream::connect((ep.url.host(), ep.url.port()))
         .await
         .map_err(|e| Error::from_io(ErrorKind::Connect, e).detail(ep.authority()))?;
     // Small envelopes must not wait for Nagle; h2 already batches its writes.
     tcp.set_nodelay(true)
         .map_err(|e| Error::from_io(ErrorKind::Connect, e))?;
-    if !ep.tls {
+    if !ep.url.is_tls() {
         return handshake(tcp, ep).await;
     }
     let cfg = ep.tls_config()?;
-    let name = rustls::pki_types::ServerName::try_from(ep.host.clone()).map_err(|e| {
+    let name = rustls::pki_types::ServerName::try_from(ep.url.host().to_owned()).map_err(|e| {
         Error::new(ErrorKind::InvalidInput)
             .detail("invalid tls server name")
             .source_err(e)

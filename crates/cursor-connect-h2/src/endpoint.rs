@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cursor_connect_frame::{BaseUrl, InvalidBaseUrl};
 use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::error::{Error, ErrorKind};
@@ -35,9 +36,7 @@ const MAX_WINDOW: u32 = (1 << 31) - 1;
 /// ```
 #[derive(Clone)]
 pub struct Endpoint {
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    pub(crate) tls: bool,
+    pub(crate) url: BaseUrl,
     pub(crate) stream_window: u32,
     pub(crate) conn_window: u32,
     pub(crate) keepalive_interval: Option<Duration>,
@@ -65,11 +64,9 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    fn base(host: String, port: u16, tls: bool) -> Self {
+    fn base(url: BaseUrl) -> Self {
         Self {
-            host,
-            port,
-            tls,
+            url,
             stream_window: DEFAULT_STREAM_WINDOW,
             conn_window: DEFAULT_CONN_WINDOW,
             keepalive_interval: Some(DEFAULT_KEEPALIVE_INTERVAL),
@@ -81,43 +78,37 @@ impl Endpoint {
         }
     }
 
-    /// TLS to `host` (optionally `host:port`, default port 443) with ALPN `h2`.
-    pub fn tls(host: &str) -> Result<Self, Error> {
-        let (h, p) = split_authority(host, 443)?;
-        ServerName::try_from(h.clone()).map_err(|e| {
+    /// An endpoint for a parsed base URL; a TLS host must be a valid TLS server name.
+    fn checked(url: Result<BaseUrl, InvalidBaseUrl>) -> Result<Self, Error> {
+        let url = url.map_err(|e| {
             Error::new(ErrorKind::InvalidInput)
-                .detail(format!("invalid tls server name {h:?}"))
+                .detail(e.to_string())
                 .source_err(e)
         })?;
-        Ok(Self::base(h, p, true))
+        if url.is_tls() {
+            ServerName::try_from(url.host().to_owned()).map_err(|e| {
+                Error::new(ErrorKind::InvalidInput)
+                    .detail(format!("invalid tls server name {:?}", url.host()))
+                    .source_err(e)
+            })?;
+        }
+        Ok(Self::base(url))
+    }
+
+    /// TLS to `host` (optionally `host:port`, default port 443) with ALPN `h2`.
+    pub fn tls(host: &str) -> Result<Self, Error> {
+        Self::checked(BaseUrl::from_authority(host, true))
     }
 
     /// Cleartext HTTP/2 with prior knowledge (h2c) to `authority`, e.g. `"127.0.0.1:4000"`.
     pub fn h2c(authority: &str) -> Result<Self, Error> {
-        let (h, p) = split_authority(authority, 80)?;
-        Ok(Self::base(h, p, false))
+        Self::checked(BaseUrl::from_authority(authority, false))
     }
 
     /// `https://host[:port]` gives [`Endpoint::tls`], `http://host[:port]` gives
     /// [`Endpoint::h2c`]. A trailing `/` is accepted; any other path is rejected.
     pub fn from_url(url: &str) -> Result<Self, Error> {
-        let bad = || Error::new(ErrorKind::InvalidInput).detail(format!("unsupported url {url:?}"));
-        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("http://") {
-            (false, r)
-        } else {
-            return Err(bad());
-        };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains('/') || rest.is_empty() {
-            return Err(bad());
-        }
-        if tls {
-            Self::tls(rest)
-        } else {
-            Self::h2c(rest)
-        }
+        Self::checked(BaseUrl::parse(url))
     }
 
     /// Receive windows: per stream and per connection, in bytes (defaults 2 MiB / 8 MiB).
@@ -164,16 +155,12 @@ impl Endpoint {
 
     /// `"https"` or `"http"`.
     pub fn scheme(&self) -> &'static str {
-        if self.tls { "https" } else { "http" }
+        self.url.scheme()
     }
 
     /// `host:port`, as sent in `:authority`.
     pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        self.url.authority()
     }
 
     pub(crate) fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, Error> {
@@ -207,48 +194,22 @@ impl Endpoint {
     }
 }
 
-fn split_authority(s: &str, default_port: u16) -> Result<(String, u16), Error> {
-    let bad = || Error::new(ErrorKind::InvalidInput).detail(format!("invalid authority {s:?}"));
-    if s.is_empty() || s.contains('/') || s.contains('@') {
-        return Err(bad());
-    }
-    // Bracketed IPv6: [::1]:443
-    if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| bad())?,
-            None if after.is_empty() => default_port,
-            None => return Err(bad()),
-        };
-        return Ok((host.to_owned(), port));
-    }
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() && !h.contains(':') => {
-            Ok((h.to_owned(), p.parse().map_err(|_| bad())?))
-        }
-        Some(_) => Err(bad()),
-        None => Ok((s.to_owned(), default_port)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn urls() {
+    fn urls_parse_once_and_refusals_keep_their_reason() {
         let e = Endpoint::from_url("https://api2.cursor.sh").unwrap();
-        assert!(e.tls);
         assert_eq!(e.authority(), "api2.cursor.sh:443");
-        let e = Endpoint::from_url("http://127.0.0.1:4000/").unwrap();
-        assert!(!e.tls);
-        assert_eq!(e.authority(), "127.0.0.1:4000");
-        let e = Endpoint::h2c("[::1]:80").unwrap();
-        assert_eq!(e.authority(), "[::1]:80");
-        assert!(Endpoint::from_url("ftp://x").is_err());
-        assert!(Endpoint::from_url("http://x/path").is_err());
-        assert!(Endpoint::h2c("host:notaport").is_err());
-        assert!(Endpoint::h2c("").is_err());
+        assert_eq!(Endpoint::h2c("[::1]:80").unwrap().scheme(), "http");
+        let error = Endpoint::h2c("host:notaport").unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
+        let source = std::error::Error::source(&error).expect("the parse error as source");
+        assert!(
+            source.to_string().contains("port is not 0-65535"),
+            "{source}"
+        );
     }
 
     #[test]

@@ -233,7 +233,7 @@ impl Channel {
 
     async fn connect(&self) -> Result<Sender, Error> {
         let ep = &self.inner.endpoint;
-        let tcp = TcpStream::connect((ep.host.as_str(), ep.port))
+        let tcp = TcpStream::connect((ep.url.host(), ep.url.port()))
             .await
             .map_err(|e| {
                 Error::new(ErrorKind::Connect)
@@ -242,7 +242,7 @@ impl Channel {
             })?;
         tcp.set_nodelay(true)
             .map_err(|e| Error::new(ErrorKind::Connect).source_err(e))?;
-        if !ep.tls {
+        if !ep.url.is_tls() {
             return handshake(tcp).await;
         }
         let cfg = {
@@ -260,7 +260,7 @@ impl Channel {
                 }
             }
         };
-        let name = rustls::pki_types::ServerName::try_from(ep.host.clone())
+        let name = rustls::pki_types::ServerName::try_from(ep.url.host().to_owned())
             .map_err(|e| Error::new(ErrorKind::InvalidInput).source_err(e))?;
         let tls = tokio_rustls::TlsConnector::from(cfg)
             .connect(name, tcp)

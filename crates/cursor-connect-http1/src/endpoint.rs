@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cursor_connect_frame::BaseUrl;
 use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::error::{Error, ErrorKind};
@@ -24,9 +25,7 @@ pub const DEFAULT_MAX_IDLE: usize = 32;
 /// ```
 #[derive(Clone)]
 pub struct Endpoint {
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    pub(crate) tls: bool,
+    pub(crate) url: BaseUrl,
     pub(crate) connect_timeout: Duration,
     pub(crate) extra_roots: Vec<CertificateDer<'static>>,
     pub(crate) max_idle: usize,
@@ -48,27 +47,20 @@ impl Endpoint {
     /// `https://host[:port]` (TLS, ALPN `http/1.1`) or `http://host[:port]` (cleartext). A
     /// trailing `/` is accepted; any other path is rejected.
     pub fn from_url(url: &str) -> Result<Self, Error> {
-        let bad = || Error::new(ErrorKind::InvalidInput).detail(format!("unsupported url {url:?}"));
-        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("http://") {
-            (false, r)
-        } else {
-            return Err(bad());
-        };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        let (host, port) = split_authority(rest, if tls { 443 } else { 80 }).ok_or_else(bad)?;
-        if tls {
-            ServerName::try_from(host.clone()).map_err(|e| {
+        let url = BaseUrl::parse(url).map_err(|e| {
+            Error::new(ErrorKind::InvalidInput)
+                .detail(e.to_string())
+                .source_err(e)
+        })?;
+        if url.is_tls() {
+            ServerName::try_from(url.host().to_owned()).map_err(|e| {
                 Error::new(ErrorKind::InvalidInput)
-                    .detail(format!("invalid tls server name {host:?}"))
+                    .detail(format!("invalid tls server name {:?}", url.host()))
                     .source_err(e)
             })?;
         }
         Ok(Self {
-            host,
-            port,
-            tls,
+            url,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             extra_roots: Vec::new(),
             max_idle: DEFAULT_MAX_IDLE,
@@ -95,16 +87,12 @@ impl Endpoint {
 
     /// `"https"` or `"http"`.
     pub fn scheme(&self) -> &'static str {
-        if self.tls { "https" } else { "http" }
+        self.url.scheme()
     }
 
     /// `host:port`, as sent in `Host`.
     pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        self.url.authority()
     }
 
     pub(crate) fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, Error> {
@@ -129,46 +117,21 @@ impl Endpoint {
     }
 }
 
-fn split_authority(s: &str, default_port: u16) -> Option<(String, u16)> {
-    if s.is_empty() || s.contains('/') || s.contains('@') {
-        return None;
-    }
-    if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => default_port,
-            None => return None,
-        };
-        return Some((host.to_owned(), port));
-    }
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() && !h.contains(':') => Some((h.to_owned(), p.parse().ok()?)),
-        Some(_) => None,
-        None => Some((s.to_owned(), default_port)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn urls() {
-        let e = Endpoint::from_url("https://api2.cursor.sh").unwrap();
-        assert!(e.tls);
-        assert_eq!(e.authority(), "api2.cursor.sh:443");
+    fn urls_parse_once_and_refusals_keep_their_reason() {
         let e = Endpoint::from_url("http://[::1]:8/").unwrap();
-        assert_eq!(e.authority(), "[::1]:8");
-        for bad in [
-            "ftp://x",
-            "http://x/p",
-            "http://x:y",
-            "http://",
-            "http://a@b",
-        ] {
-            assert!(Endpoint::from_url(bad).is_err(), "{bad}");
-        }
+        assert_eq!((e.scheme(), e.authority().as_str()), ("http", "[::1]:8"));
+        let error = Endpoint::from_url("http://a@b").unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
+        let source = std::error::Error::source(&error).expect("the parse error as source");
+        assert!(
+            source.to_string().contains("only scheme, host and port"),
+            "{source}"
+        );
     }
 
     #[test]

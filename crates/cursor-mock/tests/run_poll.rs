@@ -7,48 +7,16 @@ mod common;
 use std::time::Duration;
 
 use bytes::{BufMut as _, Bytes, BytesMut};
+use common::http1::post;
 use common::{run_msg, run_request};
 use cursor_connect_frame::{Code, Decoder, Direction};
 use cursor_mock::{MockServer, Scenario, Step};
 use cursor_proto::agent::v1 as pb;
 use cursor_proto::aiserver::v1 as ai;
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::rt::TokioIo;
 use prost::Message as _;
 
-const LIMIT: Duration = Duration::from_secs(10);
 const RUN_POLL: &str = "/agent.v1.AgentService/RunPoll";
 const BIDI_APPEND: &str = "/aiserver.v1.BidiService/BidiAppend";
-
-/// One HTTP/1.1 POST on a fresh connection: (status, whole body).
-async fn post(mock: &MockServer, path: &str, content_type: &str, body: Bytes) -> (u16, Bytes) {
-    let tcp = tokio::net::TcpStream::connect(mock.addr())
-        .await
-        .expect("connect");
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .expect("http/1.1 handshake");
-    tokio::spawn(connection);
-    let request = http::Request::post(path)
-        .header("host", "127.0.0.1")
-        .header("content-type", content_type)
-        .body(Full::new(body))
-        .expect("request");
-    let exchange = async {
-        let response = sender.send_request(request).await.expect("response");
-        let status = response.status().as_u16();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        (status, body)
-    };
-    tokio::time::timeout(LIMIT, exchange)
-        .await
-        .expect("answered in time")
-}
 
 fn request_id(id: &str) -> Option<ai::BidiRequestId> {
     Some(ai::BidiRequestId {

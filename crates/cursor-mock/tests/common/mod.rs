@@ -1,6 +1,8 @@
 //! A small raw-h2 Connect client for driving the mock in tests (no dependency on cursor-connect).
 #![allow(dead_code, unreachable_pub, clippy::large_enum_variant)]
 
+pub mod http1;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
