@@ -17,7 +17,10 @@ report=$(mktemp)
 trap 'rm -f "$report"' EXIT
 
 echo "building benches..." >&2
-cargo bench -p cursor-connect-benches -p cursor-proxy --no-run >"$logs/build.log" 2>&1
+# One package per command, exactly as the runs below, so feature unification matches and
+# nothing is rebuilt while benches run.
+(cd benches && cargo bench -p cursor-connect-benches --no-run) >"$logs/build.log" 2>&1
+cargo bench -p cursor-proxy --bench proxy --no-run >>"$logs/build.log" 2>&1
 
 commit=$(git rev-parse --short=12 HEAD)
 if ! git diff --quiet HEAD -- . 2>/dev/null; then
