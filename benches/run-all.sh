@@ -10,8 +10,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-out=benches/RESULTS.md
-logs=target/bench-logs
+out="$PWD/benches/RESULTS.md"
+logs="$PWD/target/bench-logs"
 mkdir -p "$logs"
 report=$(mktemp)
 trap 'rm -f "$report"' EXIT
