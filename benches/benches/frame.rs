@@ -128,7 +128,7 @@ fn cold_decode(out: &mut Vec<String>) {
             let mut vs = decoders::<false>(&pieces, count, 0);
             vs.extend(decoders::<true>(&pieces, count, sum));
             vs.push(memcpy(&pieces));
-            let m = interleaved(&mut vs, 5, 15, Duration::from_millis(2500));
+            let m = interleaved(&mut vs, 7, 15, Duration::from_millis(3000));
             let (b, ns) = (stream.len(), &m.ns);
             out.push(format!(
                 "| {} | {} KiB | {} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2}x | {:.2}x | {:.2} | {:.2} | {:.2} | {:.2}x | {:.2}x |",

@@ -41,7 +41,7 @@ const DOWNLOAD_BYTES: usize = 256 << 20;
 const DOWNLOAD_MSG: usize = 1 << 20;
 const ECHO_MSGS: usize = 100_000;
 const ECHO_SIZE: usize = 1024;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 7;
 /// cursor-connect-h2's writer coalesces queued envelopes into writes of up to this size.
 const COALESCE: usize = 32 << 10;
 
