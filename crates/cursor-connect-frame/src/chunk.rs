@@ -14,7 +14,7 @@ use crate::frame::{Flags, Frame, HEADER_LEN};
 const COALESCE_BELOW: usize = 4096;
 
 /// Frames with payloads in this range make the decoder read ahead (see
-/// [`ChunkDecoder::read_ahead`]): below it the hardware prefetcher already sees a dense stream
+/// [`read_ahead`]): below it the hardware prefetcher already sees a dense stream
 /// of header reads, above it one cache miss per frame is cheap next to the frame.
 const READ_AHEAD_FOR: std::ops::Range<usize> = 64..2048;
 /// How far ahead of the frame just sliced the decoder has touched its chunk.
