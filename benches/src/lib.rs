@@ -1,5 +1,9 @@
-//! Shared helpers for the workspace benchmarks: stream builders and the copying baseline
-//! decoder the frame benchmark compares against.
+//! Shared helpers for the workspace benchmarks: stream builders, the copying baseline decoder
+//! the frame benchmark compares against, the interleaved-rounds runner every bench reports
+//! from, and the markdown report sink `benches/run-all.sh` collects.
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -75,6 +79,107 @@ impl CopyingDecoder {
         }
         self.pending = None;
         Some(self.buf.split_to(len).freeze())
+    }
+}
+
+/// Cuts `stream` into `chunk`-byte pieces the way an HTTP/2 codec hands out DATA payloads:
+/// each piece is split off one read buffer and frozen, so it is a slice of a shared
+/// allocation (h2's `FramedRead` does exactly this). [`chunks`] instead gives every piece its
+/// own allocation; both shapes are benchmarked.
+pub fn chunks_shared(stream: &[u8], chunk: usize) -> Vec<Bytes> {
+    let mut buf = BytesMut::from(stream);
+    let mut out = Vec::with_capacity(stream.len().div_ceil(chunk));
+    while !buf.is_empty() {
+        let n = chunk.min(buf.len());
+        out.push(buf.split_to(n).freeze());
+    }
+    out
+}
+
+/// A consumer that reads every payload byte: a wrapping sum of little-endian 64-bit words
+/// (and of the trailing bytes), which the compiler vectorizes, so reading costs about what
+/// it costs to stream the bytes through the core, no more.
+#[inline]
+pub fn read_all(payload: &[u8]) -> u64 {
+    let words = payload.chunks_exact(8);
+    let tail = words.remainder().iter().map(|&b| u64::from(b)).sum::<u64>();
+    words
+        .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")))
+        .fold(tail, u64::wrapping_add)
+}
+
+/// A named closure measured by [`interleaved`].
+pub type Variant<'a> = (&'static str, Box<dyn FnMut() + 'a>);
+
+/// Per-variant medians of interleaved rounds.
+#[derive(Debug, Clone)]
+pub struct Medians {
+    /// Median nanoseconds per call, in the order the variants were given.
+    pub ns: Vec<f64>,
+    /// How many rounds every variant ran.
+    pub rounds: usize,
+}
+
+/// Runs every variant once per round (the starting variant rotates from round to round, so
+/// no variant always runs right after the same neighbour), at least `min_rounds` rounds and
+/// then more while `budget` lasts (at most `max_rounds`), after one warm-up call each. Load
+/// changes on a shared machine then hit every variant alike; the medians are what is
+/// reported.
+pub fn interleaved(
+    variants: &mut [Variant<'_>],
+    min_rounds: usize,
+    max_rounds: usize,
+    budget: Duration,
+) -> Medians {
+    let k = variants.len();
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); k];
+    for (_, f) in variants.iter_mut() {
+        f();
+    }
+    let start = Instant::now();
+    let mut rounds = 0;
+    while rounds < min_rounds || (start.elapsed() < budget && rounds < max_rounds) {
+        for j in 0..k {
+            let i = (j + rounds) % k;
+            let t = Instant::now();
+            (variants[i].1)();
+            samples[i].push(t.elapsed().as_nanos() as f64);
+        }
+        rounds += 1;
+    }
+    let ns = samples.into_iter().map(median).collect();
+    Medians { ns, rounds }
+}
+
+/// The median of `v` (the upper one for an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Percentile `p` (0..=100) of sorted `v`, nearest rank.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Prints markdown report lines and, when `BENCH_REPORT` names a file, appends them to it
+/// (that is how `benches/run-all.sh` assembles `RESULTS.md`).
+pub fn emit(lines: &[String]) {
+    let text = lines.join("\n");
+    println!("{text}");
+    if let Ok(path) = std::env::var("BENCH_REPORT") {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path);
+        match file.and_then(|mut f| writeln!(f, "{text}")) {
+            Ok(()) => {}
+            Err(e) => eprintln!("cannot append to BENCH_REPORT {path}: {e}"),
+        }
     }
 }
 

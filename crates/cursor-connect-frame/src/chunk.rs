@@ -13,6 +13,15 @@ use crate::frame::{Flags, Frame, HEADER_LEN};
 /// sends tiny DATA frames, while large frames are still copied only once.
 const COALESCE_BELOW: usize = 4096;
 
+/// Frames with payloads in this range make the decoder read ahead (see
+/// [`read_ahead`]): below it the hardware prefetcher already sees a dense stream
+/// of header reads, above it one cache miss per frame is cheap next to the frame.
+const READ_AHEAD_FOR: std::ops::Range<usize> = 64..2048;
+/// How far ahead of the frame just sliced the decoder has touched its chunk.
+const READ_AHEAD: usize = 2048;
+/// A cache line: the read-ahead touches one byte per line.
+const LINE: usize = 64;
+
 /// Envelope decoder for input that arrives as `Bytes` chunks (HTTP/2 DATA frames).
 ///
 /// It applies exactly the checks of the wrapped [`Decoder`], but a frame that lies wholly
@@ -20,7 +29,9 @@ const COALESCE_BELOW: usize = 4096;
 /// A frame that straddles chunks is copied exactly once, into a buffer of exactly its size,
 /// when its last byte arrives. Until then only the bytes that arrived are held, never the
 /// declared length: large pieces as they came, small ones (under 4 KiB) coalesced into one
-/// growing buffer, whose capacity is at most about twice what arrived.
+/// growing buffer, whose capacity is at most about twice what arrived. While it slices frames
+/// of 64 B to 2 KiB it reads the chunk ahead (one byte per cache line, 2 KiB ahead), so that
+/// on input not in cache the header reads do not wait on one miss after another.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -48,6 +59,8 @@ pub struct ChunkDecoder {
     pending: Option<(Flags, usize)>,
     /// Unconsumed input chunks, oldest first.
     chunks: VecDeque<Bytes>,
+    /// Address up to which the front chunk has been read ahead.
+    ahead: usize,
 }
 
 impl ChunkDecoder {
@@ -60,6 +73,7 @@ impl ChunkDecoder {
             partial_len: 0,
             pending: None,
             chunks: VecDeque::new(),
+            ahead: 0,
         }
     }
 
@@ -92,6 +106,9 @@ impl ChunkDecoder {
             && let Some(len) = self.decoder.plain_len(hdr)
             && chunk.len() - HEADER_LEN >= len
         {
+            if READ_AHEAD_FOR.contains(&len) {
+                self.ahead = read_ahead(chunk, self.ahead);
+            }
             chunk.advance(HEADER_LEN);
             let payload = chunk.split_to(len);
             if chunk.is_empty() {
@@ -105,6 +122,7 @@ impl ChunkDecoder {
         self.next_frame_general()
     }
 
+    #[cold]
     fn next_frame_general(&mut self) -> Result<Option<Frame>, FrameError> {
         loop {
             if self.partial_len == 0 {
@@ -246,6 +264,33 @@ impl ChunkDecoder {
         self.partial_len = 0;
         payload
     }
+}
+
+/// Touches one byte per cache line of `chunk` from `ahead` (an address) up to [`READ_AHEAD`]
+/// bytes past the chunk's start, and returns the new mark.
+///
+/// Why: each header's position comes from the previous header, so on a stream that is not in
+/// cache the header reads form a chain of dependent misses that the hardware prefetcher does
+/// not follow when frames are a few lines apart (256 B frames decoded at half of a copying
+/// decoder's speed, which streams the bytes with `memcpy` first). These loads depend on
+/// nothing, so the core issues many at once and the header reads then hit the cache.
+#[inline]
+fn read_ahead(chunk: &Bytes, ahead: usize) -> usize {
+    let base = chunk.as_ptr() as usize;
+    let end = base + chunk.len().min(READ_AHEAD);
+    // A mark outside this chunk belongs to an earlier one: start over at this chunk's start.
+    let mut at = if (base..=base + chunk.len()).contains(&ahead) {
+        ahead
+    } else {
+        base
+    };
+    let mut seen = 0u8;
+    while at < end {
+        seen ^= chunk[at - base];
+        at += LINE;
+    }
+    std::hint::black_box(seen);
+    at
 }
 
 #[cfg(test)]

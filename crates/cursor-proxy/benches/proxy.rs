@@ -1,13 +1,17 @@
 //! Proxy overhead against cursor-mock on loopback, in one run:
 //!
-//! 1. Latency: time to the first answer text, through the proxy (HTTP request written -> first SSE
-//!    bytes carrying text) and with `cursor-connect` used directly (run opened -> first
-//!    `TextDelta`), sequentially; the difference of the percentiles is what the proxy adds.
+//! 1. Latency: time to the first answer text, through the proxy (HTTP request written -> first
+//!    SSE bytes carrying text) and with `cursor-connect` used directly (run opened -> first
+//!    `TextDelta`). Both paths keep their connection across requests (HTTP/1.1 keep-alive to
+//!    the proxy, the client's HTTP/2 connection to the mock). Requests go in pairs, one per
+//!    path, in alternating order; what the proxy adds is reported as percentiles of the
+//!    per-pair differences.
 //! 2. Load: 500 concurrent streaming requests through the proxy (a separate `cursor-proxy`
-//!    process, so its memory is measured alone), each held open ~1 s by the mock; throughput and
-//!    the proxy's peak RSS; then the same 500 turns with `cursor-connect` directly.
+//!    process, so its memory is measured alone), each held open ~1 s by the mock; throughput,
+//!    the proxy's peak RSS and RSS per stream; the same 500 turns with `cursor-connect`
+//!    directly; then 2,000 concurrent streams through the proxy, with peak and after-run RSS.
 //!
-//! `cargo bench -p cursor-proxy --bench proxy` (set `BENCH_N` for the latency sample size).
+//! `cargo bench -p cursor-proxy --bench proxy` (`BENCH_N` sets the number of latency pairs).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +23,8 @@ use tokio::net::TcpStream;
 
 const KEY: &str = "bench-key";
 const CONCURRENT: usize = 500;
+/// The larger run that must stay bounded.
+const BOUNDED_RUN: usize = 2000;
 
 fn quick() -> Scenario {
     Scenario::new(vec![
@@ -49,49 +55,71 @@ fn held_open() -> Scenario {
     ])
 }
 
-/// One streaming request over a fresh connection; returns (time to first text bytes, total).
-async fn proxy_request(addr: &str, model: &str) -> std::io::Result<(Duration, Duration)> {
-    let body = format!(
-        r#"{{"model":"{model}","stream":true,"messages":[{{"role":"user","content":"hi"}}]}}"#
-    );
-    let req = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {KEY}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut s = TcpStream::connect(addr).await?;
-    s.set_nodelay(true)?;
-    let start = Instant::now();
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 4096];
-    let mut first = None;
-    loop {
-        let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut chunk))
-            .await
-            .map_err(|_| std::io::Error::other("read timed out"))??;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if first.is_none() && contains(&buf, b"\"content\":") {
-            first = Some(start.elapsed());
-        }
-        if contains(&buf, b"data: [DONE]") {
-            break;
-        }
+/// One HTTP/1.1 connection to the proxy, kept alive across requests (as the direct path keeps
+/// its HTTP/2 connection), so both paths are measured without connection setup.
+struct Conn {
+    s: TcpStream,
+    addr: String,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(addr: &str) -> std::io::Result<Self> {
+        let s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        Ok(Self {
+            s,
+            addr: addr.to_owned(),
+            buf: Vec::with_capacity(8192),
+        })
     }
-    if !contains(&buf, b"data: [DONE]") {
-        return Err(std::io::Error::other(format!(
-            "incomplete stream: {}",
-            String::from_utf8_lossy(&buf)
-        )));
+
+    /// One streaming chat completion; returns (time to the first text bytes, total). The
+    /// response is chunked, so it ends at the `0` chunk after `data: [DONE]`.
+    async fn request(&mut self, model: &str) -> std::io::Result<(Duration, Duration)> {
+        let body = format!(
+            r#"{{"model":"{model}","stream":true,"messages":[{{"role":"user","content":"hi"}}]}}"#
+        );
+        let req = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {KEY}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        self.buf.clear();
+        let start = Instant::now();
+        self.s.write_all(req.as_bytes()).await?;
+        let mut chunk = [0u8; 4096];
+        let mut first = None;
+        loop {
+            let n = tokio::time::timeout(Duration::from_secs(30), self.s.read(&mut chunk))
+                .await
+                .map_err(|_| std::io::Error::other("read timed out"))??;
+            if n == 0 {
+                return Err(std::io::Error::other(format!(
+                    "connection closed mid-response: {}",
+                    String::from_utf8_lossy(&self.buf)
+                )));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+            if first.is_none() && contains(&self.buf, b"\"content\":") {
+                first = Some(start.elapsed());
+            }
+            if self.buf.ends_with(b"\r\n0\r\n\r\n") && contains(&self.buf, b"data: [DONE]") {
+                break;
+            }
+        }
+        Ok((first.unwrap_or_default(), start.elapsed()))
     }
-    Ok((first.unwrap_or_default(), start.elapsed()))
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// One request on its own connection (for the concurrency runs, where every stream needs one).
+async fn proxy_request(addr: &str, model: &str) -> std::io::Result<(Duration, Duration)> {
+    Conn::open(addr).await?.request(model).await
 }
 
 async fn direct_request(
@@ -109,13 +137,37 @@ async fn direct_request(
     Ok((first.unwrap_or_default(), start.elapsed()))
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+/// Nearest-rank percentile `p` (0..=100) of sorted `v`.
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// Prints markdown report lines and appends them to `BENCH_REPORT` when set (how
+/// `benches/run-all.sh` assembles `benches/RESULTS.md`).
+fn emit(lines: &[String]) {
+    use std::io::Write as _;
+    let text = lines.join("\n");
+    println!("{text}");
+    if let Ok(path) = std::env::var("BENCH_REPORT") {
+        let res = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{text}"));
+        if let Err(e) = res {
+            eprintln!("cannot append to BENCH_REPORT {path}: {e}");
+        }
+    }
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
@@ -133,7 +185,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = std::env::var("BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+        .unwrap_or(2000);
     let mock = MockServer::builder()
         .named("bench-quick", quick())
         .named("bench-held", held_open())
@@ -145,10 +197,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .base_url(mock.url())
         .credentials(Credentials::access_token("bench-token"))
         .build()?;
-    latency(&addr, &client, n).await?;
-    concurrent_via_proxy(Arc::new(addr), pid).await;
-    concurrent_direct(&client).await;
+    let mut out = vec![
+        "\n## Proxy (`crates/cursor-proxy/benches/proxy.rs`)\n".to_string(),
+        "cursor-proxy as its own process in front of cursor-mock on loopback, against `cursor-connect` used directly on the same mock.".into(),
+    ];
+    latency(&mut out, &addr, &client, n).await?;
+    concurrent_via_proxy(&mut out, Arc::new(addr.clone()), pid, CONCURRENT).await;
+    concurrent_direct(&mut out, &client).await;
+    concurrent_via_proxy(&mut out, Arc::new(addr), pid, BOUNDED_RUN).await;
     child.kill().await?;
+    emit(&out);
     Ok(())
 }
 
@@ -180,53 +238,72 @@ async fn spawn_proxy(
     Ok((child, addr))
 }
 
-/// Time to first text, `n` sequential requests through the proxy and directly, interleaved.
+/// Time to first text over persistent connections on both paths: `n` pairs of sequential
+/// requests, one through the proxy and one direct, in alternating order; the proxy's cost is
+/// the per-pair difference, whose percentiles are reported (not a difference of percentiles).
 async fn latency(
+    out: &mut Vec<String>,
     addr: &str,
     client: &CursorClient,
     n: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let mut conn = Conn::open(addr).await?;
     // Warm both paths (connections, allocator).
     for _ in 0..50 {
-        proxy_request(addr, "bench-quick").await?;
+        conn.request("bench-quick").await?;
         direct_request(client, "bench-quick").await?;
     }
     let (mut via, mut direct) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for _ in 0..n {
-        // Interleaved so both see the same machine load.
-        via.push(proxy_request(addr, "bench-quick").await?.0);
-        direct.push(direct_request(client, "bench-quick").await?.0);
+    for i in 0..n {
+        if i % 2 == 0 {
+            via.push(conn.request("bench-quick").await?);
+            direct.push(direct_request(client, "bench-quick").await?);
+        } else {
+            direct.push(direct_request(client, "bench-quick").await?);
+            via.push(conn.request("bench-quick").await?);
+        }
     }
-    via.sort();
-    direct.sort();
-    println!("latency to first text, {n} sequential requests (microseconds)");
-    println!("  {:<22} {:>10} {:>10} {:>10}", "", "p50", "p99", "max");
-    for (name, v) in [
-        ("cursor-connect direct", &direct),
-        ("through cursor-proxy", &via),
-    ] {
-        println!(
-            "  {name:<22} {:>10.0} {:>10.0} {:>10.0}",
-            us(pct(v, 0.5)),
-            us(pct(v, 0.99)),
-            us(pct(v, 1.0))
-        );
+    let pick = |v: &[(Duration, Duration)], total: bool| -> Vec<f64> {
+        v.iter()
+            .map(|(f, t)| us(if total { *t } else { *f }))
+            .collect()
+    };
+    let diff = |total: bool| -> Vec<f64> {
+        let (a, b) = (pick(&via, total), pick(&direct, total));
+        sorted(a.iter().zip(&b).map(|(x, y)| x - y).collect())
+    };
+    out.push(format!(
+        "\n### Latency: {n} request pairs, persistent connections on both paths\n"
+    ));
+    out.push("Microseconds. Time to first token: request written → first SSE bytes carrying text (proxy); run opened → first `TextDelta` (direct). \"Added\" rows are percentiles of the per-pair differences (proxy − direct, each pair adjacent in time, order alternating). Target: added p99 < 250 µs.\n".into());
+    out.push("| measure | p50 | p99 | p99.9 |".into());
+    out.push("|---|---|---|---|".into());
+    let rows = [
+        ("direct, time to first token", sorted(pick(&direct, false))),
+        ("proxy, time to first token", sorted(pick(&via, false))),
+        ("added by the proxy, time to first token", diff(false)),
+        ("direct, whole turn", sorted(pick(&direct, true))),
+        ("proxy, whole turn", sorted(pick(&via, true))),
+        ("added by the proxy, whole turn", diff(true)),
+    ];
+    for (name, v) in rows {
+        out.push(format!(
+            "| {name} | {:.0} | {:.0} | {:.0} |",
+            pct(&v, 50.0),
+            pct(&v, 99.0),
+            pct(&v, 99.9)
+        ));
     }
-    println!(
-        "  {:<22} {:>10.0} {:>10.0}",
-        "added by the proxy",
-        us(pct(&via, 0.5).saturating_sub(pct(&direct, 0.5))),
-        us(pct(&via, 0.99).saturating_sub(pct(&direct, 0.99)))
-    );
     Ok(())
 }
 
-/// 500 concurrent streams through the proxy, held open about a second each, with the proxy's
-/// memory sampled while they run.
-async fn concurrent_via_proxy(addr: Arc<String>, pid: u32) {
+/// `streams` concurrent streams through the proxy, each on its own connection and held open
+/// about a second by the mock, with the proxy's RSS sampled while they run and read again
+/// once they are done (a bounded run returns to near idle).
+async fn concurrent_via_proxy(out: &mut Vec<String>, addr: Arc<String>, pid: u32, streams: usize) {
     let idle_rss = rss_kib(pid, "VmRSS:");
     let start = Instant::now();
-    let tasks: Vec<_> = (0..CONCURRENT)
+    let tasks: Vec<_> = (0..streams)
         .map(|_| {
             let addr = Arc::clone(&addr);
             tokio::spawn(async move { proxy_request(&addr, "bench-held").await })
@@ -239,22 +316,24 @@ async fn concurrent_via_proxy(addr: Arc<String>, pid: u32) {
     }
     let ok = count_ok(tasks).await;
     let wall = start.elapsed();
-    println!("\n{CONCURRENT} concurrent streams through cursor-proxy (each held ~1 s by the mock)");
-    println!(
-        "  completed {ok}/{CONCURRENT} in {:.2} s: {:.0} streams/s",
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = rss_kib(pid, "VmRSS:");
+    if streams == CONCURRENT {
+        out.push("\n### Concurrent streams (each held ~1 s by the mock)\n".into());
+        out.push(format!("Targets: < 32 KiB per stream at {CONCURRENT} streams; the {BOUNDED_RUN}-stream run completes with a bounded peak RSS.\n"));
+        out.push("| run | completed | wall | streams/s | proxy RSS idle | peak | after | peak − idle per stream |".into());
+        out.push("|---|---|---|---|---|---|---|---|".into());
+    }
+    out.push(format!(
+        "| {streams} streams through cursor-proxy | {ok}/{streams} | {:.2} s | {:.0} | {idle_rss} KiB | {peak_rss} KiB | {after} KiB | {:.1} KiB |",
         wall.as_secs_f64(),
-        ok as f64 / wall.as_secs_f64()
-    );
-    println!(
-        "  proxy RSS idle {} KiB, peak {} KiB: {:.1} KiB per open stream",
-        idle_rss,
-        peak_rss,
-        peak_rss.saturating_sub(idle_rss) as f64 / CONCURRENT as f64
-    );
+        ok as f64 / wall.as_secs_f64(),
+        peak_rss.saturating_sub(idle_rss) as f64 / streams as f64
+    ));
 }
 
 /// The same load on `cursor-connect` directly.
-async fn concurrent_direct(client: &CursorClient) {
+async fn concurrent_direct(out: &mut Vec<String>, client: &CursorClient) {
     let start = Instant::now();
     let tasks: Vec<_> = (0..CONCURRENT)
         .map(|_| {
@@ -264,11 +343,11 @@ async fn concurrent_direct(client: &CursorClient) {
         .collect();
     let ok = count_ok(tasks).await;
     let wall = start.elapsed();
-    println!(
-        "  cursor-connect direct: {ok}/{CONCURRENT} in {:.2} s: {:.0} streams/s",
+    out.push(format!(
+        "| {CONCURRENT} streams on cursor-connect directly | {ok}/{CONCURRENT} | {:.2} s | {:.0} | – | – | – | – |",
         wall.as_secs_f64(),
         ok as f64 / wall.as_secs_f64()
-    );
+    ));
 }
 
 /// How many of `tasks` finished with `Ok`.
