@@ -117,7 +117,6 @@ pub(crate) async fn drive(
     pause_tx: tokio::sync::watch::Sender<bool>,
     ctl: Option<mpsc::Sender<ConnCommand>>,
 ) {
-    let settings = shared.settings.clone();
     // Headers go out at once (clients may wait for them before sending), unless the scenario
     // chosen by header starts with a reset, which then comes before any header.
     let early = scenario_header
@@ -133,32 +132,8 @@ pub(crate) async fn drive(
         return;
     }
 
-    let first = tokio::time::timeout(settings.reply_timeout, rx.recv()).await;
-    let info = match first {
-        Ok(Some(Inbound::Msg(ClientMsg::Run(info)))) => info,
-        Ok(Some(Inbound::Msg(ClientMsg::Prewarm))) => {
-            // Accepted by Cursor; the mock has nothing to warm.
-            let _ = out.message(&wire::heartbeat()).await;
-            let _ = out.end_stream(b"{}").await;
-            return;
-        }
-        Ok(Some(Inbound::Reset)) | Ok(None) => return,
-        Ok(Some(other)) => {
-            shared.recorder.violation(
-                call,
-                format!("first message was not a run request: {other:?}"),
-            );
-            // Exactly what Cursor sends (vector F02): a heartbeat, then the error.
-            let _ = out.message(&wire::heartbeat()).await;
-            let _ = out.end_stream(FIRST_MESSAGE_END_STREAM.as_bytes()).await;
-            return;
-        }
-        Err(_) => {
-            let _ = out.message(&wire::heartbeat()).await;
-            let error = ErrorSpec::new(Code::DeadlineExceeded, "no run request arrived");
-            let _ = out.end_stream(&error.end_stream_json()).await;
-            return;
-        }
+    let Some(info) = first_run_request(&shared, call, &mut out, &mut rx).await else {
+        return;
     };
 
     let (name, scenario) = match shared.pick(scenario_header.as_deref(), Some(&info.model)) {
@@ -196,23 +171,51 @@ pub(crate) async fn drive(
         Ok(()) => turn.play(scenario.steps()).await,
         Err(abort) => Err(abort),
     };
-    match outcome {
-        Ok(()) => turn.linger().await,
-        Err(Abort::Gone) => {}
-        Err(Abort::Violation(message)) => {
-            shared.recorder.violation(call, message.clone());
-            let error = ErrorSpec::new(Code::InvalidArgument, format!("cursor-mock: {message}"));
-            let _ = turn.out.end_stream(&error.end_stream_json()).await;
+    turn.conclude(outcome, call).await;
+}
+
+/// Waits for the turn's first client message: a run request (returned), or anything else,
+/// answered here as Cursor answers it.
+async fn first_run_request(
+    shared: &Shared,
+    call: usize,
+    out: &mut Out,
+    rx: &mut mpsc::Receiver<Inbound>,
+) -> Option<Box<RunInfo>> {
+    let first = tokio::time::timeout(shared.settings.reply_timeout, rx.recv()).await;
+    match first {
+        Ok(Some(Inbound::Msg(ClientMsg::Run(info)))) => Some(info),
+        Ok(Some(Inbound::Msg(ClientMsg::Prewarm))) => {
+            // Accepted by Cursor; the mock has nothing to warm.
+            let _ = out.message(&wire::heartbeat()).await;
+            let _ = out.end_stream(b"{}").await;
+            None
         }
-        Err(Abort::Canceled) => {
-            let usage = Usage {
-                output_tokens: turn.tokens,
-                ..Usage::default()
-            };
-            let _ = turn.out.message(&wire::turn_ended(usage)).await;
-            let _ = turn.out.end_stream(b"{}").await;
+        Ok(Some(Inbound::Reset)) | Ok(None) => None,
+        Ok(Some(other)) => {
+            shared.recorder.violation(
+                call,
+                format!("first message was not a run request: {other:?}"),
+            );
+            // Exactly what Cursor sends (vector F02): a heartbeat, then the error.
+            let _ = out.message(&wire::heartbeat()).await;
+            let _ = out.end_stream(FIRST_MESSAGE_END_STREAM.as_bytes()).await;
+            None
+        }
+        Err(_) => {
+            let _ = out.message(&wire::heartbeat()).await;
+            let error = ErrorSpec::new(Code::DeadlineExceeded, "no run request arrived");
+            let _ = out.end_stream(&error.end_stream_json()).await;
+            None
         }
     }
+}
+
+/// What a step leaves the turn: more steps to play, or the stream is over.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Next,
+    Done,
 }
 
 struct Turn {
@@ -234,6 +237,29 @@ struct Turn {
 }
 
 impl Turn {
+    /// Ends the stream after the script: lingers for late client messages, reports a
+    /// violation as an error, or ends a canceled turn as Cursor does (usage, then `{}`).
+    async fn conclude(mut self, outcome: Result<(), Abort>, call: usize) {
+        match outcome {
+            Ok(()) => self.linger().await,
+            Err(Abort::Gone) => {}
+            Err(Abort::Violation(message)) => {
+                self.shared.recorder.violation(call, message.clone());
+                let error =
+                    ErrorSpec::new(Code::InvalidArgument, format!("cursor-mock: {message}"));
+                let _ = self.out.end_stream(&error.end_stream_json()).await;
+            }
+            Err(Abort::Canceled) => {
+                let usage = Usage {
+                    output_tokens: self.tokens,
+                    ..Usage::default()
+                };
+                let _ = self.out.message(&wire::turn_ended(usage)).await;
+                let _ = self.out.end_stream(b"{}").await;
+            }
+        }
+    }
+
     /// Checks an echoed checkpoint and takes its root blobs and turns.
     fn adopt_checkpoint(&mut self) -> Result<(), Abort> {
         let Some(state) = self.run.conversation_state.clone() else {
@@ -265,149 +291,184 @@ impl Turn {
     async fn play(&mut self, steps: &[Step]) -> Result<(), Abort> {
         for step in steps {
             self.drain()?;
-            match step {
-                Step::Heartbeat => self.send(wire::heartbeat()).await?,
-                Step::KvGetRootPrompt => self.kv_get_root().await?,
-                Step::KvSet(data) => self.kv_set(data.clone()).await?,
-                Step::RequestContext => {
-                    // Numbered like every other exec (from 1): an echoed id 0 could not be told
-                    // from an absent one.
-                    let id = self.next_exec_id;
-                    self.next_exec_id += 1;
-                    let exec_id = format!("mock-exec-{id}");
-                    let expect = Expect::RequestContext {
-                        exec_id: exec_id.clone(),
-                    };
-                    self.ledger.expect(Key::Exec(id), expect);
-                    self.send(wire::exec_request_context(id, &exec_id)).await?;
-                    let limit = self.shared.settings.reply_timeout;
-                    self.wait_pending(limit, "the request-context exec").await?;
-                }
-                Step::UnsupportedExec(kind) => {
-                    let id = self.next_exec_id;
-                    self.next_exec_id += 1;
-                    // Captured MCP-state execs carry no exec_id at all (addenda §2).
-                    let exec_id = match kind {
-                        ExecKind::McpState => String::new(),
-                        _ => format!("mock-exec-{id}"),
-                    };
-                    let expect = Expect::Unsupported {
-                        exec_id: exec_id.clone(),
-                        kind: kind.name(),
-                    };
-                    self.ledger.expect(Key::Exec(id), expect);
-                    self.send(wire::exec_unsupported(id, &exec_id, *kind))
-                        .await?;
-                    let limit = self.shared.settings.reply_timeout;
-                    self.wait_pending(limit, "an exec the client should decline")
-                        .await?;
-                }
-                Step::RawExec {
-                    id,
-                    exec_id,
-                    payload,
-                } => {
-                    let expect = Expect::Unsupported {
-                        exec_id: exec_id.clone(),
-                        kind: "raw",
-                    };
-                    self.ledger.expect(Key::Exec(*id), expect);
-                    self.send(payload.clone()).await?;
-                    let limit = self.shared.settings.reply_timeout;
-                    self.wait_pending(limit, "a raw exec the client should decline")
-                        .await?;
-                }
-                Step::InteractionQuery => {
-                    let id = self.next_query_id;
-                    self.next_query_id += 1;
-                    self.ledger
-                        .expect(Key::Interaction(id), Expect::Interaction);
-                    self.send(wire::interaction_query(id)).await?;
-                    let limit = self.shared.settings.reply_timeout;
-                    self.wait_pending(limit, "the interaction query").await?;
-                }
-                Step::ThinkingDelta(text) => self.send(wire::thinking_delta(text)).await?,
-                Step::ThinkingCompleted(ms) => self.send(wire::thinking_completed(*ms)).await?,
-                Step::TextDelta(text) => {
-                    self.text.push_str(text);
-                    self.send(wire::text_delta(text, false)).await?;
-                }
-                Step::Notice(text) => self.send(wire::text_delta(text, true)).await?,
-                Step::TokenDelta(n) => {
-                    self.tokens += i64::from(*n);
-                    self.send(wire::token_delta(*n)).await?;
-                }
-                Step::Text(text) => self.text_pieces(text).await?,
-                Step::CallTools(calls) => self.call_tools(calls).await?,
-                Step::EchoToolResults => {
-                    let results = self.ledger.take_tool_results();
-                    for (_, name, result) in &results {
-                        self.text_pieces(&format!("{TOOL_ECHO_PREFIX}{name}: {result}"))
-                            .await?;
-                    }
-                }
-                Step::Checkpoint => {
-                    let bytes = wire::checkpoint_state(
-                        &self.root_blobs,
-                        &self.previous_turns,
-                        &self.run.user_text,
-                        &self.text,
-                        u32::try_from(self.tokens).unwrap_or(u32::MAX),
-                    );
-                    self.send_checkpoint(bytes).await?;
-                }
-                Step::CheckpointBytes(bytes) => self.send_checkpoint(bytes.clone()).await?,
-                Step::TurnEnded(usage) => {
-                    self.settle().await?;
-                    self.send(wire::turn_ended(*usage)).await?;
-                }
-                Step::EndOk => {
-                    self.settle().await?;
-                    self.out.end_stream(b"{}").await?;
-                    return Ok(());
-                }
-                Step::EndError(error) => {
-                    self.out.end_stream(&error.end_stream_json()).await?;
-                    return Ok(());
-                }
-                Step::RawMessage(payload) => self.send(payload.clone()).await?,
-                Step::RawBytes(bytes) => self.out.write(bytes.clone(), false).await?,
-                Step::Sleep(duration) => self.pause(*duration, true).await?,
-                Step::Stall(duration) => self.pause(*duration, false).await?,
-                Step::PauseReading(duration) => {
-                    self.pause.send_replace(true);
-                    let outcome = self.pause(*duration, true).await;
-                    self.pause.send_replace(false);
-                    outcome?;
-                }
-                Step::Reset(code) => {
-                    if self.out.headers_sent() {
-                        tokio::time::sleep(FLUSH_PAUSE).await;
-                    }
-                    self.out.reset(*code);
-                    return Ok(());
-                }
-                Step::GoAway(code) => {
-                    self.out.ensure_headers()?;
-                    tokio::time::sleep(FLUSH_PAUSE).await;
-                    self.connection(ConnCommand::GoAway(*code)).await;
-                    return Ok(());
-                }
-                Step::DropConnection => {
-                    tokio::time::sleep(FLUSH_PAUSE).await;
-                    self.connection(ConnCommand::Drop).await;
-                    return Ok(());
-                }
-                Step::SplitWrites(n) => self.out.split_writes(*n),
-                Step::FinishWithoutEndStream => {
-                    self.out.finish().await?;
-                    return Ok(());
-                }
+            if self.step(step).await? == Flow::Done {
+                return Ok(());
             }
         }
         // A script without a terminal step ends the stream without an end-stream envelope.
         self.out.finish().await?;
         Ok(())
+    }
+
+    /// Plays one step; [`Flow::Done`] after a step that ends the stream.
+    async fn step(&mut self, step: &Step) -> Result<Flow, Abort> {
+        match step {
+            Step::Heartbeat => self.send(wire::heartbeat()).await?,
+            Step::KvGetRootPrompt => self.kv_get_root().await?,
+            Step::KvSet(data) => self.kv_set(data.clone()).await?,
+            Step::RequestContext => self.request_context().await?,
+            Step::UnsupportedExec(kind) => self.unsupported_exec(*kind).await?,
+            Step::RawExec {
+                id,
+                exec_id,
+                payload,
+            } => self.raw_exec(*id, exec_id, payload.clone()).await?,
+            Step::InteractionQuery => self.interaction_query().await?,
+            Step::ThinkingDelta(text) => self.send(wire::thinking_delta(text)).await?,
+            Step::ThinkingCompleted(ms) => self.send(wire::thinking_completed(*ms)).await?,
+            Step::TextDelta(text) => {
+                self.text.push_str(text);
+                self.send(wire::text_delta(text, false)).await?;
+            }
+            Step::Notice(text) => self.send(wire::text_delta(text, true)).await?,
+            Step::TokenDelta(n) => {
+                self.tokens += i64::from(*n);
+                self.send(wire::token_delta(*n)).await?;
+            }
+            Step::Text(text) => self.text_pieces(text).await?,
+            Step::CallTools(calls) => self.call_tools(calls).await?,
+            Step::EchoToolResults => self.echo_tool_results().await?,
+            Step::Checkpoint => self.checkpoint().await?,
+            Step::CheckpointBytes(bytes) => self.send_checkpoint(bytes.clone()).await?,
+            Step::TurnEnded(usage) => {
+                self.settle().await?;
+                self.send(wire::turn_ended(*usage)).await?;
+            }
+            Step::RawMessage(payload) => self.send(payload.clone()).await?,
+            Step::RawBytes(bytes) => self.out.write(bytes.clone(), false).await?,
+            Step::Sleep(duration) => self.pause(*duration, true).await?,
+            Step::Stall(duration) => self.pause(*duration, false).await?,
+            Step::PauseReading(duration) => self.pause_reading(*duration).await?,
+            Step::SplitWrites(n) => self.out.split_writes(*n),
+            Step::EndOk
+            | Step::EndError(_)
+            | Step::Reset(_)
+            | Step::GoAway(_)
+            | Step::DropConnection
+            | Step::FinishWithoutEndStream => {
+                self.end(step).await?;
+                return Ok(Flow::Done);
+            }
+        }
+        Ok(Flow::Next)
+    }
+
+    /// The steps that end the stream: cleanly, with an error, or with a fault.
+    async fn end(&mut self, step: &Step) -> Result<(), Abort> {
+        match step {
+            Step::EndOk => {
+                self.settle().await?;
+                self.out.end_stream(b"{}").await?;
+            }
+            Step::EndError(error) => self.out.end_stream(&error.end_stream_json()).await?,
+            Step::Reset(code) => {
+                if self.out.headers_sent() {
+                    tokio::time::sleep(FLUSH_PAUSE).await;
+                }
+                self.out.reset(*code);
+            }
+            Step::GoAway(code) => {
+                self.out.ensure_headers()?;
+                tokio::time::sleep(FLUSH_PAUSE).await;
+                self.connection(ConnCommand::GoAway(*code)).await;
+            }
+            Step::DropConnection => {
+                tokio::time::sleep(FLUSH_PAUSE).await;
+                self.connection(ConnCommand::Drop).await;
+            }
+            Step::FinishWithoutEndStream => self.out.finish().await?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The next exec id (from 1: an echoed id 0 could not be told from an absent one).
+    fn next_exec(&mut self) -> u32 {
+        let id = self.next_exec_id;
+        self.next_exec_id += 1;
+        id
+    }
+
+    async fn request_context(&mut self) -> Result<(), Abort> {
+        let id = self.next_exec();
+        let exec_id = format!("mock-exec-{id}");
+        let expect = Expect::RequestContext {
+            exec_id: exec_id.clone(),
+        };
+        self.ledger.expect(Key::Exec(id), expect);
+        self.send(wire::exec_request_context(id, &exec_id)).await?;
+        let limit = self.shared.settings.reply_timeout;
+        self.wait_pending(limit, "the request-context exec").await
+    }
+
+    async fn unsupported_exec(&mut self, kind: ExecKind) -> Result<(), Abort> {
+        let id = self.next_exec();
+        // Captured MCP-state execs carry no exec_id at all (addenda §2).
+        let exec_id = match kind {
+            ExecKind::McpState => String::new(),
+            _ => format!("mock-exec-{id}"),
+        };
+        let expect = Expect::Unsupported {
+            exec_id: exec_id.clone(),
+            kind: kind.name(),
+        };
+        self.ledger.expect(Key::Exec(id), expect);
+        self.send(wire::exec_unsupported(id, &exec_id, kind))
+            .await?;
+        let limit = self.shared.settings.reply_timeout;
+        self.wait_pending(limit, "an exec the client should decline")
+            .await
+    }
+
+    async fn raw_exec(&mut self, id: u32, exec_id: &str, payload: Bytes) -> Result<(), Abort> {
+        let expect = Expect::Unsupported {
+            exec_id: exec_id.to_owned(),
+            kind: "raw",
+        };
+        self.ledger.expect(Key::Exec(id), expect);
+        self.send(payload).await?;
+        let limit = self.shared.settings.reply_timeout;
+        self.wait_pending(limit, "a raw exec the client should decline")
+            .await
+    }
+
+    async fn interaction_query(&mut self) -> Result<(), Abort> {
+        let id = self.next_query_id;
+        self.next_query_id += 1;
+        self.ledger
+            .expect(Key::Interaction(id), Expect::Interaction);
+        self.send(wire::interaction_query(id)).await?;
+        let limit = self.shared.settings.reply_timeout;
+        self.wait_pending(limit, "the interaction query").await
+    }
+
+    async fn echo_tool_results(&mut self) -> Result<(), Abort> {
+        let results = self.ledger.take_tool_results();
+        for (_, name, result) in &results {
+            self.text_pieces(&format!("{TOOL_ECHO_PREFIX}{name}: {result}"))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A checkpoint of the conversation so far, as Cursor's carries it (roots, turns, usage).
+    async fn checkpoint(&mut self) -> Result<(), Abort> {
+        let bytes = wire::checkpoint_state(
+            &self.root_blobs,
+            &self.previous_turns,
+            &self.run.user_text,
+            &self.text,
+            u32::try_from(self.tokens).unwrap_or(u32::MAX),
+        );
+        self.send_checkpoint(bytes).await
+    }
+
+    /// Stops reading the client's messages for `duration` (flow control then pushes back).
+    async fn pause_reading(&mut self, duration: Duration) -> Result<(), Abort> {
+        self.pause.send_replace(true);
+        let outcome = self.pause(duration, true).await;
+        self.pause.send_replace(false);
+        outcome
     }
 
     /// A connection-level fault: on HTTP/2 the connection acts; HTTP/1.1 has neither GOAWAY nor
