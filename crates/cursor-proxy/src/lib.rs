@@ -45,6 +45,7 @@ pub mod upstream;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -207,6 +208,13 @@ impl Proxy {
         let app = app(&state, ops);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            // Without TCP_NODELAY, Nagle's algorithm holds each small SSE event back until the
+            // caller's delayed ACK (~40 ms per request on a kept-alive connection).
+            let listener = listener.tap_io(|tcp| {
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::debug!(%error, "TCP_NODELAY not set on an accepted connection");
+                }
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = rx.await;

@@ -18,6 +18,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt as _;
 use bytes::Bytes;
 use cursor_connect::{
     Credentials, CursorClient, DEFAULT_BASE_URL, Event, HistoryMessage, Run, RunRequest, ToolResult,
@@ -56,6 +57,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_state(client);
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("minimal-proxy on http://{}", listener.local_addr()?);
+    // Small SSE events go out at once, not after the caller's delayed ACK (Nagle).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await?;
     Ok(())
 }
