@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::usage::{UsageBook, seconds_to_utc_midnight};
+use super::usage::seconds_to_utc_midnight;
 use crate::api::error::ApiError;
 use crate::ops::config::Secret;
 
@@ -129,6 +129,8 @@ pub struct KeySpec {
 pub struct CallerKey {
     name: String,
     digest: [u8; 32],
+    /// [`crate::store::caller_hash`] of the secret: what the store's usage is keyed by.
+    caller: String,
     policy: RwLock<KeyPolicy>,
     limiter: RwLock<Option<Arc<DefaultDirectRateLimiter>>>,
     running: AtomicU32,
@@ -156,6 +158,7 @@ impl CallerKey {
         Self {
             name: spec.name.clone(),
             digest: digest(spec.secret.expose()),
+            caller: crate::store::caller_hash(spec.secret.expose()),
             limiter: RwLock::new(limiter(&spec.policy)),
             policy: RwLock::new(spec.policy.clone()),
             running: AtomicU32::new(0),
@@ -165,6 +168,11 @@ impl CallerKey {
     /// The key's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The hash the store's usage rows and shared counters are keyed by (never the secret).
+    pub fn caller_hash(&self) -> &str {
+        &self.caller
     }
 
     /// The key's policy now.
@@ -435,7 +443,13 @@ pub struct Refusal {
     pub error: ApiError,
 }
 
-fn rate_limited(key: &str, limit: Limit, value: u64, after: Duration, quota: bool) -> Refusal {
+pub(crate) fn rate_limited(
+    key: &str,
+    limit: Limit,
+    value: u64,
+    after: Duration,
+    quota: bool,
+) -> Refusal {
     let category = if quota {
         Category::QuotaExhausted
     } else {
@@ -453,12 +467,13 @@ fn rate_limited(key: &str, limit: Limit, value: u64, after: Duration, quota: boo
     Refusal { limit, error }
 }
 
-/// Applies `key`'s policy to a turn for `model`. `refused_status` is how the caller's API
+/// Applies `key`'s policy to a turn for `model` in this process; `used_today` is the key's
+/// input plus output tokens today (from the store). `refused_status` is how the caller's API
 /// answers a model it may not use (404 for OpenAI, 403 for Anthropic).
 pub fn admit(
     key: &Arc<CallerKey>,
     model: &str,
-    usage: &UsageBook,
+    used_today: u64,
     refused_status: StatusCode,
 ) -> Result<Admission, Refusal> {
     let policy = key.policy();
@@ -478,7 +493,7 @@ pub fn admit(
         });
     }
     if let Some(cap) = policy.tokens_per_day
-        && usage.tokens_today(&key.name) >= cap
+        && used_today >= cap
     {
         let after = Duration::from_secs(seconds_to_utc_midnight());
         return Err(rate_limited(
@@ -625,7 +640,6 @@ mod tests {
 
     #[test]
     fn admission_applies_each_limit() {
-        let usage = UsageBook::default();
         let policy = KeyPolicy {
             models: vec!["composer-*".into()],
             requests_per_minute: Some(2),
@@ -635,41 +649,39 @@ mod tests {
         };
         let ring = KeyRing::new(&[spec("team", "secret-team", policy)]);
         let key = ring.find("secret-team").unwrap();
-        let e = admit(&key, "gpt-5", &usage, StatusCode::NOT_FOUND).unwrap_err();
+        let e = admit(&key, "gpt-5", 0, StatusCode::NOT_FOUND).unwrap_err();
         assert_eq!(e.limit, Limit::Model);
         assert_eq!(e.error.status, StatusCode::NOT_FOUND);
         assert!(e.error.message.contains("gpt-5"));
-        let first = admit(&key, "composer-2.5", &usage, StatusCode::NOT_FOUND).unwrap();
-        let e = admit(&key, "composer-2.5", &usage, StatusCode::NOT_FOUND).unwrap_err();
+        let first = admit(&key, "composer-2.5", 0, StatusCode::NOT_FOUND).unwrap();
+        let e = admit(&key, "composer-2.5", 0, StatusCode::NOT_FOUND).unwrap_err();
         assert_eq!(e.limit, Limit::ConcurrentStreams);
         drop(first);
         assert_eq!(key.running(), 0);
-        drop(admit(&key, "composer-2.5", &usage, StatusCode::NOT_FOUND).unwrap());
-        let e = admit(&key, "composer-2.5", &usage, StatusCode::NOT_FOUND).unwrap_err();
+        drop(admit(&key, "composer-2.5", 0, StatusCode::NOT_FOUND).unwrap());
+        let e = admit(&key, "composer-2.5", 0, StatusCode::NOT_FOUND).unwrap_err();
         assert_eq!(e.limit, Limit::RequestsPerMinute);
         assert_eq!(e.error.status, StatusCode::TOO_MANY_REQUESTS);
         assert!(e.error.retry_after.unwrap() >= Duration::from_secs(1));
         assert!(e.error.message.contains("requests_per_minute"));
-        usage.record("team", "composer-2.5", 80, 30);
-        let e = admit(&key, "composer-2.5", &usage, StatusCode::NOT_FOUND).unwrap_err();
+        let e = admit(&key, "composer-2.5", 110, StatusCode::NOT_FOUND).unwrap_err();
         assert_eq!(e.limit, Limit::TokensPerDay);
         assert_eq!(key.running(), 0);
     }
 
     #[test]
     fn replace_keeps_limiter_state_of_unchanged_keys() {
-        let usage = UsageBook::default();
         let policy = KeyPolicy {
             requests_per_minute: Some(1),
             ..KeyPolicy::default()
         };
         let ring = KeyRing::new(&[spec("a", "secret-aaaa", policy.clone())]);
         let key = ring.find("secret-aaaa").unwrap();
-        drop(admit(&key, "m", &usage, StatusCode::NOT_FOUND).unwrap());
+        drop(admit(&key, "m", 0, StatusCode::NOT_FOUND).unwrap());
         ring.replace(&[spec("a", "secret-aaaa", policy.clone())])
             .unwrap();
         let key = ring.find("secret-aaaa").unwrap();
-        assert!(admit(&key, "m", &usage, StatusCode::NOT_FOUND).is_err());
+        assert!(admit(&key, "m", 0, StatusCode::NOT_FOUND).is_err());
         assert_eq!(
             ring.replace(&[
                 spec("a", "secret-aaaa", policy.clone()),

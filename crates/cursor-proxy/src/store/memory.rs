@@ -134,6 +134,16 @@ impl MemoryStore {
         self.lock().credentials.insert(account.to_owned(), tokens);
     }
 
+    /// Input plus output tokens of `caller` on `day` (synchronous).
+    pub fn caller_tokens_now(&self, caller: &str, day: &str) -> u64 {
+        self.lock()
+            .usage
+            .iter()
+            .filter(|(k, _)| k.caller == caller && k.day == day)
+            .map(|(_, c)| super::tokens_of(c))
+            .sum()
+    }
+
     /// Every usage row (synchronous).
     pub fn usage_now(&self) -> Vec<(UsageKey, Counters)> {
         let mut rows: Vec<_> = self
@@ -260,6 +270,14 @@ impl Store for MemoryStore {
 
     fn usage(&self) -> BoxFuture<'_, Result<Vec<(UsageKey, Counters)>, StoreError>> {
         Box::pin(async move { Ok(self.usage_now()) })
+    }
+
+    fn caller_tokens<'a>(
+        &'a self,
+        caller: &'a str,
+        day: &'a str,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move { Ok(self.caller_tokens_now(caller, day)) })
     }
 
     fn blob<'a>(&'a self, id: &'a [u8]) -> BoxFuture<'a, Result<Option<Bytes>, StoreError>> {

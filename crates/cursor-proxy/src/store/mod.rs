@@ -260,6 +260,43 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn health(&self) -> StoreHealth {
         StoreHealth::Ok
     }
+
+    /// Input plus output tokens counted for `caller` on `day`, over every account and model:
+    /// what `tokens_per_day` is checked against. Backends override this with a cheaper read.
+    fn caller_tokens<'a>(
+        &'a self,
+        caller: &'a str,
+        day: &'a str,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            Ok(self
+                .usage()
+                .await?
+                .iter()
+                .filter(|(k, _)| k.caller == caller && k.day == day)
+                .map(|(_, c)| tokens_of(c))
+                .sum())
+        })
+    }
+
+    /// Counts one hit on the window counter `name`, shared by every instance on this store,
+    /// and returns the hits so far; the counter is gone `window` after its last hit (callers
+    /// put the window's number in `name`). `None`: the store is not shared between instances
+    /// (or cannot answer now), and each process limits on its own.
+    fn hit_window<'a>(
+        &'a self,
+        name: &'a str,
+        window: Duration,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
+        let _ = (name, window);
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// Input plus output tokens of a usage row.
+pub fn tokens_of(counters: &Counters) -> u64 {
+    let n = |k: &str| counters.get(k).copied().unwrap_or(0);
+    n(counter::INPUT).saturating_add(n(counter::OUTPUT))
 }
 
 /// Bounds shared by every backend.

@@ -485,6 +485,25 @@ impl Store for SqliteStore {
         })
     }
 
+    fn caller_tokens<'a>(
+        &'a self,
+        caller: &'a str,
+        day: &'a str,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let (caller, day) = (caller.to_owned(), day.to_owned());
+        self.with(move |c, _| {
+            c.prepare_cached(
+                "SELECT COALESCE(SUM(value), 0) FROM usage \
+                 WHERE caller = ?1 AND day = ?2 AND counter IN (?3, ?4)",
+            )?
+            .query_row(
+                params![caller, day, super::counter::INPUT, super::counter::OUTPUT],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| u64::try_from(n).unwrap_or(0))
+        })
+    }
+
     fn usage(&self) -> BoxFuture<'_, Result<Vec<(UsageKey, Counters)>, StoreError>> {
         self.with(|c, _| {
             let mut st = c.prepare_cached(

@@ -100,21 +100,30 @@ fn not_live(what: &str) -> AdminError {
 }
 
 async fn keys(State(st): St) -> Response {
-    let list: Vec<Value> = st
-        .ops
-        .keys
-        .list()
-        .iter()
-        .map(|k| {
-            json!({
-                "name": k.name(),
-                "policy": k.policy(),
-                "running": k.running(),
-                "tokens_today": st.ops.usage.tokens_today(k.name()),
-            })
-        })
-        .collect();
+    let store = st.engine.store().as_ref();
+    let mut list = Vec::new();
+    for k in st.ops.keys.list() {
+        let tokens_today = match usage::tokens_today(store, k.caller_hash()).await {
+            Ok(n) => n,
+            Err(e) => return store_failed(&e).into_response(),
+        };
+        list.push(json!({
+            "name": k.name(),
+            "policy": k.policy(),
+            "running": k.running(),
+            "tokens_today": tokens_today,
+        }));
+    }
     axum::Json(json!({ "keys": list })).into_response()
+}
+
+/// The state store could not answer an admin read.
+fn store_failed(e: &crate::store::StoreError) -> AdminError {
+    AdminError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        format!("the state store failed: {}", crate::ops::chain(e)),
+    )
 }
 
 /// `POST /admin/v1/keys`: a name, an optional secret (one is generated and returned once when
@@ -225,6 +234,7 @@ async fn key_limits(
 struct UsageQuery {
     day: Option<String>,
     key: Option<String>,
+    account: Option<String>,
     model: Option<String>,
 }
 
@@ -236,13 +246,15 @@ async fn usage_report(
         Ok(Query(q)) => q,
         Err(e) => return AdminError::bad_request(e.body_text()).into_response(),
     };
-    let rows: Vec<_> = st
-        .ops
-        .usage
-        .rows()
+    let rows = match usage::rows(st.engine.store().as_ref(), &st.ops.keys).await {
+        Ok(rows) => rows,
+        Err(e) => return store_failed(&e).into_response(),
+    };
+    let rows: Vec<_> = rows
         .into_iter()
         .filter(|r| q.day.as_ref().is_none_or(|d| &r.day == d))
         .filter(|r| q.key.as_ref().is_none_or(|k| &r.key == k))
+        .filter(|r| q.account.as_ref().is_none_or(|a| &r.account == a))
         .filter(|r| q.model.as_ref().is_none_or(|m| &r.model == m))
         .collect();
     let pool = st.engine.pool();
