@@ -152,11 +152,22 @@ impl ProxyProcess {
     }
 }
 
-/// One HTTP/1.1 exchange; returns status and (de-chunked) body.
+/// One HTTP/1.1 exchange with the test key; returns status and (de-chunked) body.
 pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    http_as(addr, KEY, method, path, body).await
+}
+
+/// [`http`] with caller key `key`.
+pub async fn http_as(
+    addr: SocketAddr,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-         Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n\
+         Authorization: Bearer {key}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
