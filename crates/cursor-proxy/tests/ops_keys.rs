@@ -267,6 +267,8 @@ async fn metrics_are_prometheus_text_without_secrets() {
         r#"cursor_proxy_tokens_total{kind="output"}"#,
         "cursor_proxy_active_streams 0",
         "cursor_proxy_parked_tool_turns 0",
+        "cursor_proxy_upstream_failovers_total 0",
+        r#"cursor_proxy_store_operation_seconds_count{backend="memory",operation="add_usage"} 1"#,
     ] {
         assert!(r.body.contains(needle), "missing {needle:?} in\n{}", r.body);
     }

@@ -130,6 +130,16 @@ async fn two_instances_share_checkpoints_cooldowns_and_usage() {
     for p in [&one, &two] {
         assert!(!p.log().contains(KEY), "the caller key is never logged");
     }
+    // Instance one moved its rate-limited turn from `a` to `b`; its Redis calls are timed.
+    let (status, metrics) = http(one.addr, "GET", "/metrics", "").await;
+    assert_eq!(status, 200, "{metrics}");
+    for needle in [
+        "cursor_proxy_upstream_failovers_total 1",
+        r#"cursor_proxy_store_operation_seconds_bucket{backend="redis",operation="save_conversation""#,
+        r#"cursor_proxy_store_operation_seconds_count{backend="redis",operation="add_usage"} 3"#,
+    ] {
+        assert!(metrics.contains(needle), "missing {needle:?} in\n{metrics}");
+    }
     one.kill9().await;
     two.kill9().await;
     redis.stop().await;

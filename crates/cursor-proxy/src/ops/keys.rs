@@ -21,6 +21,7 @@ use subtle::ConstantTimeEq;
 use super::usage::seconds_to_utc_midnight;
 use crate::api::error::ApiError;
 use crate::ops::config::Secret;
+use crate::store::KeyRecord;
 
 /// What a key may do. Every limit is optional; an empty model list allows every model.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +155,18 @@ fn limiter(policy: &KeyPolicy) -> Option<Arc<DefaultDirectRateLimiter>> {
 }
 
 impl CallerKey {
+    /// A key known only by its hashes (added through the admin API, restored from the store).
+    fn hashed(name: &str, digest: [u8; 32], caller: &str, policy: KeyPolicy) -> Self {
+        Self {
+            name: name.to_owned(),
+            digest,
+            caller: caller.to_owned(),
+            limiter: RwLock::new(limiter(&policy)),
+            policy: RwLock::new(policy),
+            running: AtomicU32::new(0),
+        }
+    }
+
     fn new(spec: &KeySpec) -> Self {
         Self {
             name: spec.name.clone(),
@@ -168,6 +181,11 @@ impl CallerKey {
     /// The key's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Hex SHA-256 of the secret (what the store keeps for authentication).
+    pub fn digest_hex(&self) -> String {
+        hex::encode(self.digest)
     }
 
     /// The hash the store's usage rows and shared counters are keyed by (never the secret).
@@ -280,10 +298,12 @@ pub fn validate(specs: &[KeySpec]) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// The live set of caller keys.
+/// The live set of caller keys: the config's, with the admin API's changes on top.
 #[derive(Debug, Default)]
 pub struct KeyRing {
     keys: RwLock<Vec<Arc<CallerKey>>>,
+    /// The admin API's changes by key name, applied again after every reload of the config.
+    changes: RwLock<std::collections::BTreeMap<String, KeyRecord>>,
 }
 
 impl KeyRing {
@@ -291,6 +311,27 @@ impl KeyRing {
     pub fn new(specs: &[KeySpec]) -> Self {
         Self {
             keys: RwLock::new(specs.iter().map(|s| Arc::new(CallerKey::new(s))).collect()),
+            changes: RwLock::default(),
+        }
+    }
+
+    /// Remembers an admin change (applied now by the caller, and after each reload).
+    pub fn remember(&self, record: KeyRecord) {
+        write(&self.changes).insert(record.name.clone(), record);
+    }
+
+    /// The admin change remembered for `name`, if any.
+    pub fn remembered(&self, name: &str) -> Option<KeyRecord> {
+        read(&self.changes).get(name).cloned()
+    }
+
+    /// Applies every remembered change to the live keys (at startup and after a reload). A
+    /// change that no longer fits (its secret now belongs to another key) is skipped, logged.
+    pub fn apply_remembered(&self) {
+        let changes = read(&self.changes);
+        let mut keys = write(&self.keys);
+        for r in changes.values() {
+            apply_record(&mut keys, r);
         }
     }
 
@@ -385,7 +426,53 @@ impl KeyRing {
             })
             .collect();
         *keys = next;
+        drop(keys);
+        self.apply_remembered();
         Ok(())
+    }
+}
+
+/// Applies one stored admin change: a revocation, a key known by its hashes, or a policy.
+fn apply_record(keys: &mut Vec<Arc<CallerKey>>, r: &KeyRecord) {
+    if r.revoked {
+        keys.retain(|k| k.name != r.name);
+        return;
+    }
+    let policy = match r.policy.as_deref().map(serde_json::from_str::<KeyPolicy>) {
+        Some(Ok(p)) if p.validate().is_ok() => Some(p),
+        None => None,
+        Some(_) => {
+            tracing::warn!(key = %r.name, "stored policy is unusable; the key keeps its own");
+            None
+        }
+    };
+    let hashed = r.digest.as_deref().and_then(|d| {
+        let bytes: [u8; 32] = hex::decode(d).ok()?.try_into().ok()?;
+        Some((bytes, r.caller.clone()?))
+    });
+    let Some((digest, caller)) = hashed else {
+        if let (Some(p), Some(k)) = (policy, keys.iter().find(|k| k.name == r.name)) {
+            k.set_policy(p);
+        }
+        return;
+    };
+    if keys.iter().any(|k| k.name != r.name && k.digest == digest) {
+        tracing::warn!(key = %r.name, "stored key has the secret of another key; skipped");
+        return;
+    }
+    match keys.iter().find(|k| k.name == r.name) {
+        Some(k) if k.digest == digest => {
+            if let Some(p) = policy {
+                k.set_policy(p);
+            }
+        }
+        _ => {
+            keys.retain(|k| k.name != r.name);
+            let policy = policy.unwrap_or_default();
+            keys.push(Arc::new(CallerKey::hashed(
+                &r.name, digest, &caller, policy,
+            )));
+        }
     }
 }
 

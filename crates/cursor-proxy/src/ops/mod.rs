@@ -13,6 +13,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod keys;
+pub mod keystore;
 pub mod lifecycle;
 pub mod limits;
 pub mod logging;

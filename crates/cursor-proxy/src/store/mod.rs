@@ -11,6 +11,7 @@ pub mod blobs;
 pub mod memory;
 pub mod redis;
 pub mod sqlite;
+pub mod timed;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -69,6 +70,23 @@ pub struct UsageKey {
     pub model: String,
     /// UTC day, `YYYY-MM-DD`.
     pub day: String,
+}
+
+/// A caller key change made through the admin API, as stored so that it survives a restart.
+/// Never the secret: only its SHA-256 (for authentication) and its [`caller_hash`] (for usage).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct KeyRecord {
+    /// Key name.
+    pub name: String,
+    /// Hex SHA-256 of the secret, for a key added through the admin API (`None`: the secret
+    /// comes from the config).
+    pub digest: Option<String>,
+    /// [`caller_hash`] of the secret, with `digest`.
+    pub caller: Option<String>,
+    /// The policy as JSON (`None`: the config's).
+    pub policy: Option<String>,
+    /// Revoked: the name is refused even if the config still lists it.
+    pub revoked: bool,
 }
 
 /// Counter names (errors are `errors.<category>`).
@@ -277,6 +295,21 @@ pub trait Store: Send + Sync + fmt::Debug {
                 .map(|(_, c)| tokens_of(c))
                 .sum())
         })
+    }
+
+    /// The caller key changes made through the admin API (see [`KeyRecord`]).
+    fn caller_keys(&self) -> BoxFuture<'_, Result<Vec<KeyRecord>, StoreError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Saves (replaces) the record of the key `record.name`. A store that does not override
+    /// this keeps admin changes only in the running process.
+    fn save_caller_key<'a>(
+        &'a self,
+        record: &'a KeyRecord,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = record;
+        Box::pin(async { Ok(()) })
     }
 
     /// Counts one hit on the window counter `name`, shared by every instance on this store,

@@ -532,6 +532,45 @@ impl Store for RedisStore {
         })
     }
 
+    fn caller_keys(&self) -> BoxFuture<'_, Result<Vec<super::KeyRecord>, StoreError>> {
+        Box::pin(async move {
+            let k = self.key(&["callerkeys"]);
+            let mut conn = self.conn.clone();
+            let Some(map) = self
+                .run(conn.hgetall::<_, std::collections::HashMap<String, String>>(&k))
+                .await
+            else {
+                return Ok(self.memory.caller_keys_now());
+            };
+            let mut out: Vec<super::KeyRecord> = map
+                .into_iter()
+                .filter_map(|(name, json)| match serde_json::from_str(&json) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        warn!(key = %name, error = %e, "stored caller key does not decode; skipped");
+                        None
+                    }
+                })
+                .collect();
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+    }
+
+    fn save_caller_key<'a>(
+        &'a self,
+        record: &'a super::KeyRecord,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.memory.save_caller_key_now(record);
+            let json = serde_json::to_string(record).unwrap_or_default();
+            let k = self.key(&["callerkeys"]);
+            let mut conn = self.conn.clone();
+            let _: Option<()> = self.run(conn.hset(&k, &record.name, json)).await;
+            Ok(())
+        })
+    }
+
     fn hit_window<'a>(
         &'a self,
         name: &'a str,

@@ -61,6 +61,12 @@ const MIGRATIONS: &[&str] = &[
          updated_ms INTEGER NOT NULL
      );
      CREATE INDEX blobs_by_age ON blobs (updated_ms);",
+    // Version 2: caller key changes made through the admin API (hashes only, never secrets).
+    "CREATE TABLE caller_keys (
+         name TEXT PRIMARY KEY,
+         record TEXT NOT NULL,
+         updated_ms INTEGER NOT NULL
+     );",
 ];
 
 /// The newest schema version this binary knows.
@@ -481,6 +487,38 @@ impl Store for SqliteStore {
                 "INSERT OR REPLACE INTO blobs (id, data, updated_ms) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![&id[..], &data[..], ms(now_ms())])
+            .map(drop)
+        })
+    }
+
+    fn caller_keys(&self) -> BoxFuture<'_, Result<Vec<super::KeyRecord>, StoreError>> {
+        self.with(|c, _| {
+            let mut st = c.prepare_cached("SELECT name, record FROM caller_keys ORDER BY name")?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (name, json) = row?;
+                // A record that does not decode is skipped (and named), never fatal.
+                match serde_json::from_str(&json) {
+                    Ok(record) => out.push(record),
+                    Err(e) => tracing::warn!(key = %name, error = %e, "stored caller key does not decode; skipped"),
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn save_caller_key<'a>(
+        &'a self,
+        record: &'a super::KeyRecord,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let name = record.name.clone();
+        let json = serde_json::to_string(record).unwrap_or_default();
+        self.with(move |c, _| {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO caller_keys (name, record, updated_ms) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![name, json, ms(now_ms())])
             .map(drop)
         })
     }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::AdminError;
 use crate::api::routes::AppState;
 use crate::ops::keys::{KeyError, KeyPolicy, KeySpec};
+use crate::ops::keystore;
 use crate::ops::metrics::health_name;
 use crate::ops::usage;
 
@@ -188,11 +189,12 @@ async fn key_add(State(st): St, body: Result<axum::Json<NewKey>, JsonRejection>)
             account_group: new.account_group,
         },
     };
-    if let Err(e) = st.ops.keys.add(&spec) {
-        return key_error(&e).into_response();
-    }
+    let persisted = match keystore::add(&st.ops.keys, st.engine.store().as_ref(), &spec).await {
+        Ok(p) => p,
+        Err(e) => return key_error(&e).into_response(),
+    };
     tracing::info!(key = %new.name, "admin added a caller key");
-    let mut body = json!({ "name": new.name, "policy": spec.policy });
+    let mut body = json!({ "name": new.name, "policy": spec.policy, "persisted": persisted });
     // The secret is shown once, and only when the proxy made it up.
     if generated {
         body["key"] = Value::String(secret);
@@ -201,10 +203,11 @@ async fn key_add(State(st): St, body: Result<axum::Json<NewKey>, JsonRejection>)
 }
 
 async fn key_revoke(State(st): St, Path(name): Path<String>) -> Response {
-    match st.ops.keys.revoke(&name) {
-        Ok(()) => {
+    match keystore::revoke(&st.ops.keys, st.engine.store().as_ref(), &name).await {
+        Ok(persisted) => {
             tracing::info!(key = %name, "admin revoked a caller key");
-            axum::Json(json!({ "name": name, "revoked": true })).into_response()
+            axum::Json(json!({ "name": name, "revoked": true, "persisted": persisted }))
+                .into_response()
         }
         Err(e) => key_error(&e).into_response(),
     }
@@ -219,10 +222,12 @@ async fn key_limits(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    match st.ops.keys.set_policy(&name, policy.clone()) {
-        Ok(()) => {
+    let store = st.engine.store().as_ref();
+    match keystore::set_policy(&st.ops.keys, store, &name, policy.clone()).await {
+        Ok(persisted) => {
             tracing::info!(key = %name, "admin changed a key's limits");
-            axum::Json(json!({ "name": name, "policy": policy })).into_response()
+            axum::Json(json!({ "name": name, "policy": policy, "persisted": persisted }))
+                .into_response()
         }
         Err(e) => key_error(&e).into_response(),
     }
