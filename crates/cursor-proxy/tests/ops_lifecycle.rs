@@ -2,8 +2,6 @@
 //! drain deadline holds; the binary reloads on SIGHUP (refusing an invalid config) and exits 0
 //! on SIGTERM, with no key or token in its debug-level log.
 
-mod ops_support;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -11,8 +9,8 @@ use std::time::{Duration, Instant};
 use cursor_mock::{DEFAULT_USAGE, MockServer, Step};
 use cursor_proxy::Proxy;
 use cursor_proxy::ops::config::Config;
+use cursor_test_support::proxy::http::{bearer, chat, request};
 use cursor_test_support::proxy::{config, mock_account, start};
-use ops_support::{bearer, chat, request};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 const KEY: &str = "sk-lifecycle-key";

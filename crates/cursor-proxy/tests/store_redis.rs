@@ -4,16 +4,14 @@
 //! killed mid-run: the proxy keeps serving from memory, `/healthz` says `degraded` with the
 //! reason, it reconnects when Redis is back, and each change of state is logged once.
 
-mod store_support;
-
 use std::time::{Duration, Instant};
 
 use cursor_mock::{ErrorSpec, MockServer, Scenario, Step, Usage};
 use cursor_proxy::store::redis::RedisStore;
 use cursor_proxy::store::{Limits, Store, caller_hash};
-use store_support::{
-    KEY, ProxyProcess, Redis, Scratch, answer_text, chat_body, config_file, http, http_as,
-    run_requests, turn2_messages,
+use cursor_test_support::proxy::http::{answer_text, chat_body, http_as, turn2_messages};
+use cursor_test_support::proxy::process::{
+    KEY, ProxyProcess, Redis, Scratch, config_file, http, run_requests,
 };
 
 const AEAD_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";

@@ -2,14 +2,12 @@
 //! and an account's cooldown survive `kill -9`; a corrupt, newer-schema or read-only file stops
 //! startup with an error naming the file and what to do.
 
-mod store_support;
-
 use std::time::Duration;
 
 use cursor_mock::{ErrorSpec, MockServer, Scenario};
-use store_support::{
-    KEY, ProxyProcess, Scratch, answer_text, chat_body, config_file, http, http_as, run_requests,
-    turn2_messages,
+use cursor_test_support::proxy::http::{answer_text, chat_body, http_as, turn2_messages};
+use cursor_test_support::proxy::process::{
+    KEY, ProxyProcess, Scratch, config_file, http, run_requests,
 };
 
 /// Three accounts, one mock each; the first answers model `limited` with a long rate limit.
