@@ -73,7 +73,12 @@ async fn setup() -> (MockServer, Proxy) {
     (mock, proxy)
 }
 
-async fn post(proxy: &Proxy, path: &str, key: &str, body: &str) -> cursor_test_support::proxy::http::Reply {
+async fn post(
+    proxy: &Proxy,
+    path: &str,
+    key: &str,
+    body: &str,
+) -> cursor_test_support::proxy::http::Reply {
     let (h, v) = bearer(key);
     let headers = [
         (h, v.as_str()),
