@@ -4,8 +4,8 @@
 //! `--state memory`), [`sqlite`] (the embedded default) and [`redis`] (several instances).
 //!
 //! Every table is bounded: conversations by count and age (the oldest go first, counted in the
-//! logs), usage by age in days. Caller keys never reach a store: usage is keyed by
-//! [`caller_hash`].
+//! logs), usage by age in days. Caller key secrets never reach a store: usage is keyed by
+//! [`caller_hash`], and a key added through the admin API is kept as hashes ([`KeyRecord`]).
 
 pub mod blobs;
 pub mod memory;
