@@ -118,7 +118,22 @@ impl ProxyProcess {
     /// # Panics
     /// If it does not start listening within 30 s.
     pub async fn spawn(config: &Path, args: &[&str], log: PathBuf) -> Self {
+        Self::spawn_with(config, args, &[], log).await
+    }
+
+    /// [`ProxyProcess::spawn`] with environment variables `env` set (after the default
+    /// `RUST_LOG=info`, so `RUST_LOG` may be among them).
+    ///
+    /// # Panics
+    /// As [`ProxyProcess::spawn`].
+    pub async fn spawn_with(
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: PathBuf,
+    ) -> Self {
         let mut child = Self::command(config, args, &log)
+            .envs(env.iter().copied())
             .spawn()
             .expect("the cursor-proxy binary starts");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -187,6 +202,8 @@ impl ProxyProcess {
             "CURSOR_PROXY_API_KEYS",
             "CURSOR_PROXY_CONFIG",
             "CURSOR_PROXY_LISTEN",
+            "CURSOR_PROXY_ADMIN_KEY",
+            "CURSOR_PROXY_UPSTREAM",
         ] {
             cmd.env_remove(var);
         }
