@@ -594,6 +594,41 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_1_file_migrates_to_caller_keys_and_keeps_its_usage() {
+        let path = scratch("v1");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(&format!("{}; PRAGMA user_version = 1;", MIGRATIONS[0]))
+                .unwrap();
+            c.execute(
+                "INSERT INTO usage VALUES ('h', 'a', 'm', '2026-12-05', 'input_tokens', 5), \
+                 ('h', 'a', 'm', '2026-12-05', 'output_tokens', 2), \
+                 ('h', 'a', 'm', '2026-12-05', 'requests', 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path, Limits::default()).unwrap();
+        assert_eq!(store.caller_tokens("h", "2026-12-05").await.unwrap(), 7);
+        let record = super::super::KeyRecord {
+            name: "team".into(),
+            digest: Some("00".repeat(32)),
+            caller: Some("h".into()),
+            policy: Some("{}".into()),
+            revoked: false,
+        };
+        store.save_caller_key(&record).await.unwrap();
+        assert_eq!(store.caller_keys().await.unwrap(), vec![record]);
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, schema_version());
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_flood_of_conversations_keeps_the_newest_within_the_bound() {
         let path = scratch("flood");
         let limits = Limits {
