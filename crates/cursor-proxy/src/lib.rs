@@ -49,7 +49,7 @@ use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api::models::ModelCache;
 use crate::api::routes::{self, AppState};
@@ -177,6 +177,8 @@ impl Proxy {
             source,
         })?;
         let pool = Arc::new(Pool::new(accounts));
+        let timed = store::timed::TimedStore::new(store);
+        let store_latency = timed.latency();
         let engine = Engine::with_store(
             upstream,
             pool,
@@ -186,7 +188,7 @@ impl Proxy {
                 checkpoint_ttl: config.checkpoint_ttl,
                 ..EngineConfig::default()
             },
-            store,
+            Arc::new(timed),
         );
         engine.load_account_state().await;
         if engine.store_kind() == "redis" {
@@ -197,6 +199,17 @@ impl Proxy {
             ));
         }
         let ops = Arc::new(Ops::new(config));
+        ops.metrics.register_store(store_latency);
+        match ops::keystore::restore(&ops.keys, engine.store().as_ref()).await {
+            Ok(0) => {}
+            Ok(n) => info!(
+                changes = n,
+                "caller key changes restored from the state store"
+            ),
+            Err(e) => {
+                warn!(error = %ops::chain(&e), "cannot read caller keys from the state store; using the config's")
+            }
+        }
         let auth = Auth::ring(Arc::clone(&ops.keys), config.open_mode_allowed());
         let state = Arc::new(AppState {
             engine,

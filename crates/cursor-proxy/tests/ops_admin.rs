@@ -2,8 +2,6 @@
 //! without, with a wrong and with a caller key; accounts, keys, usage and reload; the page
 //! rendered by a real headless Chromium.
 
-mod ops_support;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -12,8 +10,8 @@ use cursor_mock::{MockServer, Scenario};
 use cursor_proxy::Proxy;
 use cursor_proxy::ops::config::{Config, Secret};
 use cursor_proxy::ops::keys::{KeyPolicy, KeySpec};
+use cursor_test_support::proxy::http::{Reply, bearer, chat, request};
 use cursor_test_support::proxy::{config, mock_account, start};
-use ops_support::{Reply, bearer, chat, request};
 
 const CALLER: &str = "sk-admin-test-caller";
 const ADMIN: &str = "admin-key-0123456789abcdef";

@@ -2,16 +2,14 @@
 //! limit and recovery, models refused before any upstream call, aliases, request ids in error
 //! bodies, and the Prometheus text at `/metrics`.
 
-mod ops_support;
-
 use std::time::Duration;
 
 use cursor_mock::{MockServer, Scenario};
 use cursor_proxy::Proxy;
 use cursor_proxy::ops::config::{Config, Secret};
 use cursor_proxy::ops::keys::{KeyPolicy, KeySpec};
+use cursor_test_support::proxy::http::{bearer, chat, messages, request};
 use cursor_test_support::proxy::{config, mock_account, start};
-use ops_support::{bearer, chat, messages, request};
 
 const PLAIN: &str = "sk-ops-plain-key";
 const LIMITED: &str = "sk-ops-limited-key";
@@ -75,7 +73,12 @@ async fn setup() -> (MockServer, Proxy) {
     (mock, proxy)
 }
 
-async fn post(proxy: &Proxy, path: &str, key: &str, body: &str) -> ops_support::Reply {
+async fn post(
+    proxy: &Proxy,
+    path: &str,
+    key: &str,
+    body: &str,
+) -> cursor_test_support::proxy::http::Reply {
     let (h, v) = bearer(key);
     let headers = [
         (h, v.as_str()),
@@ -267,6 +270,8 @@ async fn metrics_are_prometheus_text_without_secrets() {
         r#"cursor_proxy_tokens_total{kind="output"}"#,
         "cursor_proxy_active_streams 0",
         "cursor_proxy_parked_tool_turns 0",
+        "cursor_proxy_upstream_failovers_total 0",
+        r#"cursor_proxy_store_operation_seconds_count{backend="memory",operation="add_usage"} 1"#,
     ] {
         assert!(r.body.contains(needle), "missing {needle:?} in\n{}", r.body);
     }

@@ -2,18 +2,16 @@
 //! drain deadline holds; the binary reloads on SIGHUP (refusing an invalid config) and exits 0
 //! on SIGTERM, with no key or token in its debug-level log.
 
-mod ops_support;
-
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cursor_mock::{DEFAULT_USAGE, MockServer, Step};
 use cursor_proxy::Proxy;
 use cursor_proxy::ops::config::Config;
+use cursor_test_support::proxy::http::{bearer, chat, request};
+use cursor_test_support::proxy::process::{ProxyProcess, Scratch};
 use cursor_test_support::proxy::{config, mock_account, start};
-use ops_support::{bearer, chat, request};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const KEY: &str = "sk-lifecycle-key";
 const SLOW: &str = "slow-model";
@@ -175,58 +173,19 @@ async fn chat_status(addr: std::net::SocketAddr, key: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_reloads_on_sighup_exits_0_on_sigterm_and_logs_no_secret() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("lifecycle-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("proxy.toml");
+    let dir = Scratch::new("lifecycle");
+    let path = dir.path("proxy.toml");
     write_config(&path, &[("first", KEY)], "");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cursor-proxy"))
-        .arg("--config")
-        .arg(&path)
-        // Never the user's default state file.
-        .arg("--state")
-        .arg("memory")
-        .env("RUST_LOG", "debug")
-        // No saved account from the user's home: the binary runs on its embedded mock.
-        .env("CURSOR_PROXY_ACCOUNTS_FILE", dir.join("no-accounts.json"))
-        .env_remove("CURSOR_PROXY_API_KEYS")
-        .env_remove("CURSOR_ACCESS_TOKEN")
-        .env_remove("CURSOR_ACCESS_TOKENS")
-        .env_remove("CURSOR_API_KEY")
-        .env_remove("CURSOR_PROXY_ADMIN_KEY")
-        .env_remove("CURSOR_PROXY_LISTEN")
-        .env_remove("CURSOR_PROXY_UPSTREAM")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    let pid = child.id().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    // The banner with the address follows the line naming the state.
-    let mut first = String::new();
-    for _ in 0..4 {
-        first = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
-            .await
-            .expect("banner in time")
-            .unwrap()
-            .expect("a banner");
-        if first.contains("http://") {
-            break;
-        }
-    }
-    let addr: std::net::SocketAddr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {first:?}"));
-    let mut stderr = child.stderr.take().unwrap();
-    let log = tokio::spawn(async move {
-        let mut all = Vec::new();
-        let _ = stderr.read_to_end(&mut all).await;
-        String::from_utf8_lossy(&all).into_owned()
-    });
+    // No saved account from the user's home: the binary runs on its embedded mock; never the
+    // user's default state file either.
+    let no_accounts = dir.path("no-accounts.json");
+    let env = [
+        ("RUST_LOG", "debug"),
+        ("CURSOR_PROXY_ACCOUNTS_FILE", no_accounts.to_str().unwrap()),
+    ];
+    let args = ["--state", "memory"];
+    let mut proxy = ProxyProcess::spawn_with(&path, &args, &env, dir.path("log")).await;
+    let (pid, addr) = (proxy.child.id().unwrap(), proxy.addr);
 
     assert_eq!(chat_status(addr, KEY).await, 200);
     assert_eq!(chat_status(addr, SECOND).await, 401);
@@ -258,18 +217,12 @@ async fn binary_reloads_on_sighup_exits_0_on_sigterm_and_logs_no_secret() {
     assert_eq!(chat_status(addr, KEY).await, 200);
 
     signal(pid, "TERM");
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(15), proxy.child.wait())
         .await
         .expect("exits within the drain deadline")
         .unwrap();
     assert!(status.success(), "exit status {status}");
-    let log = strip_ansi(
-        &tokio::time::timeout(Duration::from_secs(5), log)
-            .await
-            .unwrap()
-            .unwrap(),
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+    let log = strip_ansi(&proxy.log());
     assert!(log.contains("configuration reloaded"), "{log}");
     assert!(
         log.contains("reload refused") && log.contains("duplicate key name"),

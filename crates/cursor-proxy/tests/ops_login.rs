@@ -2,8 +2,6 @@
 //! cursor-mock's login page and poll endpoint, end to end into a proxy that serves with the
 //! saved account.
 
-mod ops_support;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -12,7 +10,7 @@ use clap::Parser as _;
 use cursor_mock::{LOGIN_EMAIL, MockServer, Scenario};
 use cursor_proxy::Proxy;
 use cursor_proxy::ops::config::{Cli, Config};
-use ops_support::{bearer, chat, request};
+use cursor_test_support::proxy::http::{bearer, chat, request};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cursor-proxy");

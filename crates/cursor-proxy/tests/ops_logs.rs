@@ -2,16 +2,14 @@
 //! (no redactor in between): no caller key, admin key or account token appears, and the request
 //! ids do.
 
-mod ops_support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use cursor_mock::{MockServer, Scenario, names};
 use cursor_proxy::ops::config::Secret;
 use cursor_proxy::ops::keys::{KeyPolicy, KeySpec};
+use cursor_test_support::proxy::http::{bearer, chat, messages, request};
 use cursor_test_support::proxy::{config, mock_account, start};
-use ops_support::{bearer, chat, messages, request};
 
 const CALLER: &str = "sk-logs-caller-key-1";
 const LIMITED: &str = "sk-logs-limited-key-2";

@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use cursor_connect::classify::Category;
-use cursor_connect::proto::agent::v1::{AgentRunRequest, agent_client_message};
+use cursor_connect::proto::agent::v1::AgentRunRequest;
 use cursor_mock::{ErrorSpec, MockServer, Scenario};
 use cursor_proxy::Proxy;
 use cursor_proxy::engine::pool::{Account, AccountHealth};
+use cursor_test_support::proxy::process::run_requests;
 use serde_json::Value;
 
 const PROXY_KEY: &str = "sk-proxy-SECRET-e2e-7f3a";
@@ -114,19 +115,6 @@ async fn case(proxy: &Proxy, name: &str, model: Option<&str>, key: &str) -> Valu
         started.elapsed().as_millis()
     );
     v
-}
-
-/// The run requests the mock received, in order.
-fn run_requests(mock: &MockServer) -> Vec<AgentRunRequest> {
-    mock.received()
-        .iter()
-        .filter(|c| c.path.ends_with("/Run"))
-        .filter_map(|c| c.messages.first()?.decode().ok())
-        .filter_map(|m| match m.message {
-            Some(agent_client_message::Message::RunRequest(r)) => Some(r),
-            _ => None,
-        })
-        .collect()
 }
 
 fn run_calls(mock: &MockServer) -> usize {

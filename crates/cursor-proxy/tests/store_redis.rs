@@ -1,18 +1,17 @@
 //! Two proxy processes on one private `redis-server`: a checkpoint made through one is used by
-//! the other, a cooldown set by one holds on the other within a second, usage adds up. Redis
+//! the other, a cooldown set by one holds on the other within a second, usage adds up, a key's
+//! per-minute rate and daily token budget hold for both together. Redis
 //! killed mid-run: the proxy keeps serving from memory, `/healthz` says `degraded` with the
 //! reason, it reconnects when Redis is back, and each change of state is logged once.
-
-mod store_support;
 
 use std::time::{Duration, Instant};
 
 use cursor_mock::{ErrorSpec, MockServer, Scenario, Step, Usage};
 use cursor_proxy::store::redis::RedisStore;
 use cursor_proxy::store::{Limits, Store, caller_hash};
-use store_support::{
-    KEY, ProxyProcess, Redis, Scratch, answer_text, chat_body, config_file, http, run_requests,
-    turn2_messages,
+use cursor_test_support::proxy::http::{answer_text, chat_body, http_as, turn2_messages};
+use cursor_test_support::proxy::process::{
+    KEY, ProxyProcess, Redis, Scratch, config_file, http, run_requests,
 };
 
 const AEAD_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -128,6 +127,16 @@ async fn two_instances_share_checkpoints_cooldowns_and_usage() {
     );
     for p in [&one, &two] {
         assert!(!p.log().contains(KEY), "the caller key is never logged");
+    }
+    // Instance one moved its rate-limited turn from `a` to `b`; its Redis calls are timed.
+    let (status, metrics) = http(one.addr, "GET", "/metrics", "").await;
+    assert_eq!(status, 200, "{metrics}");
+    for needle in [
+        "cursor_proxy_upstream_failovers_total 1",
+        r#"cursor_proxy_store_operation_seconds_bucket{backend="redis",operation="save_conversation""#,
+        r#"cursor_proxy_store_operation_seconds_count{backend="redis",operation="add_usage"} 3"#,
+    ] {
+        assert!(metrics.contains(needle), "missing {needle:?} in\n{metrics}");
     }
     one.kill9().await;
     two.kill9().await;
@@ -265,5 +274,77 @@ async fn credentials_reach_redis_only_encrypted_and_usage_only_hashed() {
             .await
             .is_err()
     );
+    redis.stop().await;
+}
+
+/// Keys with limits, for the limits test: `rpm` may send 4 requests a minute, `daily` 1 token a
+/// day (so its first turn uses up the day).
+const LIMITED_KEYS: &str = r#"
+[[keys]]
+name = "rpm"
+key = "sk-rpm-limited"
+requests_per_minute = 4
+
+[[keys]]
+name = "daily"
+key = "sk-daily-limited"
+tokens_per_day = 1
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_enforce_one_rate_and_one_daily_budget() {
+    let redis = Redis::start().await;
+    let dir = Scratch::new("redis-limits");
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let cfg = config_file(&dir, &[("a", mock.url())]);
+    let mut toml = std::fs::read_to_string(&cfg).unwrap();
+    toml.push_str(LIMITED_KEYS);
+    std::fs::write(&cfg, toml).unwrap();
+    let url = redis.url();
+    let args = ["--redis", url.as_str()];
+    let one = ProxyProcess::spawn(&cfg, &args, dir.path("log1")).await;
+    let two = ProxyProcess::spawn(&cfg, &args, dir.path("log2")).await;
+    let send = |p: &ProxyProcess, key: &'static str, n: usize| {
+        let addr = p.addr;
+        async move {
+            let body = chat_body(
+                "composer-2.5",
+                &format!(r#"[{{"role":"user","content":"limits {n}"}}]"#),
+            );
+            http_as(addr, key, "POST", "/v1/chat/completions", &body).await
+        }
+    };
+
+    // The shared window is one wall-clock minute: stay clear of its end.
+    let into_minute = cursor_proxy::store::now_ms() % 60_000;
+    if into_minute > 50_000 {
+        tokio::time::sleep(Duration::from_millis(60_500 - into_minute)).await;
+    }
+    // Each process alone would let 4 through (its own limiter has a burst of 4); together
+    // they let 4 through in this minute, and refuse the rest naming the limit.
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let p = if i % 2 == 0 { &one } else { &two };
+        let (status, body) = send(p, "sk-rpm-limited", i).await;
+        if status == 429 {
+            assert!(body.contains("requests_per_minute"), "{body}");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 429, 429], "combined rate");
+
+    // The daily budget: one's turn uses it up, two refuses the next (it reads the total from
+    // Redis, not from its own memory).
+    assert_eq!(send(&one, "sk-daily-limited", 10).await.0, 200);
+    let (status, body) = send(&two, "sk-daily-limited", 11).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("tokens_per_day"), "{body}");
+    assert_eq!(
+        run_requests(&mock).len(),
+        5,
+        "refused requests never went upstream"
+    );
+    one.kill9().await;
+    two.kill9().await;
     redis.stop().await;
 }

@@ -2,14 +2,12 @@
 //! and an account's cooldown survive `kill -9`; a corrupt, newer-schema or read-only file stops
 //! startup with an error naming the file and what to do.
 
-mod store_support;
-
 use std::time::Duration;
 
 use cursor_mock::{ErrorSpec, MockServer, Scenario};
-use store_support::{
-    KEY, ProxyProcess, Scratch, answer_text, chat_body, config_file, http, run_requests,
-    turn2_messages,
+use cursor_test_support::proxy::http::{answer_text, chat_body, http_as, turn2_messages};
+use cursor_test_support::proxy::process::{
+    KEY, ProxyProcess, Scratch, config_file, http, run_requests,
 };
 
 /// Three accounts, one mock each; the first answers model `limited` with a long rate limit.
@@ -267,4 +265,77 @@ async fn renewed_credentials_are_stored_before_use_and_reused_after_restart() {
             .contains("using the credentials stored by the last refresh")
     );
     p.kill9().await;
+}
+
+const ADMIN: &str = "admin-key-for-the-store-tests";
+const TEAM: &str = "sk-team-added-through-admin";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_key_changes_and_usage_survive_kill_9() {
+    let dir = Scratch::new("keys-restart");
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let cfg = config_file(&dir, &[("a", mock.url())]);
+    let db = dir.path("state.sqlite3");
+    let args = ["--state", db.to_str().unwrap(), "--admin-key", ADMIN];
+    let admin = |p: &ProxyProcess, method: &'static str, path: &'static str, body: &'static str| {
+        let addr = p.addr;
+        async move { http_as(addr, ADMIN, method, path, body).await }
+    };
+    let chat = |p: &ProxyProcess, key: &'static str, model: &'static str| {
+        let addr = p.addr;
+        let body = chat_body(model, r#"[{"role":"user","content":"keys"}]"#);
+        async move {
+            http_as(addr, key, "POST", "/v1/chat/completions", &body)
+                .await
+                .0
+        }
+    };
+
+    let p = ProxyProcess::spawn(&cfg, &args, dir.path("log1")).await;
+    let new_key = r#"{"name":"team","key":"sk-team-added-through-admin"}"#;
+    let (status, body) = admin(&p, "POST", "/admin/v1/keys", new_key).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body.contains(r#""persisted":true"#), "{body}");
+    let limits = r#"{"models":["composer-*"]}"#;
+    let (status, body) = admin(&p, "PUT", "/admin/v1/keys/team/limits", limits).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = admin(&p, "DELETE", "/admin/v1/keys/key-1", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(chat(&p, TEAM, "composer-2.5").await, 200);
+    p.kill9().await;
+
+    let p = ProxyProcess::spawn(&cfg, &args, dir.path("log2")).await;
+    assert_eq!(
+        chat(&p, KEY, "composer-2.5").await,
+        401,
+        "revoked stays revoked"
+    );
+    assert_eq!(
+        chat(&p, TEAM, "composer-2.5").await,
+        200,
+        "added key restored"
+    );
+    assert_eq!(chat(&p, TEAM, "gpt-5").await, 404, "its changed limits too");
+    let (status, body) = admin(&p, "GET", "/admin/v1/usage?key=team", "").await;
+    assert_eq!(status, 200, "{body}");
+    let usage: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let requests: u64 = usage["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["requests"].as_u64())
+        .sum();
+    assert_eq!(
+        requests, 2,
+        "usage from before the restart is counted: {body}"
+    );
+    p.kill9().await;
+    let file = std::fs::read(&db).unwrap();
+    let wal = std::fs::read(dir.path("state.sqlite3-wal")).unwrap_or_default();
+    for bytes in [&file, &wal] {
+        assert!(
+            !bytes.windows(TEAM.len()).any(|w| w == TEAM.as_bytes()),
+            "the secret is never stored"
+        );
+    }
 }

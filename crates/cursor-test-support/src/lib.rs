@@ -9,7 +9,9 @@
 //! * [`vectors`]: the captured Cursor wire vectors, stored once in `vectors/`.
 //! * `frame_drivers` (feature `frame`): one wire through both frame decoders in given pieces,
 //!   shared by the frame crate's property tests and the fuzz target.
-//! * `proxy` (feature `proxy`): cursor-proxy started in-process on cursor-mock backends.
+//! * `proxy` (feature `proxy`): cursor-proxy started in-process on cursor-mock backends, or as
+//!   its binary in a child process (with a private `redis-server`), and the HTTP/1.1 caller its
+//!   tests share.
 //!
 //! Everything but `proxy` and `frame_drivers` is generic over bytes, `http` and `h2` and
 //! depends on no crate of this workspace, so any crate's tests can use it without a second copy

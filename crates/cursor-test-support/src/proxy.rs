@@ -1,5 +1,10 @@
 //! cursor-proxy started in-process on cursor-mock backends (feature `proxy`; only
-//! cursor-proxy's integration tests and benches use it, see the README).
+//! cursor-proxy's integration tests and benches use it, see the README); [`http`], the plain
+//! HTTP/1.1 caller and request bodies its tests share; [`process`], the proxy binary as a child
+//! process, a private `redis-server` and scratch directories.
+
+pub mod http;
+pub mod process;
 
 use std::sync::Arc;
 

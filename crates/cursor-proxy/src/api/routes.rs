@@ -24,7 +24,7 @@ use crate::engine::{Engine, collect};
 use crate::ops::Ops;
 use crate::ops::accounting::Running;
 use crate::ops::auth::{Auth, Caller};
-use crate::ops::keys;
+use crate::ops::limits;
 
 /// Largest request body accepted (images arrive inline as base64).
 pub const MAX_BODY: usize = 32 << 20;
@@ -100,7 +100,7 @@ async fn serve<D: Dialect>(
         debug!(requested = %turn.model, model, "model alias applied");
         turn.model = model.to_owned();
     }
-    let mut running = match admit::<D>(&st, &caller, &turn, started) {
+    let mut running = match admit::<D>(&st, &caller, &turn, started).await {
         Ok(r) => r,
         Err(e) => return log_error::<D>(&st, Some(&turn), started, e),
     };
@@ -111,7 +111,6 @@ async fn serve<D: Dialect>(
         let fallbacks = fallbacks(&aliases, &caller, &turn.model);
         return match start_with_fallbacks(&st, &caller, &mut turn, &fallbacks, false).await {
             Ok(rx) => {
-                running.set_model(&turn.model);
                 log_ok::<D>(&st, &turn, started);
                 sse::response(running.tap(rx), D::stream(id, &turn))
             }
@@ -124,7 +123,6 @@ async fn serve<D: Dialect>(
         Ok(rx) => collect(rx).await,
         Err(e) => return log_error::<D>(&st, Some(&turn), started, e),
     };
-    running.set_model(&turn.model);
     items.iter().for_each(|i| running.observe(i));
     match D::complete(&id, &turn, items) {
         Ok(v) => {
@@ -136,14 +134,21 @@ async fn serve<D: Dialect>(
 }
 
 /// Applies the caller key's policy before anything goes upstream.
-fn admit<D: Dialect>(
+async fn admit<D: Dialect>(
     st: &Arc<AppState>,
     caller: &Caller,
     turn: &Turn,
     started: Instant,
 ) -> Result<Running, ApiError> {
     let admission = match &caller.key {
-        Some(key) => match keys::admit(key, &turn.model, &st.ops.usage, D::MODEL_REFUSED) {
+        Some(key) => match limits::admit(
+            st.engine.store().as_ref(),
+            key,
+            &turn.model,
+            D::MODEL_REFUSED,
+        )
+        .await
+        {
             Ok(a) => Some(a),
             Err(refusal) => {
                 st.ops.metrics.refusal(refusal.limit.as_str());
@@ -157,13 +162,7 @@ fn admit<D: Dialect>(
         },
         None => None,
     };
-    Ok(Running::new(
-        &st.ops,
-        admission,
-        D::NAME,
-        &turn.model,
-        started,
-    ))
+    Ok(Running::new(&st.ops, admission, D::NAME, started))
 }
 
 /// The configured fallbacks of `model` that the caller's key may use.

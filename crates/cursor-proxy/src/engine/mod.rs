@@ -124,6 +124,8 @@ pub struct Engine {
     parked: Mutex<HashMap<String, Parked>>,
     /// Per conversation: how many requests in a row left its parked tool calls unanswered.
     unanswered: Mutex<HashMap<String, u32>>,
+    /// Failed attempts after which a turn moved to another account (for `/metrics`).
+    failovers: std::sync::atomic::AtomicU64,
     cfg: EngineConfig,
 }
 
@@ -175,12 +177,18 @@ impl Engine {
             store_log: StoreLog::default(),
             parked: Mutex::new(HashMap::new()),
             unanswered: Mutex::new(HashMap::new()),
+            failovers: std::sync::atomic::AtomicU64::new(0),
             cfg,
         });
         let period = (engine.cfg.tool_wait_timeout / 4)
             .clamp(Duration::from_millis(20), Duration::from_secs(5));
         tokio::spawn(reaper(Arc::downgrade(&engine), period));
         engine
+    }
+
+    /// Failed upstream attempts after which a turn moved to another account, since start.
+    pub fn failovers(&self) -> u64 {
+        self.failovers.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The account pool.
@@ -372,6 +380,10 @@ impl Engine {
                     }
                     if !verdict.advice().retry_same_account() || cooldown.is_some() {
                         excluded.push(account);
+                        if attempt < self.cfg.max_attempts {
+                            self.failovers
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                     }
                     last = Some(e);
                 }

@@ -1,6 +1,6 @@
 //! The bookkeeping of one admitted turn: the running-turns gauge, the key's concurrent slot,
-//! time to first token, duration, and the tokens it used (for `tokens_per_day`, the usage report
-//! and the metrics). The streamed path watches the items on their way to the caller.
+//! time to first token, duration, and the tokens it used (for the metrics; the engine records
+//! usage in the store). The streamed path watches the items on their way to the caller.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,9 +19,9 @@ const TAP_DEPTH: usize = 16;
 #[derive(Debug)]
 pub struct Running {
     ops: Arc<Ops>,
-    admission: Option<Admission>,
+    /// Held only to keep the key's concurrent slot until the turn ends.
+    _admission: Option<Admission>,
     route: &'static str,
-    model: String,
     started: Instant,
     first_seen: bool,
 }
@@ -32,23 +32,16 @@ impl Running {
         ops: &Arc<Ops>,
         admission: Option<Admission>,
         route: &'static str,
-        model: &str,
         started: Instant,
     ) -> Self {
         ops.metrics.active_streams().inc();
         Self {
             ops: Arc::clone(ops),
-            admission,
+            _admission: admission,
             route,
-            model: model.to_owned(),
             started,
             first_seen: false,
         }
-    }
-
-    /// The model the turn finally ran on (after a fallback).
-    pub fn set_model(&mut self, model: &str) {
-        model.clone_into(&mut self.model);
     }
 
     /// Looks at one item: the first answer event, the final usage.
@@ -60,13 +53,9 @@ impl Running {
                     .metrics
                     .first_token(self.route, self.started.elapsed());
             }
-            TurnItem::Done { usage, .. } => {
-                self.ops.metrics.tokens(usage);
-                let key = self.admission.as_ref().map_or("open", |a| a.key_name());
-                self.ops
-                    .usage
-                    .record(key, &self.model, usage.input_tokens, usage.output_tokens);
-            }
+            // The engine writes the turn's usage to the store (the one usage record); here
+            // only the metrics count it.
+            TurnItem::Done { usage, .. } => self.ops.metrics.tokens(usage),
             _ => {}
         }
     }

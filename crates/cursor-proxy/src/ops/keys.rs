@@ -18,9 +18,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::usage::{UsageBook, seconds_to_utc_midnight};
+use super::usage::seconds_to_utc_midnight;
 use crate::api::error::ApiError;
 use crate::ops::config::Secret;
+use crate::store::KeyRecord;
 
 /// What a key may do. Every limit is optional; an empty model list allows every model.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +130,8 @@ pub struct KeySpec {
 pub struct CallerKey {
     name: String,
     digest: [u8; 32],
+    /// [`crate::store::caller_hash`] of the secret: what the store's usage is keyed by.
+    caller: String,
     policy: RwLock<KeyPolicy>,
     limiter: RwLock<Option<Arc<DefaultDirectRateLimiter>>>,
     running: AtomicU32,
@@ -152,10 +155,23 @@ fn limiter(policy: &KeyPolicy) -> Option<Arc<DefaultDirectRateLimiter>> {
 }
 
 impl CallerKey {
+    /// A key known only by its hashes (added through the admin API, restored from the store).
+    fn hashed(name: &str, digest: [u8; 32], caller: &str, policy: KeyPolicy) -> Self {
+        Self {
+            name: name.to_owned(),
+            digest,
+            caller: caller.to_owned(),
+            limiter: RwLock::new(limiter(&policy)),
+            policy: RwLock::new(policy),
+            running: AtomicU32::new(0),
+        }
+    }
+
     fn new(spec: &KeySpec) -> Self {
         Self {
             name: spec.name.clone(),
             digest: digest(spec.secret.expose()),
+            caller: crate::store::caller_hash(spec.secret.expose()),
             limiter: RwLock::new(limiter(&spec.policy)),
             policy: RwLock::new(spec.policy.clone()),
             running: AtomicU32::new(0),
@@ -165,6 +181,16 @@ impl CallerKey {
     /// The key's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Hex SHA-256 of the secret (what the store keeps for authentication).
+    pub fn digest_hex(&self) -> String {
+        hex::encode(self.digest)
+    }
+
+    /// The hash the store's usage rows and shared counters are keyed by (never the secret).
+    pub fn caller_hash(&self) -> &str {
+        &self.caller
     }
 
     /// The key's policy now.
@@ -272,10 +298,12 @@ pub fn validate(specs: &[KeySpec]) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// The live set of caller keys.
+/// The live set of caller keys: the config's, with the admin API's changes on top.
 #[derive(Debug, Default)]
 pub struct KeyRing {
     keys: RwLock<Vec<Arc<CallerKey>>>,
+    /// The admin API's changes by key name, applied again after every reload of the config.
+    changes: RwLock<std::collections::BTreeMap<String, KeyRecord>>,
 }
 
 impl KeyRing {
@@ -283,6 +311,27 @@ impl KeyRing {
     pub fn new(specs: &[KeySpec]) -> Self {
         Self {
             keys: RwLock::new(specs.iter().map(|s| Arc::new(CallerKey::new(s))).collect()),
+            changes: RwLock::default(),
+        }
+    }
+
+    /// Remembers an admin change (applied now by the caller, and after each reload).
+    pub fn remember(&self, record: KeyRecord) {
+        write(&self.changes).insert(record.name.clone(), record);
+    }
+
+    /// The admin change remembered for `name`, if any.
+    pub fn remembered(&self, name: &str) -> Option<KeyRecord> {
+        read(&self.changes).get(name).cloned()
+    }
+
+    /// Applies every remembered change to the live keys (at startup and after a reload). A
+    /// change that no longer fits (its secret now belongs to another key) is skipped, logged.
+    pub fn apply_remembered(&self) {
+        let changes = read(&self.changes);
+        let mut keys = write(&self.keys);
+        for r in changes.values() {
+            apply_record(&mut keys, r);
         }
     }
 
@@ -377,7 +426,53 @@ impl KeyRing {
             })
             .collect();
         *keys = next;
+        drop(keys);
+        self.apply_remembered();
         Ok(())
+    }
+}
+
+/// Applies one stored admin change: a revocation, a key known by its hashes, or a policy.
+fn apply_record(keys: &mut Vec<Arc<CallerKey>>, r: &KeyRecord) {
+    if r.revoked {
+        keys.retain(|k| k.name != r.name);
+        return;
+    }
+    let policy = match r.policy.as_deref().map(serde_json::from_str::<KeyPolicy>) {
+        Some(Ok(p)) if p.validate().is_ok() => Some(p),
+        None => None,
+        Some(_) => {
+            tracing::warn!(key = %r.name, "stored policy is unusable; the key keeps its own");
+            None
+        }
+    };
+    let hashed = r.digest.as_deref().and_then(|d| {
+        let bytes: [u8; 32] = hex::decode(d).ok()?.try_into().ok()?;
+        Some((bytes, r.caller.clone()?))
+    });
+    let Some((digest, caller)) = hashed else {
+        if let (Some(p), Some(k)) = (policy, keys.iter().find(|k| k.name == r.name)) {
+            k.set_policy(p);
+        }
+        return;
+    };
+    if keys.iter().any(|k| k.name != r.name && k.digest == digest) {
+        tracing::warn!(key = %r.name, "stored key has the secret of another key; skipped");
+        return;
+    }
+    match keys.iter().find(|k| k.name == r.name) {
+        Some(k) if k.digest == digest => {
+            if let Some(p) = policy {
+                k.set_policy(p);
+            }
+        }
+        _ => {
+            keys.retain(|k| k.name != r.name);
+            let policy = policy.unwrap_or_default();
+            keys.push(Arc::new(CallerKey::hashed(
+                &r.name, digest, &caller, policy,
+            )));
+        }
     }
 }
 
@@ -435,7 +530,13 @@ pub struct Refusal {
     pub error: ApiError,
 }
 
-fn rate_limited(key: &str, limit: Limit, value: u64, after: Duration, quota: bool) -> Refusal {
+pub(crate) fn rate_limited(
+    key: &str,
+    limit: Limit,
+    value: u64,
+    after: Duration,
+    quota: bool,
+) -> Refusal {
     let category = if quota {
         Category::QuotaExhausted
     } else {
@@ -453,12 +554,13 @@ fn rate_limited(key: &str, limit: Limit, value: u64, after: Duration, quota: boo
     Refusal { limit, error }
 }
 
-/// Applies `key`'s policy to a turn for `model`. `refused_status` is how the caller's API
+/// Applies `key`'s policy to a turn for `model` in this process; `used_today` is the key's
+/// input plus output tokens today (from the store). `refused_status` is how the caller's API
 /// answers a model it may not use (404 for OpenAI, 403 for Anthropic).
 pub fn admit(
     key: &Arc<CallerKey>,
     model: &str,
-    usage: &UsageBook,
+    used_today: u64,
     refused_status: StatusCode,
 ) -> Result<Admission, Refusal> {
     let policy = key.policy();
@@ -478,7 +580,7 @@ pub fn admit(
         });
     }
     if let Some(cap) = policy.tokens_per_day
-        && usage.tokens_today(&key.name) >= cap
+        && used_today >= cap
     {
         let after = Duration::from_secs(seconds_to_utc_midnight());
         return Err(rate_limited(
@@ -625,7 +727,6 @@ mod tests {
 
     #[test]
     fn admission_applies_each_limit() {
-        let usage = UsageBook::default();
         let policy = KeyPolicy {
             models: vec!["composer-*".into()],
             requests_per_minute: Some(2),
@@ -635,41 +736,39 @@ mod tests {
         };
         let ring = KeyRing::new(&[spec("team", "secret-team", policy)]);
         let key = ring.find("secret-team").unwrap();
-        let e = admit(&key, "gpt-5", &usage, StatusCode::NOT_FOUND).unwrap_err();
+        let e = admit(&key, "gpt-5", 0, StatusCode::NOT_FOUND).unwrap_err();
         assert_eq!(e.limit, Limit::Model);
         assert_eq!(e.error.status, StatusCode::NOT_FOUND);
         assert!(e.error.message.contains("gpt-5"));
-        let first = admit(&key, "composer-2.5", &usage, StatusCode::NOT_FOUND).unwrap();
-        let e = admit(&key, "composer-2.5", &usage, StatusCode::NOT_FOUND).unwrap_err();
+        let first = admit(&key, "composer-2.5", 0, StatusCode::NOT_FOUND).unwrap();
+        let e = admit(&key, "composer-2.5", 0, StatusCode::NOT_FOUND).unwrap_err();
         assert_eq!(e.limit, Limit::ConcurrentStreams);
         drop(first);
         assert_eq!(key.running(), 0);
-        drop(admit(&key, "composer-2.5", &usage, StatusCode::NOT_FOUND).unwrap());
-        let e = admit(&key, "composer-2.5", &usage, StatusCode::NOT_FOUND).unwrap_err();
+        drop(admit(&key, "composer-2.5", 0, StatusCode::NOT_FOUND).unwrap());
+        let e = admit(&key, "composer-2.5", 0, StatusCode::NOT_FOUND).unwrap_err();
         assert_eq!(e.limit, Limit::RequestsPerMinute);
         assert_eq!(e.error.status, StatusCode::TOO_MANY_REQUESTS);
         assert!(e.error.retry_after.unwrap() >= Duration::from_secs(1));
         assert!(e.error.message.contains("requests_per_minute"));
-        usage.record("team", "composer-2.5", 80, 30);
-        let e = admit(&key, "composer-2.5", &usage, StatusCode::NOT_FOUND).unwrap_err();
+        let e = admit(&key, "composer-2.5", 110, StatusCode::NOT_FOUND).unwrap_err();
         assert_eq!(e.limit, Limit::TokensPerDay);
         assert_eq!(key.running(), 0);
     }
 
     #[test]
     fn replace_keeps_limiter_state_of_unchanged_keys() {
-        let usage = UsageBook::default();
         let policy = KeyPolicy {
             requests_per_minute: Some(1),
             ..KeyPolicy::default()
         };
         let ring = KeyRing::new(&[spec("a", "secret-aaaa", policy.clone())]);
         let key = ring.find("secret-aaaa").unwrap();
-        drop(admit(&key, "m", &usage, StatusCode::NOT_FOUND).unwrap());
+        drop(admit(&key, "m", 0, StatusCode::NOT_FOUND).unwrap());
         ring.replace(&[spec("a", "secret-aaaa", policy.clone())])
             .unwrap();
         let key = ring.find("secret-aaaa").unwrap();
-        assert!(admit(&key, "m", &usage, StatusCode::NOT_FOUND).is_err());
+        assert!(admit(&key, "m", 0, StatusCode::NOT_FOUND).is_err());
         assert_eq!(
             ring.replace(&[
                 spec("a", "secret-aaaa", policy.clone()),

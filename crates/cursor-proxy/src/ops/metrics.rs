@@ -36,6 +36,7 @@ pub struct Metrics {
     parked: IntGauge,
     accounts: IntGaugeVec,
     attempts: IntCounterVec,
+    failovers: IntCounter,
     refusals: IntCounterVec,
     reloads: IntCounterVec,
     draining: IntGauge,
@@ -112,6 +113,11 @@ impl Metrics {
                 "Upstream attempts by outcome (failures include the ones failed over).",
                 &["outcome"],
             ),
+            failovers: IntCounter::new(
+                "cursor_proxy_upstream_failovers_total",
+                "Failed upstream attempts after which the turn moved to another account.",
+            )
+            .unwrap_or_else(|e| unreachable(&e)),
             refusals: counter(
                 "cursor_proxy_limit_refusals_total",
                 "Requests refused by a caller key's policy, by limit.",
@@ -133,7 +139,7 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let all: [Box<dyn prometheus::core::Collector>; 11] = [
+        let all: [Box<dyn prometheus::core::Collector>; 12] = [
             Box::new(self.requests.clone()),
             Box::new(self.duration.clone()),
             Box::new(self.first_token.clone()),
@@ -142,6 +148,7 @@ impl Metrics {
             Box::new(self.parked.clone()),
             Box::new(self.accounts.clone()),
             Box::new(self.attempts.clone()),
+            Box::new(self.failovers.clone()),
             Box::new(self.refusals.clone()),
             Box::new(self.reloads.clone()),
             Box::new(self.draining.clone()),
@@ -220,6 +227,13 @@ impl Metrics {
         self.reloads.with_label_values(&[result]).inc();
     }
 
+    /// Adds the state store's latency histogram (see [`crate::store::timed`]).
+    pub fn register_store(&self, latency: HistogramVec) {
+        self.registry
+            .register(Box::new(latency))
+            .unwrap_or_else(|e| unreachable(&e));
+    }
+
     /// Marks the proxy as draining.
     pub fn set_draining(&self) {
         self.draining.set(1);
@@ -260,6 +274,8 @@ impl Metrics {
             let c: IntCounter = self.attempts.with_label_values(&[outcome]);
             c.inc_by(total.saturating_sub(c.get()));
         }
+        self.failovers
+            .inc_by(engine.failovers().saturating_sub(self.failovers.get()));
         self.parked
             .set(i64::try_from(engine.parked_count()).unwrap_or(i64::MAX));
     }

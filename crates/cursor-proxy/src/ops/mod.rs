@@ -1,9 +1,9 @@
 //! Running the proxy: configuration, caller keys and their policies, usage, metrics, request
 //! ids, the admin API and status page, shutdown and reload.
 //!
-//! [`Ops`] holds the operator-facing state of one proxy. Keys ([`keys::KeyRing`]) and usage
-//! ([`usage::UsageBook`]) sit behind narrow methods so that a persistent store can back them
-//! later without changes to the request path.
+//! [`Ops`] holds the operator-facing state of one proxy: caller keys ([`keys::KeyRing`]),
+//! metrics, aliases, draining. Usage is not kept here: the engine's store is its one record
+//! ([`usage`] reads it).
 
 pub mod accounting;
 pub mod accounts;
@@ -13,7 +13,9 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod keys;
+pub mod keystore;
 pub mod lifecycle;
+pub mod limits;
 pub mod logging;
 pub mod login;
 pub mod metrics;
@@ -28,7 +30,6 @@ use self::config::{Config, Secret};
 use self::keys::{KeyRing, KeySpec};
 use self::lifecycle::Lifecycle;
 use self::metrics::Metrics;
-use self::usage::UsageBook;
 
 /// Reads the configuration again (for SIGHUP and `POST /admin/v1/reload`); the error text says
 /// why the new one is refused.
@@ -38,8 +39,6 @@ pub type ConfigSource = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
 pub struct Ops {
     /// Caller keys.
     pub keys: Arc<KeyRing>,
-    /// Usage counters.
-    pub usage: UsageBook,
     /// Metrics.
     pub metrics: Metrics,
     /// Model aliases and fallbacks.
@@ -76,7 +75,6 @@ impl Ops {
     pub fn new(config: &Config) -> Self {
         Self {
             keys: Arc::new(KeyRing::new(&key_specs(config))),
-            usage: UsageBook::default(),
             metrics: Metrics::new(),
             aliases: RwLock::new(Arc::new(config.ops.aliases.clone())),
             admin_key: config

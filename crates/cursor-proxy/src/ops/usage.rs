@@ -1,170 +1,168 @@
-//! Usage counters per UTC day, caller key and model: what `tokens_per_day` is checked against
-//! and what the admin API and the status page report.
-//!
-//! [`UsageBook`] is the seam for persistence: a store-backed book (issue "State that survives")
-//! only has to provide `record`, `tokens_today` and `rows`, and then the limits hold across
-//! instances.
+//! Usage as the operator sees it. There is one record of usage: the store's counters per caller
+//! key hash × account × model × UTC day (see [`crate::store`]), written by the engine as each
+//! turn ends. `tokens_per_day` is checked against it, `/admin/v1/usage` and the status page
+//! report it (with the hash replaced by the key's name), and on SQLite or Redis it survives a
+//! restart and adds up across instances.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-/// Days kept; older rows are dropped when a new day starts.
-const DAYS_KEPT: u64 = 8;
-/// Rows kept at most (a flood of distinct model names must not grow memory without bound).
-const MAX_ROWS: usize = 20_000;
-/// Models counted separately per key and day; the rest go under `other`.
-const MAX_MODELS_PER_KEY_DAY: usize = 64;
+use super::keys::KeyRing;
+use crate::store::{Counters, Store, StoreError, UsageKey, counter, day_of, now_ms};
 
-/// Counters of one (day, key, model).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
+/// One row of the usage report: one key on one account and model on one UTC day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageRow {
+    /// UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Caller key name (`caller-<hash prefix>` for a key this proxy no longer knows, or for
+    /// callers of an open proxy).
+    pub key: String,
+    /// Account that served the turns.
+    pub account: String,
+    /// Model requested.
+    pub model: String,
     /// Completed turns.
     pub requests: u64,
     /// Input tokens.
     pub input_tokens: u64,
     /// Output tokens.
     pub output_tokens: u64,
+    /// Input tokens read from the prompt cache.
+    pub cache_read_tokens: u64,
+    /// Input tokens written to the prompt cache.
+    pub cache_write_tokens: u64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: u64,
+    /// Failed attempts by the classifier's category.
+    pub errors: BTreeMap<String, u64>,
 }
 
-/// One row of the usage report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UsageRow {
-    /// UTC day, `YYYY-MM-DD`.
-    pub day: String,
-    /// Caller key name.
-    pub key: String,
-    /// Model.
-    pub model: String,
-    /// Counters.
-    #[serde(flatten)]
-    pub counts: Counts,
-}
-
-/// The in-memory usage book.
-#[derive(Debug, Default)]
-pub struct UsageBook {
-    rows: Mutex<BTreeMap<(u64, String, String), Counts>>,
-}
-
-impl UsageBook {
-    /// Adds a finished turn's tokens for `key` and `model` today.
-    pub fn record(&self, key: &str, model: &str, input: u64, output: u64) {
-        let today = day_number(now_secs());
-        let mut rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-        rows.retain(|(d, _, _), _| d + DAYS_KEPT > today);
-        let known = rows.contains_key(&(today, key.to_owned(), model.to_owned()));
-        let models_today = rows
-            .range((today, key.to_owned(), String::new())..)
-            .take_while(|((d, k, _), _)| *d == today && k == key)
-            .count();
-        let model = if known || models_today < MAX_MODELS_PER_KEY_DAY {
-            model
-        } else {
-            "other"
-        };
-        if rows.len() >= MAX_ROWS && !rows.contains_key(&(today, key.to_owned(), model.to_owned()))
-        {
-            return;
+impl UsageRow {
+    fn new(key: String, row: UsageKey, c: &Counters) -> Self {
+        let n = |name: &str| c.get(name).copied().unwrap_or(0);
+        let errors = c
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(counter::ERRORS_PREFIX)?.to_owned(), *v)))
+            .collect();
+        Self {
+            day: row.day,
+            key,
+            account: row.account,
+            model: row.model,
+            requests: n(counter::REQUESTS),
+            input_tokens: n(counter::INPUT),
+            output_tokens: n(counter::OUTPUT),
+            cache_read_tokens: n(counter::CACHE_READ),
+            cache_write_tokens: n(counter::CACHE_WRITE),
+            reasoning_tokens: n(counter::REASONING),
+            errors,
         }
-        let c = rows
-            .entry((today, key.to_owned(), model.to_owned()))
-            .or_default();
-        c.requests += 1;
-        c.input_tokens += input;
-        c.output_tokens += output;
-    }
-
-    /// Input plus output tokens `key` used today (UTC).
-    pub fn tokens_today(&self, key: &str) -> u64 {
-        let today = day_number(now_secs());
-        let rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-        rows.range((today, key.to_owned(), String::new())..)
-            .take_while(|((d, k, _), _)| *d == today && k == key)
-            .map(|(_, c)| c.input_tokens + c.output_tokens)
-            .sum()
-    }
-
-    /// Every row, oldest day first.
-    pub fn rows(&self) -> Vec<UsageRow> {
-        let rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-        rows.iter()
-            .map(|((d, k, m), c)| UsageRow {
-                day: civil_date(*d),
-                key: k.clone(),
-                model: m.clone(),
-                counts: *c,
-            })
-            .collect()
     }
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// Every usage row in the store, oldest day first, named by caller key.
+///
+/// # Errors
+/// The store's.
+pub async fn rows(store: &dyn Store, keys: &KeyRing) -> Result<Vec<UsageRow>, StoreError> {
+    let names: HashMap<String, String> = keys
+        .list()
+        .iter()
+        .map(|k| (k.caller_hash().to_owned(), k.name().to_owned()))
+        .collect();
+    let mut rows: Vec<UsageRow> = store
+        .usage()
+        .await?
+        .into_iter()
+        .map(|(k, c)| {
+            let name = names
+                .get(&k.caller)
+                .cloned()
+                .unwrap_or_else(|| format!("caller-{}", k.caller.get(..8).unwrap_or(&k.caller)));
+            UsageRow::new(name, k, &c)
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.day, &a.key, &a.model).cmp(&(&b.day, &b.key, &b.model)));
+    Ok(rows)
 }
 
-fn day_number(secs: u64) -> u64 {
-    secs / 86_400
+/// Input plus output tokens the caller with hash `caller` used today (UTC), over every instance
+/// sharing the store.
+///
+/// # Errors
+/// The store's.
+pub async fn tokens_today(store: &dyn Store, caller: &str) -> Result<u64, StoreError> {
+    store.caller_tokens(caller, &today()).await
 }
 
 /// Seconds until the next UTC midnight (when `tokens_per_day` starts over).
 pub fn seconds_to_utc_midnight() -> u64 {
-    86_400 - now_secs() % 86_400
+    86_400 - (now_ms() / 1000) % 86_400
 }
 
 /// Today as `YYYY-MM-DD` (UTC).
 pub fn today() -> String {
-    civil_date(day_number(now_secs()))
+    day_of(now_ms())
 }
 
 /// The UTC date of a Unix time, `YYYY-MM-DD`.
 pub fn date_of_unix(secs: u64) -> String {
-    civil_date(day_number(secs))
-}
-
-/// Days since 1970-01-01 as a proleptic Gregorian `YYYY-MM-DD` (Howard Hinnant's algorithm).
-fn civil_date(days: u64) -> String {
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    day_of(secs.saturating_mul(1000))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::config::Secret;
+    use crate::ops::keys::{KeyPolicy, KeySpec};
+    use crate::store::memory::MemoryStore;
+    use crate::store::{Limits, caller_hash, turn_counters};
 
-    #[test]
-    fn dates() {
-        assert_eq!(civil_date(0), "1970-01-01");
-        assert_eq!(civil_date(19_723), "2024-01-01");
-        assert_eq!(civil_date(20_513), "2026-03-01");
-    }
-
-    #[test]
-    fn records_and_sums_per_key() {
-        let b = UsageBook::default();
-        b.record("a", "m1", 10, 5);
-        b.record("a", "m2", 1, 1);
-        b.record("b", "m1", 100, 100);
-        assert_eq!(b.tokens_today("a"), 17);
-        assert_eq!(b.tokens_today("b"), 200);
-        assert_eq!(b.tokens_today("c"), 0);
-        assert_eq!(b.rows().len(), 3);
-        for i in 0..100 {
-            b.record("a", &format!("flood-{i}"), 1, 0);
-        }
-        assert!(b.rows().len() <= 3 + MAX_MODELS_PER_KEY_DAY);
-        assert!(b.rows().iter().any(|r| r.model == "other"));
+    #[tokio::test]
+    async fn rows_are_named_by_key_and_tokens_sum_per_caller() {
+        let store = MemoryStore::new(Limits::default());
+        let ring = KeyRing::new(&[KeySpec {
+            name: "team".into(),
+            secret: Secret::new("secret-team"),
+            policy: KeyPolicy::default(),
+        }]);
+        let usage = |i, o| {
+            let mut u = cursor_connect::Usage::default();
+            u.input_tokens = i;
+            u.output_tokens = o;
+            u
+        };
+        let row = |caller: &str, model: &str| UsageKey {
+            caller: caller_hash(caller),
+            account: "a".into(),
+            model: model.into(),
+            day: today(),
+        };
+        let add = |k: UsageKey, c: Counters| {
+            let store = &store;
+            async move { store.add_usage(&k, &c).await.unwrap() }
+        };
+        add(row("secret-team", "m1"), turn_counters(&usage(10, 5))).await;
+        add(row("secret-team", "m2"), turn_counters(&usage(1, 1))).await;
+        add(row("other", "m1"), turn_counters(&usage(100, 100))).await;
+        add(
+            row("secret-team", "m1"),
+            crate::store::error_counter("rate_limited"),
+        )
+        .await;
+        let hash = caller_hash("secret-team");
+        assert_eq!(tokens_today(&store, &hash).await.unwrap(), 17);
+        let rows = rows(&store, &ring).await.unwrap();
+        assert_eq!(rows.len(), 3);
+        let m1 = rows
+            .iter()
+            .find(|r| r.key == "team" && r.model == "m1")
+            .unwrap();
+        assert_eq!((m1.requests, m1.input_tokens, m1.output_tokens), (1, 10, 5));
+        assert_eq!(m1.errors.get("rate_limited"), Some(&1));
+        assert!(rows.iter().any(|r| r.key.starts_with("caller-")));
+        assert_eq!(date_of_unix(86_400), "1970-01-02");
     }
 }

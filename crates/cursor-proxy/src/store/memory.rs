@@ -25,6 +25,7 @@ struct Tables {
     usage: HashMap<UsageKey, Counters>,
     blobs: HashMap<Bytes, (Bytes, u64)>,
     blob_bytes: usize,
+    keys: HashMap<String, super::KeyRecord>,
 }
 
 /// State in this process's memory only.
@@ -132,6 +133,28 @@ impl MemoryStore {
     /// Saves credentials (synchronous).
     pub fn save_credentials_now(&self, account: &str, tokens: Vec<u8>) {
         self.lock().credentials.insert(account.to_owned(), tokens);
+    }
+
+    /// The stored caller key records (synchronous).
+    pub fn caller_keys_now(&self) -> Vec<super::KeyRecord> {
+        let mut keys: Vec<_> = self.lock().keys.values().cloned().collect();
+        keys.sort_by(|a, b| a.name.cmp(&b.name));
+        keys
+    }
+
+    /// Saves a caller key record (synchronous).
+    pub fn save_caller_key_now(&self, record: &super::KeyRecord) {
+        self.lock().keys.insert(record.name.clone(), record.clone());
+    }
+
+    /// Input plus output tokens of `caller` on `day` (synchronous).
+    pub fn caller_tokens_now(&self, caller: &str, day: &str) -> u64 {
+        self.lock()
+            .usage
+            .iter()
+            .filter(|(k, _)| k.caller == caller && k.day == day)
+            .map(|(_, c)| super::tokens_of(c))
+            .sum()
     }
 
     /// Every usage row (synchronous).
@@ -260,6 +283,28 @@ impl Store for MemoryStore {
 
     fn usage(&self) -> BoxFuture<'_, Result<Vec<(UsageKey, Counters)>, StoreError>> {
         Box::pin(async move { Ok(self.usage_now()) })
+    }
+
+    fn caller_tokens<'a>(
+        &'a self,
+        caller: &'a str,
+        day: &'a str,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move { Ok(self.caller_tokens_now(caller, day)) })
+    }
+
+    fn caller_keys(&self) -> BoxFuture<'_, Result<Vec<super::KeyRecord>, StoreError>> {
+        Box::pin(async move { Ok(self.caller_keys_now()) })
+    }
+
+    fn save_caller_key<'a>(
+        &'a self,
+        record: &'a super::KeyRecord,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.save_caller_key_now(record);
+            Ok(())
+        })
     }
 
     fn blob<'a>(&'a self, id: &'a [u8]) -> BoxFuture<'a, Result<Option<Bytes>, StoreError>> {

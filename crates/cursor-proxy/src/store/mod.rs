@@ -4,13 +4,14 @@
 //! `--state memory`), [`sqlite`] (the embedded default) and [`redis`] (several instances).
 //!
 //! Every table is bounded: conversations by count and age (the oldest go first, counted in the
-//! logs), usage by age in days. Caller keys never reach a store: usage is keyed by
-//! [`caller_hash`].
+//! logs), usage by age in days. Caller key secrets never reach a store: usage is keyed by
+//! [`caller_hash`], and a key added through the admin API is kept as hashes ([`KeyRecord`]).
 
 pub mod blobs;
 pub mod memory;
 pub mod redis;
 pub mod sqlite;
+pub mod timed;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -69,6 +70,23 @@ pub struct UsageKey {
     pub model: String,
     /// UTC day, `YYYY-MM-DD`.
     pub day: String,
+}
+
+/// A caller key change made through the admin API, as stored so that it survives a restart.
+/// Never the secret: only its SHA-256 (for authentication) and its [`caller_hash`] (for usage).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct KeyRecord {
+    /// Key name.
+    pub name: String,
+    /// Hex SHA-256 of the secret, for a key added through the admin API (`None`: the secret
+    /// comes from the config).
+    pub digest: Option<String>,
+    /// [`caller_hash`] of the secret, with `digest`.
+    pub caller: Option<String>,
+    /// The policy as JSON (`None`: the config's).
+    pub policy: Option<String>,
+    /// Revoked: the name is refused even if the config still lists it.
+    pub revoked: bool,
 }
 
 /// Counter names (errors are `errors.<category>`).
@@ -260,6 +278,58 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn health(&self) -> StoreHealth {
         StoreHealth::Ok
     }
+
+    /// Input plus output tokens counted for `caller` on `day`, over every account and model:
+    /// what `tokens_per_day` is checked against. Backends override this with a cheaper read.
+    fn caller_tokens<'a>(
+        &'a self,
+        caller: &'a str,
+        day: &'a str,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            Ok(self
+                .usage()
+                .await?
+                .iter()
+                .filter(|(k, _)| k.caller == caller && k.day == day)
+                .map(|(_, c)| tokens_of(c))
+                .sum())
+        })
+    }
+
+    /// The caller key changes made through the admin API (see [`KeyRecord`]).
+    fn caller_keys(&self) -> BoxFuture<'_, Result<Vec<KeyRecord>, StoreError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Saves (replaces) the record of the key `record.name`. A store that does not override
+    /// this keeps admin changes only in the running process.
+    fn save_caller_key<'a>(
+        &'a self,
+        record: &'a KeyRecord,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = record;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Counts one hit on the window counter `name`, shared by every instance on this store,
+    /// and returns the hits so far; the counter is gone `window` after its last hit (callers
+    /// put the window's number in `name`). `None`: the store is not shared between instances
+    /// (or cannot answer now), and each process limits on its own.
+    fn hit_window<'a>(
+        &'a self,
+        name: &'a str,
+        window: Duration,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
+        let _ = (name, window);
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// Input plus output tokens of a usage row.
+pub fn tokens_of(counters: &Counters) -> u64 {
+    let n = |k: &str| counters.get(k).copied().unwrap_or(0);
+    n(counter::INPUT).saturating_add(n(counter::OUTPUT))
 }
 
 /// Bounds shared by every backend.

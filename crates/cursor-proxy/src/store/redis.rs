@@ -35,6 +35,8 @@ const SWEEP_EVERY: u64 = 256;
 /// Usage rows listed at most by [`Store::usage`].
 const MAX_LISTED_USAGE: usize = 100_000;
 const NONCE_LEN: usize = 24;
+/// Life of a caller's daily token total: the day itself plus a margin for clock skew.
+const TOKEN_TOTAL_TTL_SECS: i64 = 2 * 86_400;
 
 /// State in Redis, with memory as the fallback.
 #[derive(Debug, Clone)]
@@ -462,6 +464,13 @@ impl Store for RedisStore {
             }
             let keep = i64::try_from(USAGE_RETENTION_DAYS * 86_400).unwrap_or(i64::MAX);
             pipe.expire(&k, keep).ignore();
+            // The caller's daily token total, kept beside the rows so that `tokens_per_day`
+            // is one read, not a scan.
+            let total = self.key(&["usage-tokens", &key.caller, &key.day]);
+            pipe.incr(&total, super::tokens_of(counters))
+                .ignore()
+                .expire(&total, TOKEN_TOTAL_TTL_SECS)
+                .ignore();
             let mut conn = self.conn.clone();
             let _: Option<()> = self.run(pipe.query_async(&mut conn)).await;
             Ok(())
@@ -505,6 +514,76 @@ impl Store for RedisStore {
                 Some(rows) => Ok(rows),
                 None => Ok(self.memory.usage_now()),
             }
+        })
+    }
+
+    fn caller_tokens<'a>(
+        &'a self,
+        caller: &'a str,
+        day: &'a str,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let k = self.key(&["usage-tokens", caller, day]);
+            let mut conn = self.conn.clone();
+            match self.run(conn.get::<_, Option<u64>>(&k)).await {
+                Some(n) => Ok(n.unwrap_or(0)),
+                None => Ok(self.memory.caller_tokens_now(caller, day)),
+            }
+        })
+    }
+
+    fn caller_keys(&self) -> BoxFuture<'_, Result<Vec<super::KeyRecord>, StoreError>> {
+        Box::pin(async move {
+            let k = self.key(&["callerkeys"]);
+            let mut conn = self.conn.clone();
+            let Some(map) = self
+                .run(conn.hgetall::<_, std::collections::HashMap<String, String>>(&k))
+                .await
+            else {
+                return Ok(self.memory.caller_keys_now());
+            };
+            let mut out: Vec<super::KeyRecord> = map
+                .into_iter()
+                .filter_map(|(name, json)| match serde_json::from_str(&json) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        warn!(key = %name, error = %e, "stored caller key does not decode; skipped");
+                        None
+                    }
+                })
+                .collect();
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+    }
+
+    fn save_caller_key<'a>(
+        &'a self,
+        record: &'a super::KeyRecord,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.memory.save_caller_key_now(record);
+            let json = serde_json::to_string(record).unwrap_or_default();
+            let k = self.key(&["callerkeys"]);
+            let mut conn = self.conn.clone();
+            let _: Option<()> = self.run(conn.hset(&k, &record.name, json)).await;
+            Ok(())
+        })
+    }
+
+    fn hit_window<'a>(
+        &'a self,
+        name: &'a str,
+        window: Duration,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
+        Box::pin(async move {
+            let k = self.key(&["window", name]);
+            let ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+            let mut pipe = ::redis::pipe();
+            pipe.atomic().incr(&k, 1u64).pexpire(&k, ms).ignore();
+            let mut conn = self.conn.clone();
+            let hits: Option<(u64,)> = self.run(pipe.query_async(&mut conn)).await;
+            Ok(hits.map(|(n,)| n))
         })
     }
 }

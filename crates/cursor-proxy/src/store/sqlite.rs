@@ -61,6 +61,12 @@ const MIGRATIONS: &[&str] = &[
          updated_ms INTEGER NOT NULL
      );
      CREATE INDEX blobs_by_age ON blobs (updated_ms);",
+    // Version 2: caller key changes made through the admin API (hashes only, never secrets).
+    "CREATE TABLE caller_keys (
+         name TEXT PRIMARY KEY,
+         record TEXT NOT NULL,
+         updated_ms INTEGER NOT NULL
+     );",
 ];
 
 /// The newest schema version this binary knows.
@@ -485,6 +491,57 @@ impl Store for SqliteStore {
         })
     }
 
+    fn caller_keys(&self) -> BoxFuture<'_, Result<Vec<super::KeyRecord>, StoreError>> {
+        self.with(|c, _| {
+            let mut st = c.prepare_cached("SELECT name, record FROM caller_keys ORDER BY name")?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (name, json) = row?;
+                // A record that does not decode is skipped (and named), never fatal.
+                match serde_json::from_str(&json) {
+                    Ok(record) => out.push(record),
+                    Err(e) => tracing::warn!(key = %name, error = %e, "stored caller key does not decode; skipped"),
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn save_caller_key<'a>(
+        &'a self,
+        record: &'a super::KeyRecord,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let name = record.name.clone();
+        let json = serde_json::to_string(record).unwrap_or_default();
+        self.with(move |c, _| {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO caller_keys (name, record, updated_ms) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![name, json, ms(now_ms())])
+            .map(drop)
+        })
+    }
+
+    fn caller_tokens<'a>(
+        &'a self,
+        caller: &'a str,
+        day: &'a str,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let (caller, day) = (caller.to_owned(), day.to_owned());
+        self.with(move |c, _| {
+            c.prepare_cached(
+                "SELECT COALESCE(SUM(value), 0) FROM usage \
+                 WHERE caller = ?1 AND day = ?2 AND counter IN (?3, ?4)",
+            )?
+            .query_row(
+                params![caller, day, super::counter::INPUT, super::counter::OUTPUT],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| u64::try_from(n).unwrap_or(0))
+        })
+    }
+
     fn usage(&self) -> BoxFuture<'_, Result<Vec<(UsageKey, Counters)>, StoreError>> {
         self.with(|c, _| {
             let mut st = c.prepare_cached(
@@ -534,6 +591,41 @@ mod tests {
             covered: 1,
             updated_ms: now_ms() - 100_000 + n,
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_1_file_migrates_to_caller_keys_and_keeps_its_usage() {
+        let path = scratch("v1");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(&format!("{}; PRAGMA user_version = 1;", MIGRATIONS[0]))
+                .unwrap();
+            c.execute(
+                "INSERT INTO usage VALUES ('h', 'a', 'm', '2026-12-05', 'input_tokens', 5), \
+                 ('h', 'a', 'm', '2026-12-05', 'output_tokens', 2), \
+                 ('h', 'a', 'm', '2026-12-05', 'requests', 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path, Limits::default()).unwrap();
+        assert_eq!(store.caller_tokens("h", "2026-12-05").await.unwrap(), 7);
+        let record = super::super::KeyRecord {
+            name: "team".into(),
+            digest: Some("00".repeat(32)),
+            caller: Some("h".into()),
+            policy: Some("{}".into()),
+            revoked: false,
+        };
+        store.save_caller_key(&record).await.unwrap();
+        assert_eq!(store.caller_keys().await.unwrap(), vec![record]);
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, schema_version());
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

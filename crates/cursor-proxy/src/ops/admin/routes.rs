@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::AdminError;
 use crate::api::routes::AppState;
 use crate::ops::keys::{KeyError, KeyPolicy, KeySpec};
+use crate::ops::keystore;
 use crate::ops::metrics::health_name;
 use crate::ops::usage;
 
@@ -100,21 +101,30 @@ fn not_live(what: &str) -> AdminError {
 }
 
 async fn keys(State(st): St) -> Response {
-    let list: Vec<Value> = st
-        .ops
-        .keys
-        .list()
-        .iter()
-        .map(|k| {
-            json!({
-                "name": k.name(),
-                "policy": k.policy(),
-                "running": k.running(),
-                "tokens_today": st.ops.usage.tokens_today(k.name()),
-            })
-        })
-        .collect();
+    let store = st.engine.store().as_ref();
+    let mut list = Vec::new();
+    for k in st.ops.keys.list() {
+        let tokens_today = match usage::tokens_today(store, k.caller_hash()).await {
+            Ok(n) => n,
+            Err(e) => return store_failed(&e).into_response(),
+        };
+        list.push(json!({
+            "name": k.name(),
+            "policy": k.policy(),
+            "running": k.running(),
+            "tokens_today": tokens_today,
+        }));
+    }
     axum::Json(json!({ "keys": list })).into_response()
+}
+
+/// The state store could not answer an admin read.
+fn store_failed(e: &crate::store::StoreError) -> AdminError {
+    AdminError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        format!("the state store failed: {}", crate::ops::chain(e)),
+    )
 }
 
 /// `POST /admin/v1/keys`: a name, an optional secret (one is generated and returned once when
@@ -179,11 +189,12 @@ async fn key_add(State(st): St, body: Result<axum::Json<NewKey>, JsonRejection>)
             account_group: new.account_group,
         },
     };
-    if let Err(e) = st.ops.keys.add(&spec) {
-        return key_error(&e).into_response();
-    }
+    let persisted = match keystore::add(&st.ops.keys, st.engine.store().as_ref(), &spec).await {
+        Ok(p) => p,
+        Err(e) => return key_error(&e).into_response(),
+    };
     tracing::info!(key = %new.name, "admin added a caller key");
-    let mut body = json!({ "name": new.name, "policy": spec.policy });
+    let mut body = json!({ "name": new.name, "policy": spec.policy, "persisted": persisted });
     // The secret is shown once, and only when the proxy made it up.
     if generated {
         body["key"] = Value::String(secret);
@@ -192,10 +203,11 @@ async fn key_add(State(st): St, body: Result<axum::Json<NewKey>, JsonRejection>)
 }
 
 async fn key_revoke(State(st): St, Path(name): Path<String>) -> Response {
-    match st.ops.keys.revoke(&name) {
-        Ok(()) => {
+    match keystore::revoke(&st.ops.keys, st.engine.store().as_ref(), &name).await {
+        Ok(persisted) => {
             tracing::info!(key = %name, "admin revoked a caller key");
-            axum::Json(json!({ "name": name, "revoked": true })).into_response()
+            axum::Json(json!({ "name": name, "revoked": true, "persisted": persisted }))
+                .into_response()
         }
         Err(e) => key_error(&e).into_response(),
     }
@@ -210,10 +222,12 @@ async fn key_limits(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    match st.ops.keys.set_policy(&name, policy.clone()) {
-        Ok(()) => {
+    let store = st.engine.store().as_ref();
+    match keystore::set_policy(&st.ops.keys, store, &name, policy.clone()).await {
+        Ok(persisted) => {
             tracing::info!(key = %name, "admin changed a key's limits");
-            axum::Json(json!({ "name": name, "policy": policy })).into_response()
+            axum::Json(json!({ "name": name, "policy": policy, "persisted": persisted }))
+                .into_response()
         }
         Err(e) => key_error(&e).into_response(),
     }
@@ -225,6 +239,7 @@ async fn key_limits(
 struct UsageQuery {
     day: Option<String>,
     key: Option<String>,
+    account: Option<String>,
     model: Option<String>,
 }
 
@@ -236,13 +251,15 @@ async fn usage_report(
         Ok(Query(q)) => q,
         Err(e) => return AdminError::bad_request(e.body_text()).into_response(),
     };
-    let rows: Vec<_> = st
-        .ops
-        .usage
-        .rows()
+    let rows = match usage::rows(st.engine.store().as_ref(), &st.ops.keys).await {
+        Ok(rows) => rows,
+        Err(e) => return store_failed(&e).into_response(),
+    };
+    let rows: Vec<_> = rows
         .into_iter()
         .filter(|r| q.day.as_ref().is_none_or(|d| &r.day == d))
         .filter(|r| q.key.as_ref().is_none_or(|k| &r.key == k))
+        .filter(|r| q.account.as_ref().is_none_or(|a| &r.account == a))
         .filter(|r| q.model.as_ref().is_none_or(|m| &r.model == m))
         .collect();
     let pool = st.engine.pool();

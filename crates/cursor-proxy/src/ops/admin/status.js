@@ -53,6 +53,7 @@
       const tr = document.createElement("tr");
       cell(tr, u.key);
       cell(tr, u.model);
+      cell(tr, u.account);
       cell(tr, u.requests, "num");
       cell(tr, u.input_tokens, "num");
       cell(tr, u.output_tokens, "num");

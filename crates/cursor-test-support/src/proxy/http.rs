@@ -1,5 +1,6 @@
-//! What the `ops_*` tests share: one raw HTTP/1.1 exchange with a deadline, and request bodies.
-#![allow(dead_code, unreachable_pub)]
+//! A plain HTTP/1.1 caller for cursor-proxy's tests: one request per connection
+//! (`Connection: close`), read to the end within [`DEADLINE`], chunked bodies joined; and the
+//! request bodies the tests send.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,18 +8,22 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Longest any exchange in these tests may take.
+/// Longest any exchange may take.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A reply: status, headers, body text.
 #[derive(Debug)]
 pub struct Reply {
+    /// HTTP status.
     pub status: u16,
+    /// Headers in order, as sent.
     pub headers: Vec<(String, String)>,
+    /// Body text (de-chunked).
     pub body: String,
 }
 
 impl Reply {
+    /// The first header named `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -26,12 +31,19 @@ impl Reply {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The body as JSON.
+    ///
+    /// # Panics
+    /// If it is not JSON.
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
 
-/// One request on a fresh connection (`Connection: close`), read to the end within [`DEADLINE`].
+/// One request on a fresh connection, read to the end within [`DEADLINE`].
+///
+/// # Panics
+/// If the connection fails or the reply is late or not HTTP.
 pub async fn request(
     addr: SocketAddr,
     method: &str,
@@ -56,6 +68,23 @@ pub async fn request(
         .expect("reply in time")
         .expect("read");
     parse(&raw)
+}
+
+/// A JSON request with `Authorization: Bearer <key>`; returns status and body.
+///
+/// # Panics
+/// As [`request`].
+pub async fn http_as(
+    addr: SocketAddr,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
+    let (h, v) = bearer(key);
+    let headers = [(h, v.as_str()), ("content-type", "application/json")];
+    let r = request(addr, method, path, &headers, body).await;
+    (r.status, r.body)
 }
 
 fn parse(raw: &[u8]) -> Reply {
@@ -102,7 +131,7 @@ fn dechunk(mut rest: &str) -> String {
     out
 }
 
-/// An OpenAI chat body.
+/// An OpenAI chat body saying "hello".
 pub fn chat(model: &str, stream: bool) -> String {
     serde_json::json!({
         "model": model, "stream": stream,
@@ -111,13 +140,40 @@ pub fn chat(model: &str, stream: bool) -> String {
     .to_string()
 }
 
-/// An Anthropic messages body.
+/// An Anthropic messages body saying "hello".
 pub fn messages(model: &str) -> String {
     serde_json::json!({
         "model": model, "max_tokens": 64,
         "messages": [{"role": "user", "content": "hello"}],
     })
     .to_string()
+}
+
+/// A non-streaming OpenAI chat body with `messages` (a JSON array's text) on `model`.
+pub fn chat_body(model: &str, messages: &str) -> String {
+    format!(r#"{{"model":"{model}","messages":{messages}}}"#)
+}
+
+/// The messages of turn 2: the first user message, the assistant's answer, the next one.
+pub fn turn2_messages(first: &str, answer: &str, next: &str) -> String {
+    serde_json::json!([
+        {"role": "user", "content": first},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": next},
+    ])
+    .to_string()
+}
+
+/// The assistant text of a chat completion.
+///
+/// # Panics
+/// If `body` is not one.
+pub fn answer_text(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no content: {body}"))
+        .to_owned()
 }
 
 /// `Authorization: Bearer <key>` as a header pair.
