@@ -85,6 +85,17 @@ pub enum StartError {
     Store(#[source] store::StoreError),
 }
 
+/// This instance's address and secret for parked-turn forwarding: only on a shared store and
+/// with an instance secret.
+fn cluster(config: &Config, addr: SocketAddr, kind: &str) -> Option<(String, ops::config::Secret)> {
+    let secret = config.instance_secret.clone().filter(|_| kind == "redis")?;
+    let me = config
+        .advertise
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    Some((me, secret))
+}
+
 /// Opens the configured state store.
 async fn open_store(config: &Config) -> Result<Arc<dyn store::Store>, StartError> {
     let limits = store::Limits {
@@ -182,6 +193,7 @@ impl Proxy {
                 max_attempts: config.max_attempts,
                 tool_wait_timeout: config.tool_wait_timeout,
                 checkpoint_ttl: config.checkpoint_ttl,
+                cluster: cluster(config, addr, store.kind()),
                 ..EngineConfig::default()
             },
             store,

@@ -27,6 +27,9 @@ async fn main() -> ExitCode {
     if let Some(key) = &cli.redis_key {
         redactor.add(key);
     }
+    if let Some(secret) = &cli.instance_secret {
+        redactor.add(secret);
+    }
     for (account, token) in &config.accounts {
         redactor.add(token.expose());
         for extra in [&account.refresh_token, &account.cursor_api_key]

@@ -73,6 +73,15 @@ impl Engine {
             held: p.held,
             since: Instant::now(),
         };
+        if let Some((me, _)) = &self.cfg.cluster {
+            let r = self
+                .store
+                .set_owner(&p.key.conv, me, self.cfg.tool_wait_timeout)
+                .await;
+            if let Err(e) = r {
+                debug!(error = %e, "cannot register the parked turn's owner");
+            }
+        }
         for old in self.insert_parked(p.key.conv, parked) {
             old.close().await;
         }

@@ -256,6 +256,27 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Saves a KV blob (bounded like conversations: by age and count).
     fn save_blob(&self, id: Bytes, data: Bytes) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// Registers `owner` (an instance's internal address) as the holder of `conv`'s parked
+    /// tool turn for `ttl`. Only shared stores keep it; the others ignore it.
+    fn set_owner<'a>(
+        &'a self,
+        _conv: &'a str,
+        _owner: &'a str,
+        _ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The instance holding `conv`'s parked tool turn, if another one registered it.
+    fn owner<'a>(&'a self, _conv: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Drops `conv`'s owner registration.
+    fn clear_owner<'a>(&'a self, _conv: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Whether the store works as configured.
     fn health(&self) -> StoreHealth {
         StoreHealth::Ok
