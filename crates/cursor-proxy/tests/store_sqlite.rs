@@ -4,8 +4,6 @@
 
 mod store_support;
 
-use std::time::Duration;
-
 use cursor_mock::{ErrorSpec, MockServer, Scenario};
 use store_support::{
     KEY, ProxyProcess, Scratch, answer_text, chat_body, config_file, http, run_requests,
@@ -192,8 +190,6 @@ async fn bad_state_files_stop_startup_with_a_clear_error_and_are_left_alone() {
         err.contains(&readonly.display().to_string()) && err.contains("read-only"),
         "{err}"
     );
-    let _ = KEY;
-    let _ = Duration::ZERO;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,4 +263,59 @@ async fn renewed_credentials_are_stored_before_use_and_reused_after_restart() {
             .contains("using the credentials stored by the last refresh")
     );
     p.kill9().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_a_burst_loses_nothing_that_was_acknowledged() {
+    let dir = Scratch::new("burst");
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let cfg = config_file(&dir, &[("a", mock.url())]);
+    let db = dir.path("state.sqlite3");
+    let p = ProxyProcess::spawn(&cfg, &["--state", db.to_str().unwrap()], dir.path("log")).await;
+    const BURST: usize = 40;
+    let mut calls = Vec::new();
+    for i in 0..BURST {
+        let addr = p.addr;
+        calls.push(tokio::spawn(async move {
+            let msg = format!(r#"[{{"role":"user","content":"burst {i}"}}]"#);
+            http(
+                addr,
+                "POST",
+                "/v1/chat/completions",
+                &chat_body("composer-2.5", &msg),
+            )
+            .await
+        }));
+    }
+    for c in calls {
+        let (status, body) = c.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    // Every acknowledged turn's checkpoint and counters are on disk when the process dies.
+    p.kill9().await;
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let conversations: i64 = conn
+        .query_row("SELECT count(*) FROM conversations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(conversations, BURST as i64);
+    let requests: i64 = conn
+        .query_row(
+            "SELECT sum(value) FROM usage WHERE counter = 'requests'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(requests, BURST as i64);
+    let callers: Vec<String> = conn
+        .prepare("SELECT DISTINCT caller FROM usage")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        callers,
+        [cursor_proxy::store::caller_hash(KEY)],
+        "only the key's hash is stored"
+    );
 }
