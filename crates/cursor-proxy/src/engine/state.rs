@@ -107,13 +107,16 @@ impl Engine {
         if cooldown.is_some() || advice.disable_account() {
             self.save_account_state(account).await;
         }
-        self.count(
-            &key.caller,
-            &key.account,
-            &key.model,
-            &error_counter(category.as_str()),
-        )
-        .await;
+        // A credential refresh failure belongs to no caller's request: not usage.
+        if !key.caller.is_empty() {
+            self.count(
+                &key.caller,
+                &key.account,
+                &key.model,
+                &error_counter(category.as_str()),
+            )
+            .await;
+        }
         cooldown
     }
 
@@ -345,11 +348,7 @@ mod tests {
                 .unwrap_or_default()
         };
         assert_eq!(row("a1").get("requests"), Some(&1));
-        assert_eq!(
-            row("a0").get("errors.rate_limited"),
-            Some(&1),
-            "{rows:?}"
-        );
+        assert_eq!(row("a0").get("errors.rate_limited"), Some(&1), "{rows:?}");
         let conv = crate::engine::session::conversation_id("sk-caller", &user("hello"));
         let saved = store.conversation_now(&conv).expect("checkpoint stored");
         assert_eq!(
