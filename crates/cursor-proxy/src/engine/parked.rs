@@ -63,6 +63,7 @@ impl Engine {
             calls = p.calls.len(),
             "turn parked until the caller sends tool results"
         );
+        self.flush(&mut p).await;
         let mut usage = Usage::default();
         usage.output_tokens = p.tokens;
         p.held.extend(stash);
