@@ -142,14 +142,17 @@ impl Proxy {
         let store = open_store(&config).await?;
         let mut cursor = upstream::cursor::CursorUpstream::with_stall_timeout(config.stall_timeout)
             .first_output_timeout(config.first_output_timeout);
+        let mut blobs = None;
         if store.kind() != "memory" {
+            let b = Arc::new(store::blobs::StoreBlobs::new(Arc::clone(&store)));
             cursor = cursor
-                .blob_store(Arc::new(store::blobs::StoreBlobs::new(Arc::clone(&store))))
+                .blob_store(Arc::clone(&b) as Arc<dyn cursor_connect::BlobStore>)
                 .persist_credentials(Arc::clone(&store));
             cursor.restore_credentials(&accounts).await;
+            blobs = Some(b);
         }
         let upstream: Arc<dyn Upstream> = Arc::new(cursor);
-        let mut proxy = Self::launch(&config, upstream, accounts, label, store).await?;
+        let mut proxy = Self::launch(&config, upstream, accounts, label, (store, blobs)).await?;
         proxy.embedded = embedded;
         Ok(proxy)
     }
@@ -164,7 +167,7 @@ impl Proxy {
         upstream_label: String,
     ) -> Result<Self, StartError> {
         let store = open_store(config).await?;
-        Self::launch(config, upstream, accounts, upstream_label, store).await
+        Self::launch(config, upstream, accounts, upstream_label, (store, None)).await
     }
 
     async fn launch(
@@ -172,7 +175,7 @@ impl Proxy {
         upstream: Arc<dyn Upstream>,
         accounts: Vec<Account>,
         upstream_label: String,
-        store: Arc<dyn store::Store>,
+        (store, blobs): (Arc<dyn store::Store>, Option<Arc<store::blobs::StoreBlobs>>),
     ) -> Result<Self, StartError> {
         let listener =
             TcpListener::bind(config.listen)
@@ -198,6 +201,9 @@ impl Proxy {
             },
             store,
         );
+        if let Some(b) = blobs {
+            engine.settle_blobs_of(b);
+        }
         engine.load_account_state().await;
         if engine.store_kind() == "redis" {
             // Other instances' cooldowns reach this one within a second.

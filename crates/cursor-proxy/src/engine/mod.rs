@@ -127,6 +127,8 @@ pub struct Engine {
     pool: Arc<Pool>,
     store: Arc<dyn Store>,
     store_log: StoreLog,
+    /// The upstream's store-backed KV blobs, settled before a checkpoint is saved.
+    blobs: std::sync::OnceLock<Arc<crate::store::blobs::StoreBlobs>>,
     parked: Mutex<HashMap<String, Parked>>,
     /// Per conversation: how many requests in a row left its parked tool calls unanswered.
     unanswered: Mutex<HashMap<String, u32>>,
@@ -179,6 +181,7 @@ impl Engine {
             pool,
             store,
             store_log: StoreLog::default(),
+            blobs: std::sync::OnceLock::new(),
             parked: Mutex::new(HashMap::new()),
             unanswered: Mutex::new(HashMap::new()),
             cfg,

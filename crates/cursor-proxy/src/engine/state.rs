@@ -2,6 +2,7 @@
 //! state, usage counters. A failing store never fails a request: the turn goes on without it,
 //! and the failure is logged once per change of state, not once per request.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -65,6 +66,9 @@ impl Engine {
     /// Saves a checkpoint before the turn's response completes (so an acknowledged turn's
     /// checkpoint survives a crash).
     pub(super) async fn save_checkpoint(&self, key: &TurnKey, checkpoint: Bytes) {
+        if let Some(blobs) = self.blobs.get() {
+            blobs.settle().await;
+        }
         let c = Conversation {
             checkpoint,
             account: key.account.clone(),
@@ -160,6 +164,12 @@ impl Engine {
         }
     }
 
+    /// The store-backed KV blobs of the upstream: their writes are waited for before each
+    /// checkpoint is saved (set once, at startup).
+    pub fn settle_blobs_of(&self, blobs: Arc<crate::store::blobs::StoreBlobs>) {
+        let _ = self.blobs.set(blobs);
+    }
+
     /// The store's health, for `/healthz`.
     pub fn store_health(&self) -> crate::store::StoreHealth {
         self.store.health()
@@ -171,7 +181,7 @@ impl Engine {
     }
 
     /// The store.
-    pub fn store(&self) -> &std::sync::Arc<dyn crate::store::Store> {
+    pub fn store(&self) -> &Arc<dyn crate::store::Store> {
         &self.store
     }
 }
