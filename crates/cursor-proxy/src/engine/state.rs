@@ -20,6 +20,8 @@ use crate::store::{
 #[derive(Debug, Default)]
 pub(super) struct StoreLog {
     failing: AtomicBool,
+    /// The last failure, for `/healthz`.
+    last: std::sync::Mutex<String>,
 }
 
 impl StoreLog {
@@ -32,6 +34,8 @@ impl StoreLog {
                 Some(v)
             }
             Err(e) => {
+                *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
+                    format!("{what}: {}", error_chain(&e));
                 if self.failing.swap(true, Ordering::Relaxed) {
                     debug!(operation = what, error = %e, "state store still failing");
                 } else {
@@ -170,8 +174,19 @@ impl Engine {
         let _ = self.blobs.set(blobs);
     }
 
-    /// The store's health, for `/healthz`.
+    /// The store's health, for `/healthz`: the backend's own verdict, or degraded while
+    /// its operations fail (a disk error, a file made read-only while running).
     pub fn store_health(&self) -> crate::store::StoreHealth {
+        if self.store_log.failing.load(Ordering::Relaxed) {
+            let last = self
+                .store_log
+                .last
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            return crate::store::StoreHealth::Degraded {
+                reason: format!("state store failing ({last}); serving without it"),
+            };
+        }
         self.store.health()
     }
 
@@ -326,9 +341,11 @@ mod tests {
                 "{items:?}"
             );
         }
+        let health = e.store_health();
         assert!(
-            e.store_log.failing.load(Ordering::Relaxed),
-            "the failure is remembered"
+            matches!(&health, crate::store::StoreHealth::Degraded { reason }
+                     if reason.contains("broken on purpose")),
+            "{health:?}"
         );
     }
 

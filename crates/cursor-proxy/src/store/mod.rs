@@ -1,6 +1,6 @@
 //! State that survives a restart and is shared between instances: conversations (checkpoint
-//! and the account bound to it), account state (cooldowns, disabled), refreshed credentials and
-//! usage counters, behind one async [`Store`] seam with three backends: [`memory`] (tests,
+//! and the account bound to it), the KV blobs checkpoints refer to, account state (cooldowns,
+//! disabled), refreshed credentials and usage counters, behind one async [`Store`] seam with three backends: [`memory`] (tests,
 //! `--state memory`), [`sqlite`] (the embedded default) and [`redis`] (several instances).
 //!
 //! Every table is bounded: conversations by count and age (the oldest go first, counted in the
