@@ -87,6 +87,17 @@ pub enum StartError {
     Store(#[source] store::StoreError),
 }
 
+/// This instance's address and secret for parked-turn forwarding: only on a shared store and
+/// with an instance secret.
+fn cluster(config: &Config, addr: SocketAddr, kind: &str) -> Option<(String, ops::config::Secret)> {
+    let secret = config.instance_secret.clone().filter(|_| kind == "redis")?;
+    let me = config
+        .advertise
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    Some((me, secret))
+}
+
 /// Opens the configured state store.
 async fn open_store(config: &Config) -> Result<Arc<dyn store::Store>, StartError> {
     let limits = store::Limits {
@@ -133,14 +144,17 @@ impl Proxy {
         let store = open_store(&config).await?;
         let mut cursor = upstream::cursor::CursorUpstream::with_stall_timeout(config.stall_timeout)
             .first_output_timeout(config.first_output_timeout);
+        let mut blobs = None;
         if store.kind() != "memory" {
+            let b = Arc::new(store::blobs::StoreBlobs::new(Arc::clone(&store)));
             cursor = cursor
-                .blob_store(Arc::new(store::blobs::StoreBlobs::new(Arc::clone(&store))))
+                .blob_store(Arc::clone(&b) as Arc<dyn cursor_connect::BlobStore>)
                 .persist_credentials(Arc::clone(&store));
             cursor.restore_credentials(&accounts).await;
+            blobs = Some(b);
         }
         let upstream: Arc<dyn Upstream> = Arc::new(cursor);
-        let mut proxy = Self::launch(&config, upstream, accounts, label, store).await?;
+        let mut proxy = Self::launch(&config, upstream, accounts, label, (store, blobs)).await?;
         proxy.embedded = embedded;
         Ok(proxy)
     }
@@ -155,7 +169,7 @@ impl Proxy {
         upstream_label: String,
     ) -> Result<Self, StartError> {
         let store = open_store(config).await?;
-        Self::launch(config, upstream, accounts, upstream_label, store).await
+        Self::launch(config, upstream, accounts, upstream_label, (store, None)).await
     }
 
     async fn launch(
@@ -163,7 +177,7 @@ impl Proxy {
         upstream: Arc<dyn Upstream>,
         accounts: Vec<Account>,
         upstream_label: String,
-        store: Arc<dyn store::Store>,
+        (store, blobs): (Arc<dyn store::Store>, Option<Arc<store::blobs::StoreBlobs>>),
     ) -> Result<Self, StartError> {
         let listener =
             TcpListener::bind(config.listen)
@@ -177,6 +191,7 @@ impl Proxy {
             source,
         })?;
         let pool = Arc::new(Pool::new(accounts));
+        let store_kind = store.kind();
         let timed = store::timed::TimedStore::new(store);
         let store_latency = timed.latency();
         let engine = Engine::with_store(
@@ -186,10 +201,14 @@ impl Proxy {
                 max_attempts: config.max_attempts,
                 tool_wait_timeout: config.tool_wait_timeout,
                 checkpoint_ttl: config.checkpoint_ttl,
+                cluster: cluster(config, addr, store_kind),
                 ..EngineConfig::default()
             },
             Arc::new(timed),
         );
+        if let Some(b) = blobs {
+            engine.settle_blobs_of(b);
+        }
         engine.load_account_state().await;
         if engine.store_kind() == "redis" {
             // Other instances' cooldowns reach this one within a second.

@@ -36,6 +36,9 @@ async fn main() -> ExitCode {
     if let Some(key) = &cli.redis_key {
         redactor.add(key);
     }
+    if let Some(secret) = &cli.instance_secret {
+        redactor.add(secret);
+    }
     println!("state: {}", config.state.describe());
     let proxy = match Proxy::start(config).await {
         Ok(p) => p,

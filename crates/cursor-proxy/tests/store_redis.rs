@@ -348,3 +348,84 @@ async fn two_instances_enforce_one_rate_and_one_daily_budget() {
     two.kill9().await;
     redis.stop().await;
 }
+
+const WEATHER_TOOLS: &str =
+    r#"[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]"#;
+
+/// Turn 1 of a tool round through `p`: returns the model's tool call.
+async fn tool_call(p: &ProxyProcess, question: &str) -> serde_json::Value {
+    let body = format!(
+        r#"{{"model":"composer-2.5","messages":[{{"role":"user","content":"{question}"}}],"tools":{WEATHER_TOOLS}}}"#
+    );
+    let (status, body) = http(p.addr, "POST", "/v1/chat/completions", &body).await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls", "{body}");
+    v["choices"][0]["message"]["tool_calls"][0].clone()
+}
+
+/// Turn 2: the tool's result for `call`, through `p`.
+async fn tool_result(p: &ProxyProcess, question: &str, call: &serde_json::Value) -> (u16, String) {
+    let body = serde_json::json!({
+        "model": "composer-2.5",
+        "tools": serde_json::from_str::<serde_json::Value>(WEATHER_TOOLS).unwrap(),
+        "messages": [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": null, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": call["id"], "content": "sunny"},
+        ]
+    });
+    http(p.addr, "POST", "/v1/chat/completions", &body.to_string()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_results_sent_to_the_other_instance_continue_the_same_run() {
+    let redis = Redis::start().await;
+    let dir = Scratch::new("redis-forward");
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let cfg = config_file(&dir, &[("a", mock.url())]);
+    let url = redis.url();
+    let args = [
+        "--redis",
+        url.as_str(),
+        "--instance-secret",
+        "s3cret-instances",
+    ];
+    let one = ProxyProcess::spawn(&cfg, &args, dir.path("log1")).await;
+    let two = ProxyProcess::spawn(&cfg, &args, dir.path("log2")).await;
+
+    // The turn parks on one; its result reaches two, which forwards it to one: the same Run.
+    let call = tool_call(&one, "weather?").await;
+    let (status, body) = tool_result(&two, "weather?", &call).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("sunny"),
+        "the mock echoes the tool result: {body}"
+    );
+    assert_eq!(
+        run_requests(&mock).len(),
+        1,
+        "one upstream Run for both requests"
+    );
+    assert!(
+        two.log()
+            .contains("forwarded to the instance holding the parked turn")
+    );
+
+    // The owner dies with a turn parked: two continues from the stored checkpoint instead.
+    let call = tool_call(&one, "weather in Oslo?").await;
+    one.kill9().await;
+    let (status, body) = tool_result(&two, "weather in Oslo?", &call).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(run_requests(&mock).len(), 3, "a new Run on two");
+    assert!(
+        two.log()
+            .contains("is gone; continuing here from the checkpoint")
+    );
+    assert!(
+        !two.log().contains("s3cret-instances"),
+        "the secret is never logged"
+    );
+    two.kill9().await;
+    redis.stop().await;
+}

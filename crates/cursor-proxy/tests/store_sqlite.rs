@@ -2,8 +2,6 @@
 //! and an account's cooldown survive `kill -9`; a corrupt, newer-schema or read-only file stops
 //! startup with an error naming the file and what to do.
 
-use std::time::Duration;
-
 use cursor_mock::{ErrorSpec, MockServer, Scenario};
 use cursor_test_support::proxy::http::{answer_text, chat_body, http_as, turn2_messages};
 use cursor_test_support::proxy::process::{
@@ -190,8 +188,6 @@ async fn bad_state_files_stop_startup_with_a_clear_error_and_are_left_alone() {
         err.contains(&readonly.display().to_string()) && err.contains("read-only"),
         "{err}"
     );
-    let _ = KEY;
-    let _ = Duration::ZERO;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,4 +334,59 @@ async fn admin_key_changes_and_usage_survive_kill_9() {
             "the secret is never stored"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_a_burst_loses_nothing_that_was_acknowledged() {
+    let dir = Scratch::new("burst");
+    let mock = MockServer::start(Scenario::default()).await.unwrap();
+    let cfg = config_file(&dir, &[("a", mock.url())]);
+    let db = dir.path("state.sqlite3");
+    let p = ProxyProcess::spawn(&cfg, &["--state", db.to_str().unwrap()], dir.path("log")).await;
+    const BURST: usize = 40;
+    let mut calls = Vec::new();
+    for i in 0..BURST {
+        let addr = p.addr;
+        calls.push(tokio::spawn(async move {
+            let msg = format!(r#"[{{"role":"user","content":"burst {i}"}}]"#);
+            http(
+                addr,
+                "POST",
+                "/v1/chat/completions",
+                &chat_body("composer-2.5", &msg),
+            )
+            .await
+        }));
+    }
+    for c in calls {
+        let (status, body) = c.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    // Every acknowledged turn's checkpoint and counters are on disk when the process dies.
+    p.kill9().await;
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let conversations: i64 = conn
+        .query_row("SELECT count(*) FROM conversations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(conversations, BURST as i64);
+    let requests: i64 = conn
+        .query_row(
+            "SELECT sum(value) FROM usage WHERE counter = 'requests'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(requests, BURST as i64);
+    let callers: Vec<String> = conn
+        .prepare("SELECT DISTINCT caller FROM usage")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        callers,
+        [cursor_proxy::store::caller_hash(KEY)],
+        "only the key's hash is stored"
+    );
 }

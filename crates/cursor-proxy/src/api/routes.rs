@@ -82,6 +82,7 @@ fn read_body(body: &Result<Bytes, BytesRejection>) -> Result<&[u8], ApiError> {
 /// One request in dialect `D`, end to end: caller key, parse, alias, policy, engine, response.
 async fn serve<D: Dialect>(
     State(st): State<Arc<AppState>>,
+    uri: http::Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -104,6 +105,21 @@ async fn serve<D: Dialect>(
         Ok(r) => r,
         Err(e) => return log_error::<D>(&st, Some(&turn), started, e),
     };
+    // Tool results for a turn parked on another instance go there (shared store only).
+    if let Ok(raw) = &body
+        && let Some(resp) = st
+            .engine
+            .forward_to_owner(
+                &caller.session_key,
+                &turn,
+                uri.path(),
+                &headers,
+                raw.clone(),
+            )
+            .await
+    {
+        return resp;
+    }
     let id = new_id(D::ID_PREFIX);
     if turn.stream {
         // Streaming callers see output as it comes: only failures before the first event are

@@ -2,6 +2,7 @@
 //! transparent retry before the first byte, the event pump, and turns parked while the caller
 //! runs tools.
 
+mod forward;
 mod parked;
 pub mod pool;
 mod pump;
@@ -79,6 +80,10 @@ pub struct EngineConfig {
     pub caller_idle_timeout: Duration,
     /// Checkpoint lifetime.
     pub checkpoint_ttl: Duration,
+    /// This instance's internal address and the secret shared by the instances of one shared
+    /// store: parked tool turns are registered under it, and tool results that reach another
+    /// instance are forwarded here.
+    pub cluster: Option<(String, crate::ops::config::Secret)>,
 }
 
 impl Default for EngineConfig {
@@ -89,6 +94,7 @@ impl Default for EngineConfig {
             tool_batch_window: Duration::from_millis(30),
             caller_idle_timeout: Duration::from_secs(300),
             checkpoint_ttl: Duration::from_secs(30 * 60),
+            cluster: None,
         }
     }
 }
@@ -121,6 +127,8 @@ pub struct Engine {
     pool: Arc<Pool>,
     store: Arc<dyn Store>,
     store_log: StoreLog,
+    /// The upstream's store-backed KV blobs, settled before a checkpoint is saved.
+    blobs: std::sync::OnceLock<Arc<crate::store::blobs::StoreBlobs>>,
     parked: Mutex<HashMap<String, Parked>>,
     /// Per conversation: how many requests in a row left its parked tool calls unanswered.
     unanswered: Mutex<HashMap<String, u32>>,
@@ -175,6 +183,7 @@ impl Engine {
             pool,
             store,
             store_log: StoreLog::default(),
+            blobs: std::sync::OnceLock::new(),
             parked: Mutex::new(HashMap::new()),
             unanswered: Mutex::new(HashMap::new()),
             failovers: std::sync::atomic::AtomicU64::new(0),
@@ -214,6 +223,7 @@ impl Engine {
         let conv = conversation_id(caller_key, req);
         let caller = caller_hash(caller_key);
         if let Some(p) = self.unpark(&conv) {
+            self.disown(&conv).await;
             let results = req.trailing_tool_results();
             if p.answered_by(&results) {
                 let key = self.key(&conv, &caller, &p.account, req);

@@ -63,6 +63,7 @@ impl Engine {
             calls = p.calls.len(),
             "turn parked until the caller sends tool results"
         );
+        self.flush(&mut p).await;
         let mut usage = Usage::default();
         usage.output_tokens = p.tokens;
         p.held.extend(stash);
@@ -73,6 +74,15 @@ impl Engine {
             held: p.held,
             since: Instant::now(),
         };
+        if let Some((me, _)) = &self.cfg.cluster {
+            let r = self
+                .store
+                .set_owner(&p.key.conv, me, self.cfg.tool_wait_timeout)
+                .await;
+            if let Err(e) = r {
+                debug!(error = %e, "cannot register the parked turn's owner");
+            }
+        }
         for old in self.insert_parked(p.key.conv, parked) {
             old.close().await;
         }

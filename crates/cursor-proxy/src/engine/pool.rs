@@ -567,4 +567,42 @@ mod tests {
         );
         assert_eq!(p.status(clock.now())[2].state, AccountHealth::Healthy);
     }
+
+    #[test]
+    fn shared_state_from_the_store_holds_the_account_out() {
+        let (p, clock) = pool(2);
+        p.apply_shared(
+            "a0",
+            Some(Duration::from_secs(30)),
+            Some("rate_limited"),
+            false,
+        );
+        let st = &p.status(clock.now())[0];
+        assert_eq!(
+            (st.state, st.last_error),
+            (AccountHealth::Cooldown, Some(Category::RateLimited))
+        );
+        for _ in 0..3 {
+            assert_eq!(
+                p.pick(Some("a0"), &[], clock.now()).unwrap().account.name(),
+                "a1"
+            );
+        }
+        clock.advance(Duration::from_secs(31));
+        assert_eq!(
+            p.pick(Some("a0"), &[], clock.now()).unwrap().account.name(),
+            "a0"
+        );
+        assert!(
+            p.record_success(p.get("a0").unwrap()),
+            "the shared cooldown is cleared"
+        );
+        assert!(
+            !p.record_success(p.get("a0").unwrap()),
+            "nothing left to clear"
+        );
+        p.apply_shared("a1", None, None, true);
+        assert_eq!(p.status(clock.now())[1].state, AccountHealth::Disabled);
+        assert!(p.pick(None, &["a0".into()], clock.now()).is_err());
+    }
 }

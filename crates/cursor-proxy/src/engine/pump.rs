@@ -30,6 +30,9 @@ pub(super) struct Pump {
     /// Events held back for a later response: with one tool call per response, the calls
     /// after the first (and what followed them).
     pub(super) held: Vec<Event>,
+    /// The latest checkpoint of this turn, saved once before the response ends (a turn sends
+    /// several; only the last is ever used).
+    pub(super) checkpoint: Option<bytes::Bytes>,
     pub(super) tx: mpsc::Sender<TurnItem>,
 }
 
@@ -47,6 +50,7 @@ impl Pump {
             tokens: 0,
             calls: Vec::new(),
             held: Vec::new(),
+            checkpoint: None,
             tx,
         }
     }
@@ -62,8 +66,6 @@ enum Step {
     Park(Event),
     /// The turn ended with these counters.
     End(Usage),
-    /// A checkpoint to save before anything else is delivered.
-    Save(bytes::Bytes),
 }
 
 /// How the upstream side of a turn ended.
@@ -90,10 +92,6 @@ impl Engine {
                 Step::Skip => continue,
                 Step::Park(ev) => return self.park(p, Some(ev)).await,
                 Step::End(usage) => return self.finish(p, Some(usage)).await,
-                Step::Save(cp) => {
-                    self.save_checkpoint(&p.key, cp).await;
-                    continue;
-                }
             };
             if !self.deliver(&p.tx, item).await {
                 debug!(
@@ -101,6 +99,7 @@ impl Engine {
                     "caller went away or stopped reading; cancelling the upstream turn"
                 );
                 p.run.cancel().await;
+                self.flush(&mut p).await;
                 return;
             }
         }
@@ -150,7 +149,10 @@ impl Engine {
                 p.tokens = p.tokens.saturating_add(n);
                 Step::Skip
             }
-            Event::Checkpoint(cp) => Step::Save(cp),
+            Event::Checkpoint(cp) => {
+                p.checkpoint = Some(cp);
+                Step::Skip
+            }
             Event::TurnEnded(_) if !p.calls.is_empty() => Step::Park(event),
             Event::TurnEnded(usage) => Step::End(usage),
             Event::Notice(n) => {
@@ -173,6 +175,7 @@ impl Engine {
         if usage.output_tokens == 0 {
             usage.output_tokens = p.tokens;
         }
+        self.flush(&mut p).await;
         let k = &p.key;
         self.count(&k.caller, &k.account, &k.model, &turn_counters(&usage))
             .await;
@@ -184,7 +187,8 @@ impl Engine {
     }
 
     /// The upstream failed after output began: the caller's stream ends with the error.
-    async fn fail(&self, p: Pump, e: &Error) {
+    async fn fail(&self, mut p: Pump, e: &Error) {
+        self.flush(&mut p).await;
         let c = classification(e);
         let cooldown = self.failed(&p.key, c.category(), c.advice()).await;
         warn!(
@@ -197,6 +201,14 @@ impl Engine {
         let _ = self.deliver(&p.tx, failed).await;
     }
 
+    /// Saves the turn's latest checkpoint, if it has an unsaved one: before the caller's
+    /// response ends, so an acknowledged turn's checkpoint survives a crash.
+    pub(super) async fn flush(&self, p: &mut Pump) {
+        if let Some(cp) = p.checkpoint.take() {
+            self.save_checkpoint(&p.key, cp).await;
+        }
+    }
+
     /// After `turn_ended`, reads the clean end of the stream (bounded in events; the client's
     /// stall timeout bounds the time), keeping a late checkpoint.
     async fn drain(&self, p: &mut Pump) {
@@ -204,7 +216,7 @@ impl Engine {
         for _ in 0..DRAIN_EVENTS {
             match p.run.next_event().await {
                 Ok(None) => return,
-                Ok(Some(Event::Checkpoint(cp))) => self.save_checkpoint(k, cp).await,
+                Ok(Some(Event::Checkpoint(cp))) => p.checkpoint = Some(cp),
                 Ok(Some(_)) => {}
                 Err(e) => {
                     warn!(conversation = short(&k.conv), error = %e,

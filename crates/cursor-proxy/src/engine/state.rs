@@ -2,6 +2,7 @@
 //! state, usage counters. A failing store never fails a request: the turn goes on without it,
 //! and the failure is logged once per change of state, not once per request.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ use crate::store::{
 #[derive(Debug, Default)]
 pub(super) struct StoreLog {
     failing: AtomicBool,
+    /// The last failure, for `/healthz`.
+    last: std::sync::Mutex<String>,
 }
 
 impl StoreLog {
@@ -31,6 +34,8 @@ impl StoreLog {
                 Some(v)
             }
             Err(e) => {
+                *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
+                    format!("{what}: {}", error_chain(&e));
                 if self.failing.swap(true, Ordering::Relaxed) {
                     debug!(operation = what, error = %e, "state store still failing");
                 } else {
@@ -65,6 +70,9 @@ impl Engine {
     /// Saves a checkpoint before the turn's response completes (so an acknowledged turn's
     /// checkpoint survives a crash).
     pub(super) async fn save_checkpoint(&self, key: &TurnKey, checkpoint: Bytes) {
+        if let Some(blobs) = self.blobs.get() {
+            blobs.settle().await;
+        }
         let c = Conversation {
             checkpoint,
             account: key.account.clone(),
@@ -107,13 +115,16 @@ impl Engine {
         if cooldown.is_some() || advice.disable_account() {
             self.save_account_state(account).await;
         }
-        self.count(
-            &key.caller,
-            &key.account,
-            &key.model,
-            &error_counter(category.as_str()),
-        )
-        .await;
+        // A credential refresh failure belongs to no caller's request: not usage.
+        if !key.caller.is_empty() {
+            self.count(
+                &key.caller,
+                &key.account,
+                &key.model,
+                &error_counter(category.as_str()),
+            )
+            .await;
+        }
         cooldown
     }
 
@@ -157,8 +168,25 @@ impl Engine {
         }
     }
 
-    /// The store's health, for `/healthz`.
+    /// The store-backed KV blobs of the upstream: their writes are waited for before each
+    /// checkpoint is saved (set once, at startup).
+    pub fn settle_blobs_of(&self, blobs: Arc<crate::store::blobs::StoreBlobs>) {
+        let _ = self.blobs.set(blobs);
+    }
+
+    /// The store's health, for `/healthz`: the backend's own verdict, or degraded while
+    /// its operations fail (a disk error, a file made read-only while running).
     pub fn store_health(&self) -> crate::store::StoreHealth {
+        if self.store_log.failing.load(Ordering::Relaxed) {
+            let last = self
+                .store_log
+                .last
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            return crate::store::StoreHealth::Degraded {
+                reason: format!("state store failing ({last}); serving without it"),
+            };
+        }
         self.store.health()
     }
 
@@ -168,7 +196,7 @@ impl Engine {
     }
 
     /// The store.
-    pub fn store(&self) -> &std::sync::Arc<dyn crate::store::Store> {
+    pub fn store(&self) -> &Arc<dyn crate::store::Store> {
         &self.store
     }
 }
@@ -179,4 +207,180 @@ pub(super) fn log_rebind(conv: &str, from: &str, to: &str) {
         conversation = short(conv),
         from, to, "checkpoint belongs to another account; sending the history instead"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures_util::future::BoxFuture;
+
+    use super::*;
+    use crate::engine::turn::{Message, Part, Role, Turn};
+    use crate::engine::{EngineConfig, TurnItem, collect};
+    use crate::ops::config::{AccountConfig, Secret};
+    use crate::store::memory::MemoryStore;
+    use crate::store::{Limits, Store, caller_hash};
+    use crate::upstream::fake::{FakeUpstream, Step, quota};
+
+    /// A store whose every operation fails (a full disk, a file made read-only).
+    #[derive(Debug)]
+    struct Broken;
+
+    fn broken<'a, T: Send + 'a>() -> BoxFuture<'a, Result<T, StoreError>> {
+        Box::pin(async { Err(StoreError::Decode("broken on purpose".into())) })
+    }
+
+    impl Store for Broken {
+        fn kind(&self) -> &'static str {
+            "broken"
+        }
+        fn conversation<'a>(
+            &'a self,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<Option<Conversation>, StoreError>> {
+            broken()
+        }
+        fn save_conversation<'a>(
+            &'a self,
+            _: &'a str,
+            _: Conversation,
+        ) -> BoxFuture<'a, Result<(), StoreError>> {
+            broken()
+        }
+        fn forget_conversation<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+            broken()
+        }
+        fn accounts(&self) -> BoxFuture<'_, Result<Vec<(String, AccountRecord)>, StoreError>> {
+            broken()
+        }
+        fn save_account<'a>(
+            &'a self,
+            _: &'a str,
+            _: AccountRecord,
+        ) -> BoxFuture<'a, Result<(), StoreError>> {
+            broken()
+        }
+        fn credentials<'a>(
+            &'a self,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+            broken()
+        }
+        fn save_credentials<'a>(
+            &'a self,
+            _: &'a str,
+            _: Vec<u8>,
+        ) -> BoxFuture<'a, Result<(), StoreError>> {
+            broken()
+        }
+        fn add_usage<'a>(
+            &'a self,
+            _: &'a UsageKey,
+            _: &'a Counters,
+        ) -> BoxFuture<'a, Result<(), StoreError>> {
+            broken()
+        }
+        fn usage(&self) -> BoxFuture<'_, Result<Vec<(UsageKey, Counters)>, StoreError>> {
+            broken()
+        }
+        fn blob<'a>(&'a self, _: &'a [u8]) -> BoxFuture<'a, Result<Option<Bytes>, StoreError>> {
+            broken()
+        }
+        fn save_blob(&self, _: Bytes, _: Bytes) -> BoxFuture<'_, Result<(), StoreError>> {
+            broken()
+        }
+    }
+
+    fn user(text: &str) -> Turn {
+        Turn {
+            model: "m".into(),
+            messages: vec![Message {
+                role: Role::User,
+                parts: vec![Part::Text(text.into())],
+            }],
+            ..Turn::default()
+        }
+    }
+
+    fn engine(fake: FakeUpstream, store: Arc<dyn Store>) -> Arc<Engine> {
+        let accounts = (0..2)
+            .map(|i| {
+                Account::new(
+                    AccountConfig::named(&format!("a{i}")),
+                    Secret::new("t"),
+                    "http://127.0.0.1:1",
+                )
+            })
+            .collect();
+        Engine::with_store(
+            Arc::new(fake),
+            Arc::new(Pool::new(accounts)),
+            EngineConfig::default(),
+            store,
+        )
+    }
+
+    fn text_turn() -> Vec<Step> {
+        vec![
+            Step::Ev(cursor_connect::Event::TextDelta("ok".into())),
+            Step::Ev(cursor_connect::Event::Checkpoint(Bytes::from_static(b"cp"))),
+            Step::Ev(cursor_connect::Event::TurnEnded(
+                cursor_connect::Usage::default(),
+            )),
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_never_fails_a_request() {
+        let e = engine(FakeUpstream::new(|_, _| text_turn()), Arc::new(Broken));
+        for i in 0..5 {
+            let items = collect(e.start("key", &user(&format!("q{i}"))).await.unwrap()).await;
+            assert!(
+                matches!(items.last(), Some(TurnItem::Done { .. })),
+                "{items:?}"
+            );
+        }
+        let health = e.store_health();
+        assert!(
+            matches!(&health, crate::store::StoreHealth::Degraded { reason }
+                     if reason.contains("broken on purpose")),
+            "{health:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn usage_cooldowns_and_checkpoints_reach_the_store() {
+        let store = Arc::new(MemoryStore::new(Limits::default()));
+        let fake = FakeUpstream::new(|acct, _| {
+            if acct == "a0" {
+                vec![quota()]
+            } else {
+                text_turn()
+            }
+        });
+        let e = engine(fake, Arc::clone(&store) as Arc<dyn Store>);
+        let items = collect(e.start("sk-caller", &user("hello")).await.unwrap()).await;
+        assert!(matches!(items.last(), Some(TurnItem::Done { .. })));
+        let accounts = store.accounts_now();
+        assert_eq!(accounts.len(), 1, "{accounts:?}");
+        assert_eq!(accounts[0].0, "a0");
+        assert!(accounts[0].1.cooldown_until_ms > now_ms());
+        let rows = store.usage_now();
+        let caller = caller_hash("sk-caller");
+        let row = |acct: &str| {
+            rows.iter()
+                .find(|(k, _)| k.account == acct && k.caller == caller)
+                .map(|(_, c)| c.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(row("a1").get("requests"), Some(&1));
+        assert_eq!(row("a0").get("errors.rate_limited"), Some(&1), "{rows:?}");
+        let conv = crate::engine::session::conversation_id("sk-caller", &user("hello"));
+        let saved = store.conversation_now(&conv).expect("checkpoint stored");
+        assert_eq!(
+            (saved.account.as_str(), &saved.checkpoint[..]),
+            ("a1", &b"cp"[..])
+        );
+    }
 }

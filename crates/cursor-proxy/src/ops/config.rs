@@ -179,6 +179,14 @@ pub struct Cli {
     /// 32-byte key (64 hex digits or base64) that encrypts credentials stored in Redis.
     #[arg(long, env = "CURSOR_PROXY_REDIS_KEY", hide_env_values = true)]
     pub redis_key: Option<String>,
+    /// Secret shared by the instances on one Redis: with it, tool results that reach this
+    /// instance for a turn parked on another are forwarded there.
+    #[arg(long, env = "CURSOR_PROXY_INSTANCE_SECRET", hide_env_values = true)]
+    pub instance_secret: Option<String>,
+    /// This instance's address as the other instances reach it (default `http://` + the
+    /// listen address actually bound).
+    #[arg(long, env = "CURSOR_PROXY_ADVERTISE")]
+    pub advertise: Option<String>,
 }
 
 /// Where turns go.
@@ -220,6 +228,10 @@ pub struct Config {
     pub state: StateConfig,
     /// Conversations kept at most.
     pub max_conversations: usize,
+    /// Secret shared by the instances of one Redis (enables parked-turn forwarding).
+    pub instance_secret: Option<Secret>,
+    /// This instance's address for the other instances (default: `http://` + bound address).
+    pub advertise: Option<String>,
 }
 
 impl Default for Config {
@@ -240,6 +252,8 @@ impl Default for Config {
             ops: crate::ops::settings::OpsConfig::default(),
             state: StateConfig::Memory,
             max_conversations: crate::store::DEFAULT_MAX_CONVERSATIONS,
+            instance_secret: None,
+            advertise: None,
         }
     }
 }
@@ -334,6 +348,8 @@ impl Config {
         }
         cfg.apply_tunables(&file);
         cfg.state = state(cli, &file)?;
+        cfg.instance_secret = cli.instance_secret.as_deref().map(Secret::new);
+        cfg.advertise = cli.advertise.clone();
         Ok(cfg)
     }
 

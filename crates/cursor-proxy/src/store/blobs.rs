@@ -1,11 +1,12 @@
 //! The client's KV [`BlobStore`] backed by the [`Store`], so that a checkpoint restored after a
 //! restart (or on another instance) can be served the blobs it refers to.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use cursor_connect::{BlobError, BlobStore, MemoryBlobStore};
 use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::task::JoinHandle;
 use tracing::warn;
 
 use super::Store;
@@ -13,13 +14,15 @@ use super::Store;
 /// Bytes of blobs cached in this process in front of the store.
 const CACHE_BYTES: usize = 64 << 20;
 
-/// Blobs in memory first, then in the store. The client's blob interface is synchronous, so
-/// a store access blocks this worker thread (`block_in_place`) for its duration: a local
-/// SQLite read or one Redis round trip, each bounded by the backend's deadline.
+/// Blobs in memory first, then in the store. Writes go to the store behind the run (see
+/// [`StoreBlobs::settle`]). The client's blob interface is synchronous, so a read that misses
+/// the cache blocks this worker thread (`block_in_place`) for one store access, bounded by the
+/// backend's deadline.
 #[derive(Debug)]
 pub struct StoreBlobs {
     cache: MemoryBlobStore,
     store: Arc<dyn Store>,
+    pending: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl StoreBlobs {
@@ -28,6 +31,7 @@ impl StoreBlobs {
         Self {
             cache: MemoryBlobStore::with_max_bytes(CACHE_BYTES),
             store,
+            pending: Mutex::default(),
         }
     }
 }
@@ -40,11 +44,27 @@ fn blocking<F: Future>(f: F) -> Option<F::Output> {
         .then(|| tokio::task::block_in_place(|| handle.block_on(f)))
 }
 
+impl StoreBlobs {
+    /// Waits until every blob handed over so far is in the store (called before a turn's
+    /// response ends, so an acknowledged checkpoint never refers to a blob a crash lost).
+    pub async fn settle(&self) {
+        let pending = std::mem::take(&mut *self.lock_pending());
+        for save in pending {
+            let _ = save.await;
+        }
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl BlobStore for StoreBlobs {
     fn get(&self, id: &[u8]) -> Option<Bytes> {
         if let Some(data) = self.cache.get(id) {
             return Some(data);
         }
+        // Only after a restart or on another instance: the blob is not cached here yet.
         let data = match blocking(self.store.blob(id))? {
             Ok(found) => found?,
             Err(e) => {
@@ -60,19 +80,20 @@ impl BlobStore for StoreBlobs {
     fn set(&self, id: Bytes, data: Bytes) -> Result<(), BlobError> {
         let _ = self.cache.set(id.clone(), data.clone());
         let store = Arc::clone(&self.store);
-        let save = async move { store.save_blob(id, data).await };
-        // Saved before the turn goes on, so a checkpoint never refers to a blob that a crash
-        // lost; on a runtime that cannot block, saved in the background.
-        let outcome = match Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => blocking(save),
-            Ok(h) => {
-                h.spawn(save);
-                None
+        let save = async move {
+            if let Err(e) = store.save_blob(id, data).await {
+                warn!(error = %e, "saving a blob to the state store failed");
             }
-            Err(_) => None,
         };
-        if let Some(Err(e)) = outcome {
-            return Err(BlobError::Backend(e.to_string()));
+        // Written behind, without blocking the run; `settle` waits for it before the turn's
+        // response ends.
+        match Handle::try_current() {
+            Ok(h) => {
+                let mut pending = self.lock_pending();
+                pending.retain(|s| !s.is_finished());
+                pending.push(h.spawn(save));
+            }
+            Err(_) => warn!("no runtime to save a blob with; it stays in memory"),
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! State that survives a restart and is shared between instances: conversations (checkpoint
-//! and the account bound to it), account state (cooldowns, disabled), refreshed credentials and
-//! usage counters, behind one async [`Store`] seam with three backends: [`memory`] (tests,
+//! and the account bound to it), the KV blobs checkpoints refer to, account state (cooldowns,
+//! disabled), refreshed credentials and usage counters, behind one async [`Store`] seam with three backends: [`memory`] (tests,
 //! `--state memory`), [`sqlite`] (the embedded default) and [`redis`] (several instances).
 //!
 //! Every table is bounded: conversations by count and age (the oldest go first, counted in the
@@ -273,6 +273,27 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Saves a KV blob (bounded like conversations: by age and count).
     fn save_blob(&self, id: Bytes, data: Bytes) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Registers `owner` (an instance's internal address) as the holder of `conv`'s parked
+    /// tool turn for `ttl`. Only shared stores keep it; the others ignore it.
+    fn set_owner<'a>(
+        &'a self,
+        _conv: &'a str,
+        _owner: &'a str,
+        _ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The instance holding `conv`'s parked tool turn, if another one registered it.
+    fn owner<'a>(&'a self, _conv: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Drops `conv`'s owner registration.
+    fn clear_owner<'a>(&'a self, _conv: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// Whether the store works as configured.
     fn health(&self) -> StoreHealth {

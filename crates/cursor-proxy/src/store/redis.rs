@@ -508,6 +508,40 @@ impl Store for RedisStore {
         })
     }
 
+    fn set_owner<'a>(
+        &'a self,
+        conv: &'a str,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let mut conn = self.conn.clone();
+            let _: Option<()> = self
+                .run(conn.pset_ex(self.key(&["owner", conv]), owner, ms))
+                .await;
+            Ok(())
+        })
+    }
+
+    fn owner<'a>(&'a self, conv: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            Ok(self
+                .run(conn.get::<_, Option<String>>(self.key(&["owner", conv])))
+                .await
+                .flatten())
+        })
+    }
+
+    fn clear_owner<'a>(&'a self, conv: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let _: Option<()> = self.run(conn.del(self.key(&["owner", conv]))).await;
+            Ok(())
+        })
+    }
+
     fn usage(&self) -> BoxFuture<'_, Result<Vec<(UsageKey, Counters)>, StoreError>> {
         Box::pin(async move {
             match self.redis_usage().await {

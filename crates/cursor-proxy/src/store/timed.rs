@@ -172,4 +172,21 @@ impl Store for TimedStore {
     ) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
         self.time("hit_window", self.inner.hit_window(name, window))
     }
+
+    fn set_owner<'a>(
+        &'a self,
+        conv: &'a str,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.time("set_owner", self.inner.set_owner(conv, owner, ttl))
+    }
+
+    fn owner<'a>(&'a self, conv: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        self.time("owner", self.inner.owner(conv))
+    }
+
+    fn clear_owner<'a>(&'a self, conv: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.time("clear_owner", self.inner.clear_owner(conv))
+    }
 }
