@@ -102,10 +102,11 @@ impl Engine {
         category: Category,
         advice: &Advice,
     ) -> Option<Duration> {
+        // An account removed while its turn ran has no health left to change.
         let account = self.pool.get(&key.account)?;
-        let cooldown = self.pool.record_failure(account, category, advice);
+        let cooldown = self.pool.record_failure(&account, category, advice);
         if cooldown.is_some() || advice.disable_account() {
-            self.save_account_state(account).await;
+            self.save_account_state(&account).await;
         }
         self.count(
             &key.caller,

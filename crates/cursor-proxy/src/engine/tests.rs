@@ -352,7 +352,7 @@ async fn checkpoint_from_another_account_is_discarded_and_history_flattened() {
     let first_account = seen.lock().unwrap().runs[0].0.clone();
     let acct = e.pool().get(&first_account).unwrap();
     e.pool().record_failure(
-        acct,
+        &acct,
         Category::QuotaExhausted,
         &Advice::new().with_cooldown(Some(Duration::from_secs(60))),
     );

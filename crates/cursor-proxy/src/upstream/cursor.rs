@@ -242,6 +242,17 @@ impl Upstream for CursorUpstream {
         Box::pin(async move { self.client(account)?.usable_models().await })
     }
 
+    fn forget(&self, name: &str) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        self.restored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
     fn refresh<'a>(&'a self, account: &'a Account) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
             // Renewable credentials: drop the rejected access token and fetch a new one now.
