@@ -1,12 +1,15 @@
 //! Accounts changed on a running proxy through the admin API, against cursor-mock: an added
 //! account takes turns with its own token (the mock's recorder shows it) and is saved to the
-//! accounts file; a removed one takes no more turns and leaves the file.
+//! accounts file; a removed one takes no more turns and leaves the file. Caller keys pinned to
+//! an account group use only that group's accounts.
 
 use cursor_mock::{DEFAULT_USAGE, MockServer, Scenario, Step};
 use cursor_proxy::Proxy;
+use cursor_proxy::engine::pool::Account;
 use cursor_proxy::ops::accounts::AccountBook;
-use cursor_proxy::ops::config::{Config, Secret};
-use cursor_test_support::proxy::http::{Reply, bearer, chat, request};
+use cursor_proxy::ops::config::{AccountConfig, Config, Secret};
+use cursor_proxy::ops::keys::{KeyPolicy, KeySpec};
+use cursor_test_support::proxy::http::{Reply, bearer, chat, messages, request};
 use cursor_test_support::proxy::process::Scratch;
 use cursor_test_support::proxy::{config, mock_account, start};
 
@@ -213,5 +216,129 @@ async fn a_running_turn_on_a_removed_account_finishes() {
         done.body
     );
     assert_eq!(turn(&proxy).await.status, 503);
+    proxy.shutdown().await;
+}
+
+const RED_KEY: &str = "sk-accounts-red-key";
+const BLUE_KEY: &str = "sk-accounts-blue-key";
+const GHOST_KEY: &str = "sk-accounts-ghost-key";
+
+fn pinned(name: &str, secret: &str, group: &str) -> KeySpec {
+    KeySpec {
+        name: name.into(),
+        secret: Secret::new(secret),
+        policy: KeyPolicy {
+            account_group: Some(group.into()),
+            ..KeyPolicy::default()
+        },
+    }
+}
+
+fn grouped(name: &str, url: &str, token: &str, group: Option<&str>) -> Account {
+    let cfg = AccountConfig {
+        upstream: Some(url.to_owned()),
+        group: group.map(str::to_owned),
+        ..AccountConfig::named(name)
+    };
+    Account::new(cfg, Secret::new(token), url)
+}
+
+async fn turn_as(proxy: &Proxy, key: &str, path: &str, body: &str) -> Reply {
+    call(proxy, "POST", path, key, body).await
+}
+
+/// Keys pinned to an account group use only its accounts; with none of them usable the caller
+/// gets an error in its API's shape naming the group, and nothing goes upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_pinned_to_a_group_use_only_its_accounts() {
+    let mock = MockServer::start(Scenario::default()).await.expect("mock");
+    let url = mock.url();
+    let dir = Scratch::new("admin-accounts-groups");
+    let mut cfg = admin_config(dir.path("accounts.json"));
+    cfg.ops.keys = vec![
+        pinned("red", RED_KEY, "red"),
+        pinned("blue", BLUE_KEY, "blue"),
+        pinned("ghost", GHOST_KEY, "ghost"),
+    ];
+    let accounts = vec![
+        grouped("red1", &url, "tok-red-1", Some("red")),
+        grouped("blue1", &url, "tok-blue-1", Some("blue")),
+        grouped("free", &url, "tok-free", None),
+        grouped("red2", &url, "tok-red-2", Some("red")),
+    ];
+    let proxy = start(&cfg, accounts).await;
+    let chat_path = "/v1/chat/completions";
+    for _ in 0..4 {
+        let r = turn_as(&proxy, RED_KEY, chat_path, &chat(MODEL, false)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // Round robin within the group: both red accounts, nothing else.
+    let (r1, r2) = (runs_with(&mock, "tok-red-1"), runs_with(&mock, "tok-red-2"));
+    assert_eq!(r1 + r2, 4);
+    assert!(r1 > 0 && r2 > 0, "red1 {r1}, red2 {r2}");
+    assert_eq!(
+        runs_with(&mock, "tok-blue-1") + runs_with(&mock, "tok-free"),
+        0
+    );
+    for _ in 0..2 {
+        let r = turn_as(&proxy, BLUE_KEY, chat_path, &chat(MODEL, false)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert_eq!(runs_with(&mock, "tok-blue-1"), 2);
+    // An account added through the admin API joins its group.
+    let body = serde_json::json!({
+        "name": "blue2", "token": "tok-blue-2", "upstream": url, "group": "blue",
+    });
+    let r = call(
+        &proxy,
+        "POST",
+        "/admin/v1/accounts",
+        ADMIN,
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    call(
+        &proxy,
+        "POST",
+        "/admin/v1/accounts/blue1/disable",
+        ADMIN,
+        "",
+    )
+    .await;
+    let r = turn_as(&proxy, BLUE_KEY, chat_path, &chat(MODEL, false)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(runs_with(&mock, "tok-blue-2"), 1);
+
+    // The whole group out: an error naming it, in the OpenAI and the Anthropic shape.
+    call(
+        &proxy,
+        "POST",
+        "/admin/v1/accounts/blue2/disable",
+        ADMIN,
+        "",
+    )
+    .await;
+    let before = mock.received().len();
+    let r = turn_as(&proxy, BLUE_KEY, chat_path, &chat(MODEL, false)).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains(r#"account group "blue""#), "{message}");
+    let r = turn_as(&proxy, BLUE_KEY, "/v1/messages", &messages(MODEL)).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["type"], "error", "{}", r.body);
+    assert!(r.body.contains(r#"account group \"blue\""#), "{}", r.body);
+    let r = turn_as(&proxy, GHOST_KEY, chat_path, &chat(MODEL, false)).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains(r#"account group \"ghost\""#), "{}", r.body);
+    assert_eq!(mock.received().len(), before, "nothing went upstream");
+    // Red and unpinned callers are not affected.
+    assert_eq!(
+        turn_as(&proxy, RED_KEY, chat_path, &chat(MODEL, false))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(turn(&proxy).await.status, 200);
     proxy.shutdown().await;
 }
