@@ -47,6 +47,18 @@ fn runs_with(mock: &MockServer, token: &str) -> usize {
         .count()
 }
 
+async fn stored_credentials(proxy: &Proxy, name: &str) -> serde_json::Value {
+    let bytes = proxy
+        .state()
+        .engine
+        .store()
+        .credentials(name)
+        .await
+        .expect("store answers")
+        .expect("credentials row");
+    serde_json::from_slice(&bytes).expect("json")
+}
+
 fn admin_config(accounts_file: std::path::PathBuf) -> Config {
     let mut cfg = config(CALLER);
     cfg.ops.admin_key = Some(Secret::new(ADMIN));
@@ -114,6 +126,13 @@ async fn accounts_added_and_removed_while_serving() {
     assert_eq!(list["accounts"][1]["name"], "added");
     assert_eq!(list["accounts"][1]["group"], "team");
 
+    // The store's renewed-credentials row starts from the added tokens (an older row of the
+    // same name would otherwise win at the next start).
+    assert_eq!(
+        stored_credentials(&proxy, "added").await["access_token"],
+        ADDED_TOKEN
+    );
+
     // Saved like `login` saves: owner-only, read back with the group.
     let book = AccountBook::open(&file).expect("accounts file");
     let saved = &book.list()[0];
@@ -144,6 +163,10 @@ async fn accounts_added_and_removed_while_serving() {
     let r = call(&proxy, "DELETE", "/admin/v1/accounts/added", ADMIN, "").await;
     assert_eq!(r.status, 404, "{}", r.body);
     assert!(AccountBook::open(&file).unwrap().list().is_empty());
+    assert_eq!(
+        stored_credentials(&proxy, "added").await,
+        serde_json::json!({})
+    );
     let list = call(&proxy, "GET", "/admin/v1/accounts", ADMIN, "")
         .await
         .json();

@@ -635,4 +635,33 @@ mod tests {
         );
         assert_eq!(p.status(clock.now())[2].state, AccountHealth::Healthy);
     }
+
+    #[test]
+    fn accounts_join_and_leave_and_groups_limit_the_choice() {
+        let (p, clock) = pool(1);
+        let grouped = |name: &str, group: &str| {
+            let cfg = AccountConfig {
+                group: Some(group.into()),
+                ..AccountConfig::named(name)
+            };
+            Account::new(cfg, Secret::new("t"), "http://127.0.0.1:1")
+        };
+        assert!(p.add(grouped("r0", "red")).is_ok());
+        assert!(p.add(grouped("a0", "red")).is_err(), "names are unique");
+        let picked = p.pick_in(Some("red"), None, &[], clock.now()).unwrap();
+        assert_eq!(picked.account.name(), "r0");
+        // Affinity to an account outside the group does not leak out of it.
+        let picked = p
+            .pick_in(Some("red"), Some("a0"), &[], clock.now())
+            .unwrap();
+        assert_eq!(picked.account.name(), "r0");
+        let err = p.pick_in(Some("blue"), None, &[], clock.now()).unwrap_err();
+        assert_eq!(err.group.as_deref(), Some("blue"));
+        // A removed account keeps serving whoever holds it, but is never picked again.
+        let held = p.remove("r0").unwrap();
+        assert!(p.remove("r0").is_none());
+        assert!(p.pick_in(Some("red"), None, &[], clock.now()).is_err());
+        assert_eq!(held.name(), "r0");
+        assert_eq!(p.status(clock.now()).len(), 1);
+    }
 }

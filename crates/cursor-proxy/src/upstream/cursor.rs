@@ -90,6 +90,8 @@ impl CursorUpstream {
         };
         for account in accounts.iter().filter(|a| a.config().renewable()) {
             match store.credentials(account.name()).await {
+                // Cleared when the account was removed; what is configured now applies.
+                Ok(Some(bytes)) if bytes == CLEARED => {}
                 Ok(Some(bytes)) => match decode_tokens(&bytes) {
                     Some(set) => {
                         info!(
@@ -207,9 +209,12 @@ impl Refresh for Persisting {
     }
 }
 
+/// What is stored for an account whose credentials were dropped (it was removed).
+pub(crate) const CLEARED: &[u8] = b"{}";
+
 /// The stored form of credentials: JSON with the access and refresh tokens (never the API
 /// key, which stays in the config).
-fn encode_tokens(set: &TokenSet) -> Vec<u8> {
+pub(crate) fn encode_tokens(set: &TokenSet) -> Vec<u8> {
     serde_json::json!({
         "access_token": set.access_token.as_ref().map(|t| t.secret().expose()),
         "refresh_token": set.refresh_token.as_ref().map(|t| t.expose()),

@@ -18,6 +18,8 @@ use crate::engine::pool::Account;
 use crate::ops::accounts::{AccountBook, SavedAccount, email_claim};
 use crate::ops::config::{AccountConfig, CURSOR_UPSTREAM, Secret};
 use crate::store::AccountRecord;
+use crate::upstream::cursor::{CLEARED, encode_tokens};
+use cursor_connect::{AccessToken, TokenSet};
 
 /// The longest account or group name accepted.
 const MAX_NAME: usize = 64;
@@ -104,6 +106,9 @@ pub(super) async fn add(
         .or_else(|| pool.accounts().first().map(|a| a.upstream().to_owned()))
         .unwrap_or_else(|| CURSOR_UPSTREAM.to_owned());
     let token = new.token.clone().unwrap_or_default();
+    let mut token_set = TokenSet::default();
+    token_set.access_token = new.token.as_ref().map(|t| AccessToken::new(t.expose()));
+    token_set.refresh_token = new.refresh_token.clone();
     let config = AccountConfig {
         refresh_token: new.refresh_token.clone(),
         cursor_api_key: new.cursor_api_key.clone(),
@@ -134,6 +139,8 @@ pub(super) async fn add(
         added_unix: 0,
     };
     let persisted = change_book(&st, move |book| book.upsert(saved).map(|()| true)).await;
+    // Credentials stored by an earlier account of this name would win at the next start.
+    remember_credentials(&st, &new.name, &token_set).await;
     tracing::info!(account = %new.name, group = ?new.group, persisted, "admin added an account");
     let body = json!({
         "name": new.name,
@@ -152,6 +159,7 @@ pub(super) async fn remove(State(st): State<Arc<AppState>>, Path(name): Path<Str
         return AdminError::not_found("account", &name).into_response();
     }
     st.engine.upstream().forget(&name);
+    remember_credentials(&st, &name, &TokenSet::default()).await;
     // A cleared record, so that an account added again under this name does not inherit the
     // old cooldown (here, after a restart, or on another instance).
     if let Err(e) = st
@@ -195,5 +203,19 @@ where
             tracing::warn!(error = %e, "accounts file update did not finish");
             false
         }
+    }
+}
+
+/// Stores `set` as the account's renewed credentials (an empty set clears them), so that what
+/// the store holds for the name never predates the account the admin just added or removed.
+async fn remember_credentials(st: &AppState, name: &str, set: &TokenSet) {
+    let bytes = if set.access_token.is_none() && set.refresh_token.is_none() {
+        CLEARED.to_vec()
+    } else {
+        encode_tokens(set)
+    };
+    if let Err(e) = st.engine.store().save_credentials(name, bytes).await {
+        tracing::warn!(account = %name, error = %crate::ops::chain(&e),
+                       "cannot update the account's stored credentials");
     }
 }
