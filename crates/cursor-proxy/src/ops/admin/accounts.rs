@@ -84,6 +84,43 @@ impl NewAccount {
     }
 }
 
+impl NewAccount {
+    /// The account as the pool takes it.
+    fn config(&self, upstream: &str) -> AccountConfig {
+        AccountConfig {
+            refresh_token: self.refresh_token.clone(),
+            cursor_api_key: self.cursor_api_key.clone(),
+            upstream: Some(upstream.to_owned()),
+            group: self.group.clone(),
+            ..AccountConfig::named(&self.name)
+        }
+    }
+
+    /// The tokens as the state store keeps renewed credentials.
+    fn token_set(&self) -> TokenSet {
+        let mut set = TokenSet::default();
+        set.access_token = self.token.as_ref().map(|t| AccessToken::new(t.expose()));
+        set.refresh_token = self.refresh_token.clone();
+        set
+    }
+
+    /// The account as the accounts file keeps it.
+    fn saved(&self, upstream: &str) -> SavedAccount {
+        SavedAccount {
+            name: self.name.clone(),
+            email: self.token.as_ref().and_then(|t| email_claim(t.expose())),
+            access_token: self.token.clone().unwrap_or_default(),
+            refresh_token: self.refresh_token.clone(),
+            source: "admin".into(),
+            upstream: Some(upstream.to_owned()),
+            cursor_api_key: self.cursor_api_key.clone(),
+            group: self.group.clone(),
+            disabled: false,
+            added_unix: 0,
+        }
+    }
+}
+
 /// `POST /admin/v1/accounts`: the account joins the pool at once (new turns may pick it) and is
 /// saved to the accounts file when the proxy has one.
 pub(super) async fn add(
@@ -105,20 +142,12 @@ pub(super) async fn add(
         .or_else(|| st.ops.default_upstream.clone())
         .or_else(|| pool.accounts().first().map(|a| a.upstream().to_owned()))
         .unwrap_or_else(|| CURSOR_UPSTREAM.to_owned());
-    let token = new.token.clone().unwrap_or_default();
-    let mut token_set = TokenSet::default();
-    token_set.access_token = new.token.as_ref().map(|t| AccessToken::new(t.expose()));
-    token_set.refresh_token = new.refresh_token.clone();
-    let config = AccountConfig {
-        refresh_token: new.refresh_token.clone(),
-        cursor_api_key: new.cursor_api_key.clone(),
-        upstream: Some(upstream.clone()),
-        group: new.group.clone(),
-        ..AccountConfig::named(&new.name)
-    };
-    // Whatever an earlier account of this name left behind (its client) goes first.
-    st.engine.upstream().forget(&new.name);
-    if pool.add(Account::new(config, token, &upstream)).is_err() {
+    let account = Account::new(
+        new.config(&upstream),
+        new.token.clone().unwrap_or_default(),
+        &upstream,
+    );
+    if pool.add(account).is_err() {
         return AdminError::new(
             StatusCode::CONFLICT,
             "conflict",
@@ -126,18 +155,10 @@ pub(super) async fn add(
         )
         .into_response();
     }
-    let saved = SavedAccount {
-        name: new.name.clone(),
-        email: new.token.as_ref().and_then(|t| email_claim(t.expose())),
-        access_token: new.token.unwrap_or_default(),
-        refresh_token: new.refresh_token,
-        source: "admin".into(),
-        upstream: Some(upstream.clone()),
-        cursor_api_key: new.cursor_api_key,
-        group: new.group.clone(),
-        disabled: false,
-        added_unix: 0,
-    };
+    // Whatever an earlier account of this name left behind (its client) goes.
+    st.engine.upstream().forget(&new.name);
+    let token_set = new.token_set();
+    let saved = new.saved(&upstream);
     let persisted = change_book(&st, move |book| book.upsert(saved).map(|()| true)).await;
     // Credentials stored by an earlier account of this name would win at the next start.
     remember_credentials(&st, &new.name, &token_set).await;
