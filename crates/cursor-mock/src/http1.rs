@@ -91,6 +91,13 @@ async fn handle(
                 .push(call, MessageKind::UnaryRequest, body.clone());
         }
         crate::rest::answer(shared, &parts.method, &path, &parts.headers)
+    } else if crate::oauth::serves(&path) {
+        if let Ok(body) = &body {
+            shared
+                .recorder
+                .push(call, MessageKind::UnaryRequest, body.clone());
+        }
+        crate::oauth::answer(shared, &parts.method)
     } else if crate::login::serves(&path) {
         crate::login::answer(&parts.method, &parts.uri)
     } else if crate::unary::serves(&path) {

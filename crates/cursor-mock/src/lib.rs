@@ -98,6 +98,7 @@ mod io;
 mod ledger;
 mod legacy;
 mod login;
+mod oauth;
 mod poll;
 mod record;
 mod rest;
@@ -122,6 +123,7 @@ pub use legacy::{
     LEGACY_UPDATE_REQUIRED,
 };
 pub use login::{AUTH_POLL_PATH, LOGIN_EMAIL, LOGIN_PAGE_PATH, PENDING_POLLS};
+pub use oauth::OAUTH_TOKEN_PATH;
 pub use poll::PollFault;
 pub use record::{
     MAX_MESSAGES_PER_CALL, MAX_RECORDED_BYTES, MAX_RECORDED_CALLS, MessageKind, ReceivedCall,

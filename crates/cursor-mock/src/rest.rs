@@ -1,7 +1,7 @@
 //! The plain HTTP (non-Connect) endpoints Cursor's SDK calls before a turn: the API-key
 //! exchange and the model list. Facts from `reference/cursor-sdk-peer.md` ("Running it here").
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -52,13 +52,13 @@ fn exchange_api_key(headers: &http::HeaderMap) -> Reply {
         let error = ErrorSpec::new(Code::Unauthenticated, "missing API key");
         return Reply::error(&error, Some(http::StatusCode::UNAUTHORIZED));
     }
-    let body = serde_json::json!({ "accessToken": access_token() });
+    let body = serde_json::json!({ "accessToken": access_token(Duration::from_secs(86_400), 0) });
     Reply::ok("application/json", Bytes::from(body.to_string()))
 }
 
-/// A JWT-shaped token (unsigned: nothing verifies it) whose claims a client may read: a subject
-/// and an expiry one day ahead.
-fn access_token() -> String {
+/// A JWT-shaped token (unsigned: nothing verifies it) whose claims a client may read: a subject,
+/// an expiry `lifetime` ahead and a serial (`jti`, so tokens minted in one second differ).
+pub(crate) fn access_token(lifetime: Duration, serial: u64) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -70,7 +70,8 @@ fn access_token() -> String {
         "sub": "auth0|cursor-mock-user",
         "iss": "https://authentication.cursor.sh",
         "iat": now,
-        "exp": now + 86_400,
+        "exp": now + lifetime.as_secs(),
+        "jti": serial,
     }));
     format!("{header}.{claims}.cursor-mock")
 }

@@ -53,6 +53,8 @@ pub(crate) struct Settings {
     pub(crate) stall_appends_from: Option<i64>,
     /// Serve HTTP/1.1 only: no `h2` in ALPN, and cleartext connections are never HTTP/2.
     pub(crate) http1_only: bool,
+    /// How far ahead of now the `exp` of tokens minted by `/oauth/token` lies.
+    pub(crate) token_lifetime: Duration,
 }
 
 impl Default for Settings {
@@ -71,6 +73,7 @@ impl Default for Settings {
             poll_fault: None,
             stall_appends_from: None,
             http1_only: false,
+            token_lifetime: Duration::from_secs(86_400),
         }
     }
 }
@@ -90,6 +93,8 @@ pub(crate) struct Shared {
     /// Turns of RunSSE streams, which outlive the request handler that started them; aborted
     /// when the server is dropped.
     pub(crate) turns: Arc<std::sync::Mutex<JoinSet<()>>>,
+    /// Token refreshes answered so far (each mints distinct tokens).
+    pub(crate) refreshes: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -224,6 +229,13 @@ impl MockBuilder {
         self
     }
 
+    /// Access tokens minted by `POST /oauth/token` expire `lifetime` after they are issued
+    /// (default a day); a short one lets a client's refresh ahead of expiry be seen.
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.settings.token_lifetime = lifetime;
+        self
+    }
+
     /// Injects `fault` into every polled turn (a seqno gap, a repeat, a dropped poll).
     pub fn poll_fault(mut self, fault: crate::poll::PollFault) -> Self {
         self.settings.poll_fault = Some(fault);
@@ -279,6 +291,7 @@ impl MockBuilder {
             base_url: base_url.clone(),
             bidi: crate::bidi::BidiTable::default(),
             polls: crate::poll::PollTable::default(),
+            refreshes: std::sync::atomic::AtomicU64::new(0),
             turns: turns.clone(),
         });
         let acceptor = pki
@@ -546,6 +559,8 @@ async fn route(
     } else if crate::rest::serves(&path) {
         let reply = crate::rest::answer(&shared, &parts.method, &path, &parts.headers);
         crate::unary::respond_reply(respond, reply).await;
+    } else if crate::oauth::serves(&path) {
+        crate::oauth::serve_h2(&shared, call, &parts.method, body, respond).await;
     } else {
         let reply = crate::unary::unexpected(&shared, call, &parts.method, &path);
         crate::unary::respond_reply(respond, reply).await;

@@ -190,7 +190,7 @@ async fn accounts_disable_enable_and_clear_cooldown() {
         r#"{"name":"x"}"#,
     )
     .await;
-    assert_admin_error(&r, 501, "not_live");
+    assert_admin_error(&r, 422, "invalid");
     proxy.shutdown().await;
 }
 

@@ -115,15 +115,24 @@ impl ApiError {
 
     /// No account can serve the request right now; `last` is the last upstream failure.
     pub fn no_account(e: &NoAccount, last: Option<Self>) -> Self {
+        // A key pinned to an account group is told which group has nothing to offer.
+        let which = e
+            .group
+            .as_ref()
+            .map_or_else(String::new, |g| format!(" of account group {g:?}"));
         let mut err = match (last, e.category) {
             (Some(u), _) => u,
             // Every account is resting after rate limits: to the caller that is a rate limit.
             (None, Some(c @ (Category::RateLimited | Category::QuotaExhausted))) => Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 c,
-                "all upstream accounts are rate limited",
+                format!("all upstream accounts{which} are rate limited"),
             ),
-            (None, _) => Self::unavailable(),
+            (None, _) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Category::UpstreamUnavailable,
+                format!("no upstream account{which} available"),
+            ),
         };
         err.retry_after = err.retry_after.max(e.retry_after);
         err

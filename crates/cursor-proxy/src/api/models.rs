@@ -38,7 +38,7 @@ impl ModelCache {
         }
         let fetched = match engine.pool().pick(None, &[], engine.pool().now()) {
             // The client's unary timeout bounds the call.
-            Ok(pick) => match engine.upstream().models(pick.account).await {
+            Ok(pick) => match engine.upstream().models(&pick.account).await {
                 Ok(list) if !list.is_empty() => Ok(list),
                 Ok(_) => Err(ApiError::new(
                     http::StatusCode::BAD_GATEWAY,

@@ -202,6 +202,7 @@ async fn start_with_fallbacks(
     complete: bool,
 ) -> Result<tokio::sync::mpsc::Receiver<crate::engine::TurnItem>, ApiError> {
     let mut next = fallbacks.iter();
+    turn.account_group = caller.key.as_ref().and_then(|k| k.policy().account_group);
     loop {
         let result = if complete {
             st.engine.start_complete(&caller.session_key, turn).await

@@ -418,14 +418,18 @@ impl Engine {
             .filter(|c| req.messages.len() > c.covered);
         let now = self.pool.now();
         let prefer = saved.as_ref().map(|c| c.account.as_str());
-        let account = match self.pool.pick(prefer, excluded, now) {
-            Ok(pick) if pick.needs_refresh && !self.refresh(pick.account).await => {
+        let account = match self
+            .pool
+            .pick_in(req.account_group.as_deref(), prefer, excluded, now)
+        {
+            Ok(pick) if pick.needs_refresh && !self.refresh(&pick.account).await => {
                 excluded.push(pick.account.name().to_owned());
                 return Attempt::Skipped;
             }
             Ok(pick) => pick.account,
             Err(e) => return Attempt::NoAccount(e),
         };
+        let account = &*account;
         let checkpoint = match saved {
             Some(c) if c.account == account.name() => Some(c.checkpoint),
             Some(c) => {
@@ -450,6 +454,12 @@ impl Engine {
 
     /// Renews an account's credentials; false when it stays unusable.
     async fn refresh(&self, account: &Account) -> bool {
+        // One refresh at a time per account: a turn that waited here while another refreshed
+        // finds the account renewed and uses the new credentials.
+        let _guard = account.refresh_guard().await;
+        if !account.needs_refresh() {
+            return true;
+        }
         let outcome = self.upstream.refresh(account).await;
         if let Ok(true) = outcome {
             info!(account = account.name(), "credentials refreshed");

@@ -3,8 +3,8 @@
 //! jitter, capped, never shorter than the server's retry-after, reset on success); the pool adds
 //! the credential-refresh state and round robin.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use cursor_connect::classify::{
@@ -42,6 +42,9 @@ pub struct Account {
     config: AccountConfig,
     token: Mutex<Secret>,
     health: Mutex<Health>,
+    /// Held while the account's credentials are renewed, so concurrent turns that all saw
+    /// `unauthenticated` wait for one refresh instead of each starting their own.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -111,7 +114,26 @@ impl Account {
             health: Mutex::new(Health::new(PoolClock::default(), seed(&config.name))),
             config,
             token: Mutex::new(token),
+            refreshing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The account group it belongs to, if any (caller keys pinned to a group use only
+    /// accounts of that group).
+    pub fn group(&self) -> Option<&str> {
+        self.config.group.as_deref()
+    }
+
+    /// Waits for any refresh of this account in progress and holds off others until the guard
+    /// is dropped.
+    pub async fn refresh_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.refreshing.lock().await
+    }
+
+    /// Whether the pool still wants the account's credentials renewed (false once a
+    /// concurrent refresh succeeded).
+    pub fn needs_refresh(&self) -> bool {
+        lock(&self.health).needs_refresh
     }
 
     /// The account's name (safe to log).
@@ -150,9 +172,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The outcome of [`Pool::pick`].
 #[derive(Debug)]
-pub struct Pick<'a> {
-    /// The chosen account.
-    pub account: &'a Account,
+pub struct Pick {
+    /// The chosen account (it stays usable by this turn even if the account is removed from
+    /// the pool meanwhile).
+    pub account: Arc<Account>,
     /// Its credentials must be refreshed before use.
     pub needs_refresh: bool,
 }
@@ -165,6 +188,8 @@ pub struct NoAccount {
     pub retry_after: Option<Duration>,
     /// Why that account is cooling (its last failure's category).
     pub category: Option<Category>,
+    /// The account group the request was limited to, if any.
+    pub group: Option<String>,
 }
 
 /// What an account can do right now.
@@ -205,10 +230,12 @@ fn category_name<S: Serializer>(c: &Option<Category>, s: S) -> Result<S::Ok, S::
     c.map(Category::as_str).serialize(s)
 }
 
-/// The set of accounts and the round-robin cursor.
+/// The set of accounts and the round-robin cursor. The set can change while serving: readers
+/// take a snapshot (an `Arc` of the list), so a turn keeps the account it picked even when an
+/// operator removes it meanwhile.
 #[derive(Debug)]
 pub struct Pool {
-    accounts: Vec<Account>,
+    accounts: RwLock<Arc<[Arc<Account>]>>,
     next: AtomicUsize,
     clock: PoolClock,
 }
@@ -217,7 +244,7 @@ impl Pool {
     /// A pool over `accounts` (in config order) on the system clock.
     pub fn new(accounts: Vec<Account>) -> Self {
         Self {
-            accounts,
+            accounts: RwLock::new(accounts.into_iter().map(Arc::new).collect()),
             next: AtomicUsize::new(0),
             clock: PoolClock::default(),
         }
@@ -239,14 +266,40 @@ impl Pool {
         }
     }
 
-    /// All accounts.
-    pub fn accounts(&self) -> &[Account] {
-        &self.accounts
+    /// A snapshot of all accounts, in the order they were added.
+    pub fn accounts(&self) -> Arc<[Arc<Account>]> {
+        Arc::clone(&self.accounts.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Looks an account up by name.
-    pub fn get(&self, name: &str) -> Option<&Account> {
-        self.accounts.iter().find(|a| a.name == name)
+    pub fn get(&self, name: &str) -> Option<Arc<Account>> {
+        self.accounts().iter().find(|a| a.name == name).cloned()
+    }
+
+    /// Adds `account` while serving; new turns may pick it at once. Returns it back when the
+    /// pool already has an account of that name.
+    pub fn add(&self, account: Account) -> Result<(), Box<Account>> {
+        if self.clock.0.is_some() {
+            *lock(&account.health) = Health::new(self.clock.clone(), 0);
+        }
+        let mut list = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+        if list.iter().any(|a| a.name == account.name) {
+            return Err(Box::new(account));
+        }
+        let mut next: Vec<Arc<Account>> = list.iter().cloned().collect();
+        next.push(Arc::new(account));
+        *list = next.into();
+        Ok(())
+    }
+
+    /// Removes the account `name` while serving: new turns no longer see it, its health
+    /// (cooldown, failures) goes with it, and a turn already running on it finishes. Returns
+    /// the removed account.
+    pub fn remove(&self, name: &str) -> Option<Arc<Account>> {
+        let mut list = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+        let gone = list.iter().find(|a| a.name == name).cloned()?;
+        *list = list.iter().filter(|a| a.name != name).cloned().collect();
+        Some(gone)
     }
 
     /// Chooses an account: `prefer` if it is usable (conversation affinity), else the next usable
@@ -256,7 +309,21 @@ impl Pool {
         prefer: Option<&str>,
         exclude: &[String],
         now: Instant,
-    ) -> Result<Pick<'_>, NoAccount> {
+    ) -> Result<Pick, NoAccount> {
+        self.pick_in(None, prefer, exclude, now)
+    }
+
+    /// [`Pool::pick`] limited to the accounts of `group` when one is given (a caller key
+    /// pinned to an account group).
+    pub fn pick_in(
+        &self,
+        group: Option<&str>,
+        prefer: Option<&str>,
+        exclude: &[String],
+        now: Instant,
+    ) -> Result<Pick, NoAccount> {
+        let all = self.accounts();
+        let in_group = |a: &&Arc<Account>| group.is_none_or(|g| a.group() == Some(g));
         let usable = |a: &Account| -> Option<bool> {
             if exclude.iter().any(|e| e == &a.name) {
                 return None;
@@ -264,28 +331,28 @@ impl Pool {
             let h = lock(&a.health);
             h.is_ready(now).then_some(h.needs_refresh)
         };
-        if let Some(account) = prefer.and_then(|p| self.get(p))
+        let candidates: Vec<&Arc<Account>> = all.iter().filter(in_group).collect();
+        if let Some(account) = prefer.and_then(|p| candidates.iter().find(|a| a.name == p))
             && let Some(needs_refresh) = usable(account)
         {
             return Ok(Pick {
-                account,
+                account: Arc::clone(account),
                 needs_refresh,
             });
         }
-        let n = self.accounts.len();
+        let n = candidates.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         for i in 0..n {
-            let account = &self.accounts[(start + i) % n];
+            let account = candidates[(start + i) % n];
             if let Some(needs_refresh) = usable(account) {
                 return Ok(Pick {
-                    account,
+                    account: Arc::clone(account),
                     needs_refresh,
                 });
             }
         }
         // Accounts excluded for this request count too: their cooldown is when to come back.
-        let soonest = self
-            .accounts
+        let soonest = candidates
             .iter()
             .filter_map(|a| {
                 let h = lock(&a.health);
@@ -296,6 +363,7 @@ impl Pool {
         Err(NoAccount {
             retry_after: soonest.as_ref().map(|(d, _)| *d),
             category: soonest.and_then(|(_, c)| c),
+            group: group.map(str::to_owned),
         })
     }
 
@@ -399,7 +467,7 @@ impl Pool {
 
     /// Health of every account.
     pub fn status(&self, now: Instant) -> Vec<AccountStatus> {
-        self.accounts
+        self.accounts()
             .iter()
             .map(|a| Self::status_of(a, now))
             .collect()
@@ -484,11 +552,11 @@ mod tests {
         let (p, clock) = pool(2);
         let a0 = p.get("a0").unwrap();
         assert_eq!(
-            p.record_failure(a0, Category::QuotaExhausted, &quota()),
+            p.record_failure(&a0, Category::QuotaExhausted, &quota()),
             Some(Duration::from_secs(10))
         );
         assert_eq!(
-            p.record_failure(a0, Category::QuotaExhausted, &quota()),
+            p.record_failure(&a0, Category::QuotaExhausted, &quota()),
             Some(Duration::from_secs(20))
         );
         for _ in 0..4 {
@@ -504,9 +572,9 @@ mod tests {
             p.pick(Some("a0"), &[], clock.now()).unwrap().account.name(),
             "a0"
         );
-        p.record_success(a0);
+        p.record_success(&a0);
         assert_eq!(
-            p.record_failure(a0, Category::QuotaExhausted, &quota()),
+            p.record_failure(&a0, Category::QuotaExhausted, &quota()),
             Some(Duration::from_secs(10)),
             "backoff starts over"
         );
@@ -522,7 +590,7 @@ mod tests {
         let (p, clock) = pool(2);
         let a = quota().with_retry_after(Some(Duration::from_secs(30)));
         assert_eq!(
-            p.record_failure(p.get("a0").unwrap(), Category::RateLimited, &a),
+            p.record_failure(&p.get("a0").unwrap(), Category::RateLimited, &a),
             Some(Duration::from_secs(30))
         );
         let err = p.pick(None, &["a1".to_owned()], clock.now()).unwrap_err();
@@ -535,11 +603,11 @@ mod tests {
         let (p, clock) = pool(3);
         let refresh = Advice::new().with_refresh_credentials(true);
         assert_eq!(
-            p.record_failure(p.get("a0").unwrap(), Category::Unauthenticated, &refresh),
+            p.record_failure(&p.get("a0").unwrap(), Category::Unauthenticated, &refresh),
             Some(REFRESH_BASE)
         );
         let disable = Advice::new().with_disable_account(true);
-        p.record_failure(p.get("a1").unwrap(), Category::Unauthenticated, &disable);
+        p.record_failure(&p.get("a1").unwrap(), Category::Unauthenticated, &disable);
         let st = p.status(clock.now());
         assert_eq!(
             (st[0].state, st[1].state, st[2].state),
@@ -558,11 +626,11 @@ mod tests {
             picks.contains(&("a0".into(), true)) && !picks.iter().any(|(n, _)| n == "a1"),
             "{picks:?}"
         );
-        p.record_refreshed(p.get("a0").unwrap());
+        p.record_refreshed(&p.get("a0").unwrap());
         assert_eq!(p.status(clock.now())[0].state, AccountHealth::Healthy);
         // A bad request is not the account's fault.
         assert_eq!(
-            p.record_failure(p.get("a2").unwrap(), Category::BadRequest, &Advice::new()),
+            p.record_failure(&p.get("a2").unwrap(), Category::BadRequest, &Advice::new()),
             None
         );
         assert_eq!(p.status(clock.now())[2].state, AccountHealth::Healthy);
@@ -594,15 +662,44 @@ mod tests {
             "a0"
         );
         assert!(
-            p.record_success(p.get("a0").unwrap()),
+            p.record_success(&p.get("a0").unwrap()),
             "the shared cooldown is cleared"
         );
         assert!(
-            !p.record_success(p.get("a0").unwrap()),
+            !p.record_success(&p.get("a0").unwrap()),
             "nothing left to clear"
         );
         p.apply_shared("a1", None, None, true);
         assert_eq!(p.status(clock.now())[1].state, AccountHealth::Disabled);
         assert!(p.pick(None, &["a0".into()], clock.now()).is_err());
+    }
+
+    #[test]
+    fn accounts_join_and_leave_and_groups_limit_the_choice() {
+        let (p, clock) = pool(1);
+        let grouped = |name: &str, group: &str| {
+            let cfg = AccountConfig {
+                group: Some(group.into()),
+                ..AccountConfig::named(name)
+            };
+            Account::new(cfg, Secret::new("t"), "http://127.0.0.1:1")
+        };
+        assert!(p.add(grouped("r0", "red")).is_ok());
+        assert!(p.add(grouped("a0", "red")).is_err(), "names are unique");
+        let picked = p.pick_in(Some("red"), None, &[], clock.now()).unwrap();
+        assert_eq!(picked.account.name(), "r0");
+        // Affinity to an account outside the group does not leak out of it.
+        let picked = p
+            .pick_in(Some("red"), Some("a0"), &[], clock.now())
+            .unwrap();
+        assert_eq!(picked.account.name(), "r0");
+        let err = p.pick_in(Some("blue"), None, &[], clock.now()).unwrap_err();
+        assert_eq!(err.group.as_deref(), Some("blue"));
+        // A removed account keeps serving whoever holds it, but is never picked again.
+        let held = p.remove("r0").unwrap();
+        assert!(p.remove("r0").is_none());
+        assert!(p.pick_in(Some("red"), None, &[], clock.now()).is_err());
+        assert_eq!(held.name(), "r0");
+        assert_eq!(p.status(clock.now()).len(), 1);
     }
 }

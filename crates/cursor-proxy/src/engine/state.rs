@@ -110,10 +110,11 @@ impl Engine {
         category: Category,
         advice: &Advice,
     ) -> Option<Duration> {
+        // An account removed while its turn ran has no health left to change.
         let account = self.pool.get(&key.account)?;
-        let cooldown = self.pool.record_failure(account, category, advice);
+        let cooldown = self.pool.record_failure(&account, category, advice);
         if cooldown.is_some() || advice.disable_account() {
-            self.save_account_state(account).await;
+            self.save_account_state(&account).await;
         }
         // A credential refresh failure belongs to no caller's request: not usage.
         if !key.caller.is_empty() {

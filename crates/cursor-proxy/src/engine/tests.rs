@@ -352,7 +352,7 @@ async fn checkpoint_from_another_account_is_discarded_and_history_flattened() {
     let first_account = seen.lock().unwrap().runs[0].0.clone();
     let acct = e.pool().get(&first_account).unwrap();
     e.pool().record_failure(
-        acct,
+        &acct,
         Category::QuotaExhausted,
         &Advice::new().with_cooldown(Some(Duration::from_secs(60))),
     );
@@ -579,4 +579,39 @@ async fn a_parked_turn_failing_on_resume_cools_its_account_and_continues_elsewhe
         .map(|(a, _)| a.clone())
         .collect();
     assert_eq!(runs, ["a0", "a1"]);
+}
+
+/// Turns that all find an account waiting for new credentials share one refresh: the first
+/// renews them, the others wait for it and go ahead on the renewed account.
+#[tokio::test]
+async fn concurrent_turns_share_one_refresh() {
+    use std::sync::atomic::Ordering;
+    let fake = FakeUpstream::new(|_, _| text_turn("ok"));
+    fake.refresh_ok.store(true, Ordering::SeqCst);
+    let refreshes = Arc::clone(&fake.refreshes);
+    let clock = cursor_connect::classify::ManualClock::new(std::time::Instant::now());
+    let account = Account::new(
+        AccountConfig::named("a0"),
+        Secret::new("t"),
+        "http://127.0.0.1:1",
+    );
+    let pool = Arc::new(Pool::with_clock(vec![account], clock.clone()));
+    let advice = Advice::new().with_refresh_credentials(true);
+    pool.record_failure(&pool.get("a0").unwrap(), Category::Unauthenticated, &advice);
+    clock.advance(Duration::from_secs(6));
+    let e = Engine::new(Arc::new(fake), pool, EngineConfig::default());
+    let turns = (0..4).map(|i| {
+        let e = Arc::clone(&e);
+        tokio::spawn(
+            async move { drain(e.start("k", &user(&format!("t{i}"))).await.unwrap()).await },
+        )
+    });
+    for t in futures_util::future::join_all(turns).await {
+        assert!(matches!(t.unwrap().last(), Some(TurnItem::Done { .. })));
+    }
+    assert_eq!(refreshes.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        e.pool().status(e.pool().now())[0].state,
+        AccountHealth::Healthy
+    );
 }

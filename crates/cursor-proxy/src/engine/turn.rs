@@ -94,6 +94,8 @@ pub struct Turn {
     /// Flat tool names that stand for a function inside a namespace group (the Responses
     /// API's `namespace` tools), as `(flat name, namespace, name)`.
     pub tool_namespaces: Vec<(String, String, String)>,
+    /// The account group the caller's key is pinned to: only its accounts take the turn.
+    pub account_group: Option<String>,
 }
 
 impl Turn {

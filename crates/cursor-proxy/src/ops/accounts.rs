@@ -30,6 +30,10 @@ pub struct SavedAccount {
     pub source: String,
     /// The API host it logged in against, when not Cursor's.
     pub upstream: Option<String>,
+    /// A Cursor user API key (accounts added through the admin API may have one).
+    pub cursor_api_key: Option<Secret>,
+    /// The account group (see `account_group` on caller keys).
+    pub group: Option<String>,
     /// Taken out of rotation by `cursor-proxy accounts disable`.
     pub disabled: bool,
     /// When it was saved (Unix seconds).
@@ -53,6 +57,8 @@ impl SavedAccount {
         let cfg = AccountConfig {
             refresh_token: self.refresh_token.clone(),
             upstream: self.upstream.clone(),
+            cursor_api_key: self.cursor_api_key.clone(),
+            group: self.group.clone(),
             ..AccountConfig::named(&self.name)
         };
         (cfg, self.access_token.clone())
@@ -78,6 +84,10 @@ struct Entry {
     source: String,
     #[serde(default)]
     upstream: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cursor_api_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    group: Option<String>,
     #[serde(default)]
     disabled: bool,
     #[serde(default)]
@@ -175,6 +185,8 @@ impl AccountBook {
                 email: e.email,
                 source: e.source,
                 upstream: e.upstream,
+                cursor_api_key: e.cursor_api_key.map(Secret::new),
+                group: e.group,
                 disabled: e.disabled,
                 added_unix: e.added_unix,
             })
@@ -255,6 +267,8 @@ fn entry(a: &SavedAccount) -> Entry {
         email: a.email.clone(),
         source: a.source.clone(),
         upstream: a.upstream.clone(),
+        cursor_api_key: a.cursor_api_key.as_ref().map(|s| s.expose().to_owned()),
+        group: a.group.clone(),
         disabled: a.disabled,
         added_unix: a.added_unix,
     }
@@ -302,6 +316,8 @@ mod tests {
             email: Some("a@example.com".into()),
             source: "login".into(),
             upstream: None,
+            cursor_api_key: None,
+            group: Some("team".into()),
             disabled: false,
             added_unix: 0,
         })
@@ -311,6 +327,7 @@ mod tests {
         let again = AccountBook::open(&path).unwrap();
         assert_eq!(again.list().len(), 1);
         assert!(again.list()[0].disabled);
+        assert_eq!(again.list()[0].to_config().0.group.as_deref(), Some("team"));
         assert_eq!(again.list()[0].access_token.expose(), "tok-a-secret");
         assert!(!format!("{again:?}").contains("tok-a-secret"));
         #[cfg(unix)]

@@ -177,6 +177,8 @@ fn save(
         email,
         source: source.to_owned(),
         upstream,
+        cursor_api_key: None,
+        group: None,
         disabled: false,
         added_unix: 0,
     })

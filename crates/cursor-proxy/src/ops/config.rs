@@ -41,6 +41,10 @@ pub struct AccountConfig {
     /// A Cursor user API key, exchanged for access tokens (then no `token` is needed).
     #[serde(default)]
     pub cursor_api_key: Option<Secret>,
+    /// The account group: caller keys pinned to a group (`account_group`) use only its
+    /// accounts.
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 impl AccountConfig {
@@ -232,6 +236,9 @@ pub struct Config {
     pub instance_secret: Option<Secret>,
     /// This instance's address for the other instances (default: `http://` + bound address).
     pub advertise: Option<String>,
+    /// The accounts file (`login`, `import`, and accounts added through the admin API);
+    /// `None`: accounts added through the admin API last until the process exits.
+    pub accounts_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -254,6 +261,7 @@ impl Default for Config {
             max_conversations: crate::store::DEFAULT_MAX_CONVERSATIONS,
             instance_secret: None,
             advertise: None,
+            accounts_file: None,
         }
     }
 }
@@ -330,6 +338,10 @@ impl Config {
         cfg.accounts = accounts(&file, env)?;
         cfg.accounts
             .extend(saved_accounts(cli, env, &cfg.accounts)?);
+        cfg.accounts_file = cli
+            .accounts_file
+            .clone()
+            .or_else(|| crate::ops::accounts::default_path(env));
 
         let upstream = cli.upstream.clone().or_else(|| file.upstream.clone());
         cfg.upstream = match (upstream, cfg.accounts.is_empty()) {

@@ -43,7 +43,7 @@ pub struct KeyPolicy {
     /// Turns running at once (streamed or not).
     #[serde(default)]
     pub max_concurrent_streams: Option<u32>,
-    /// The account group this key's turns are pinned to (recorded; see the README).
+    /// The account group this key's turns are pinned to: only accounts of that group serve them.
     #[serde(default)]
     pub account_group: Option<String>,
 }

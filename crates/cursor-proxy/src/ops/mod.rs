@@ -26,7 +26,7 @@ pub mod usage;
 use std::sync::{Arc, Mutex, RwLock};
 
 use self::aliases::Aliases;
-use self::config::{Config, Secret};
+use self::config::{Config, Secret, UpstreamMode};
 use self::keys::{KeyRing, KeySpec};
 use self::lifecycle::Lifecycle;
 use self::metrics::Metrics;
@@ -48,6 +48,10 @@ pub struct Ops {
     /// Draining state.
     pub lifecycle: Lifecycle,
     source: Mutex<Option<ConfigSource>>,
+    /// Where accounts added through the admin API are saved; held while the file changes.
+    pub(crate) accounts_file: tokio::sync::Mutex<Option<std::path::PathBuf>>,
+    /// The upstream of accounts added without one (`None` on the embedded mock).
+    pub(crate) default_upstream: Option<String>,
 }
 
 impl std::fmt::Debug for Ops {
@@ -84,6 +88,11 @@ impl Ops {
                 .map(|k| keys::digest(k.expose())),
             lifecycle: Lifecycle::new(config.ops.drain_timeout),
             source: Mutex::new(None),
+            accounts_file: tokio::sync::Mutex::new(config.accounts_file.clone()),
+            default_upstream: match &config.upstream {
+                UpstreamMode::Remote(url) => Some(url.clone()),
+                UpstreamMode::EmbeddedMock => None,
+            },
         }
     }
 

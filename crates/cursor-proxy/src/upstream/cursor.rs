@@ -90,6 +90,8 @@ impl CursorUpstream {
         };
         for account in accounts.iter().filter(|a| a.config().renewable()) {
             match store.credentials(account.name()).await {
+                // Cleared when the account was removed; what is configured now applies.
+                Ok(Some(bytes)) if bytes == CLEARED => {}
                 Ok(Some(bytes)) => match decode_tokens(&bytes) {
                     Some(set) => {
                         info!(
@@ -207,9 +209,12 @@ impl Refresh for Persisting {
     }
 }
 
+/// What is stored for an account whose credentials were dropped (it was removed).
+pub(crate) const CLEARED: &[u8] = b"{}";
+
 /// The stored form of credentials: JSON with the access and refresh tokens (never the API
 /// key, which stays in the config).
-fn encode_tokens(set: &TokenSet) -> Vec<u8> {
+pub(crate) fn encode_tokens(set: &TokenSet) -> Vec<u8> {
     serde_json::json!({
         "access_token": set.access_token.as_ref().map(|t| t.secret().expose()),
         "refresh_token": set.refresh_token.as_ref().map(|t| t.expose()),
@@ -240,6 +245,17 @@ impl Upstream for CursorUpstream {
 
     fn models<'a>(&'a self, account: &'a Account) -> BoxFuture<'a, Result<Vec<ModelInfo>, Error>> {
         Box::pin(async move { self.client(account)?.usable_models().await })
+    }
+
+    fn forget(&self, name: &str) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        self.restored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
     }
 
     fn refresh<'a>(&'a self, account: &'a Account) -> BoxFuture<'a, Result<bool, Error>> {

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use cursor_connect::frame::{Code, ConnectError, TransportCause, TransportKind};
 use cursor_connect::{Error, Event, ModelInfo, RunRequest, ToolResult};
@@ -78,6 +79,8 @@ pub(crate) struct FakeUpstream {
     pub models_fail: Arc<AtomicBool>,
     /// What `refresh` answers (whether new credentials were obtained).
     pub refresh_ok: Arc<AtomicBool>,
+    /// How many times `refresh` was called.
+    pub refreshes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for FakeUpstream {
@@ -95,6 +98,7 @@ impl FakeUpstream {
             seen: Arc::default(),
             models_fail: Arc::default(),
             refresh_ok: Arc::default(),
+            refreshes: Arc::default(),
         }
     }
 }
@@ -202,6 +206,11 @@ impl Upstream for FakeUpstream {
     }
 
     fn refresh<'a>(&'a self, _account: &'a Account) -> BoxFuture<'a, Result<bool, Error>> {
-        Box::pin(async { Ok(self.refresh_ok.load(Ordering::SeqCst)) })
+        Box::pin(async {
+            self.refreshes.fetch_add(1, Ordering::SeqCst);
+            // A refresh takes a moment, so that concurrent turns overlap it.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            Ok(self.refresh_ok.load(Ordering::SeqCst))
+        })
     }
 }

@@ -64,4 +64,8 @@ pub trait Upstream: Send + Sync + fmt::Debug {
     fn models<'a>(&'a self, account: &'a Account) -> BoxFuture<'a, Result<Vec<ModelInfo>, Error>>;
     /// Renews the account's credentials; `Ok(true)` when they changed.
     fn refresh<'a>(&'a self, account: &'a Account) -> BoxFuture<'a, Result<bool, Error>>;
+    /// The account `name` was removed from the pool: drop what is kept for it (its client),
+    /// so an account added later under the same name starts afresh. Runs already open keep
+    /// their client.
+    fn forget(&self, _name: &str) {}
 }

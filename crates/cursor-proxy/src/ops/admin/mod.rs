@@ -5,6 +5,7 @@
 //! configured the whole surface answers 404. JSON in, JSON out; every error is
 //! `{"error": {"code": "...", "message": "..."}, "request_id": "..."}`.
 
+mod accounts;
 mod routes;
 
 use std::sync::Arc;

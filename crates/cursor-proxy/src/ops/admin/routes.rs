@@ -23,8 +23,11 @@ type St = State<Arc<AppState>>;
 /// The API routes (nested under `/admin/v1`).
 pub(super) fn api() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/accounts", get(accounts).post(account_add))
-        .route("/accounts/{name}", axum::routing::delete(account_remove))
+        .route("/accounts", get(accounts).post(super::accounts::add))
+        .route(
+            "/accounts/{name}",
+            axum::routing::delete(super::accounts::remove),
+        )
         .route("/accounts/{name}/disable", post(account_disable))
         .route("/accounts/{name}/enable", post(account_enable))
         .route("/accounts/{name}/clear-cooldown", post(account_clear))
@@ -50,6 +53,7 @@ async fn accounts(State(st): St) -> Response {
                 "successes": a.successes,
                 "failures": a.failures,
                 "upstream": pool.get(&a.name).map(|x| x.upstream().to_owned()),
+                "group": pool.get(&a.name).and_then(|x| x.group().map(str::to_owned)),
             })
         })
         .collect();
@@ -77,27 +81,6 @@ async fn account_enable(State(st): St, Path(name): Path<String>) -> Response {
 async fn account_clear(State(st): St, Path(name): Path<String>) -> Response {
     let done = st.engine.pool().clear_cooldown(&name);
     account_action(&name, done, "cooldown cleared")
-}
-
-/// Adding and removing accounts while running needs the pool to be backed by the state store
-/// (issue "State that survives"); until then these answer 501 and say what to do instead.
-async fn account_add() -> AdminError {
-    not_live("adding")
-}
-
-async fn account_remove(Path(_name): Path<String>) -> AdminError {
-    not_live("removing")
-}
-
-fn not_live(what: &str) -> AdminError {
-    AdminError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_live",
-        format!(
-            "{what} accounts on a running proxy is not supported yet: change [[accounts]] in the \
-             config (or use `cursor-proxy accounts`) and restart; disable/enable work live"
-        ),
-    )
 }
 
 async fn keys(State(st): St) -> Response {
@@ -149,7 +132,7 @@ struct NewKey {
     account_group: Option<String>,
 }
 
-fn json_body<T>(body: Result<axum::Json<T>, JsonRejection>) -> Result<T, AdminError> {
+pub(super) fn json_body<T>(body: Result<axum::Json<T>, JsonRejection>) -> Result<T, AdminError> {
     body.map(|b| b.0)
         .map_err(|e| AdminError::bad_request(e.body_text()))
 }
