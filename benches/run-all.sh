@@ -20,7 +20,7 @@ echo "building benches..." >&2
 # One package per command, exactly as the runs below, so feature unification matches and
 # nothing is rebuilt while benches run.
 (cd benches && cargo bench -p cursor-connect-benches --no-run) >"$logs/build.log" 2>&1
-cargo bench -p cursor-proxy --bench proxy --no-run >>"$logs/build.log" 2>&1
+cargo bench -p cursor-proxy --bench proxy --bench store --no-run >>"$logs/build.log" 2>&1
 
 commit=$(git rev-parse --short=12 HEAD)
 if ! git diff --quiet HEAD -- . 2>/dev/null; then
@@ -48,6 +48,7 @@ run() {
 (cd benches && run classify cargo bench -p cursor-connect-benches --bench classify)
 (cd benches && run transport cargo bench -p cursor-connect-benches --bench transport)
 run proxy cargo bench -p cursor-proxy --bench proxy
+run store cargo bench -p cursor-proxy --bench store
 
 total=$(($(date +%s) - start))
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -2,7 +2,6 @@
 //! the frame benchmark compares against, the interleaved-rounds runner every bench reports
 //! from, and the markdown report sink `benches/run-all.sh` collects.
 
-use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -166,22 +165,9 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Prints markdown report lines and, when `BENCH_REPORT` names a file, appends them to it
-/// (that is how `benches/run-all.sh` assembles `RESULTS.md`).
-pub fn emit(lines: &[String]) {
-    let text = lines.join("\n");
-    println!("{text}");
-    if let Ok(path) = std::env::var("BENCH_REPORT") {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path);
-        match file.and_then(|mut f| writeln!(f, "{text}")) {
-            Ok(()) => {}
-            Err(e) => eprintln!("cannot append to BENCH_REPORT {path}: {e}"),
-        }
-    }
-}
+/// Prints markdown report lines and appends them to `BENCH_REPORT` (shared with the proxy's
+/// benches, which live in another package).
+pub use cursor_test_support::report::emit;
 
 #[cfg(test)]
 mod tests {

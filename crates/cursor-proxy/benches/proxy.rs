@@ -13,6 +13,7 @@
 //!
 //! `cargo bench -p cursor-proxy --bench proxy` (`BENCH_N` sets the number of latency pairs).
 
+use cursor_test_support::report::emit;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -150,24 +151,6 @@ fn us(d: Duration) -> f64 {
 fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v.sort_by(f64::total_cmp);
     v
-}
-
-/// Prints markdown report lines and appends them to `BENCH_REPORT` when set (how
-/// `benches/run-all.sh` assembles `benches/RESULTS.md`).
-fn emit(lines: &[String]) {
-    use std::io::Write as _;
-    let text = lines.join("\n");
-    println!("{text}");
-    if let Ok(path) = std::env::var("BENCH_REPORT") {
-        let res = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| writeln!(f, "{text}"));
-        if let Err(e) = res {
-            eprintln!("cannot append to BENCH_REPORT {path}: {e}");
-        }
-    }
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {

@@ -9,6 +9,7 @@
 //! * [`vectors`]: the captured Cursor wire vectors, stored once in `vectors/`.
 //! * `frame_drivers` (feature `frame`): one wire through both frame decoders in given pieces,
 //!   shared by the frame crate's property tests and the fuzz target.
+//! * [`report`]: bench report lines, printed and appended to `BENCH_REPORT`.
 //! * `proxy` (feature `proxy`): cursor-proxy started in-process on cursor-mock backends, or as
 //!   its binary in a child process (with a private `redis-server`), and the HTTP/1.1 caller its
 //!   tests share.
@@ -32,6 +33,7 @@ pub mod flow;
 pub mod frame_drivers;
 #[cfg(feature = "proxy")]
 pub mod proxy;
+pub mod report;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod vectors;
