@@ -18,10 +18,12 @@ use crate::call::Call;
 use crate::error::{Error, ErrorKind};
 use crate::options::CallOptions;
 
-/// Envelopes are encoded into buffers of at least this size: one allocation per 64
-/// messages of 1 KiB instead of one per message. A full buffer is queued as it is and a new
-/// one started, so queued bytes are never moved. It also bounds one write (but for a
-/// single larger message), so budget comes back to a waiting sender in steps.
+/// Envelopes are encoded into shared buffers that double in size from the first envelope's
+/// up to this: once a call streams, one allocation per 64 messages of 1 KiB instead of one
+/// per message, while a call that sends one small message keeps no 64 KiB buffer for its
+/// lifetime. A full buffer is queued as it is and a new one started, so queued bytes are
+/// never moved. It also bounds one write (but for a single larger message), so budget comes
+/// back to a waiting sender in steps.
 const BATCH_ALLOC: usize = 64 << 10;
 
 /// Sends request messages on a streaming call.
@@ -72,6 +74,8 @@ struct Queue {
     full: VecDeque<Bytes>,
     /// The buffer envelopes are being encoded into; its bytes are the newest queued.
     batch: BytesMut,
+    /// Capacity of the next buffer (at least the envelope it is started for).
+    next_alloc: usize,
     /// Bytes encoded and not yet handed to the connection: in `batch` or being written.
     /// This is what the budget bounds.
     queued: usize,
@@ -92,7 +96,9 @@ struct Queue {
 impl Queue {
     /// Queues the current buffer as it is and starts one with room for `len` more bytes.
     fn new_buffer(&mut self, len: usize) {
-        let fresh = BytesMut::with_capacity(len.max(BATCH_ALLOC));
+        let cap = len.max(self.next_alloc);
+        self.next_alloc = cap.saturating_mul(2).min(BATCH_ALLOC);
+        let fresh = BytesMut::with_capacity(cap);
         let filled = std::mem::replace(&mut self.batch, fresh);
         if !filled.is_empty() {
             self.full.push_back(filled.freeze());
