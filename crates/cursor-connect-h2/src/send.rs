@@ -253,6 +253,10 @@ impl SendHalf {
             self.encoder
                 .encode(message, &mut self.scratch)
                 .map_err(encode_error)?
+        } else if u32::try_from(message.len()).is_err() {
+            // Refused before the batch makes room for it, as the encoder would refuse it.
+            let e = cursor_connect_frame::FrameError::PayloadTooLong { len: message.len() };
+            return Err(encode_error(e));
         } else {
             Encoder::encoded_len(message.len())
         };
@@ -284,8 +288,8 @@ impl SendHalf {
             if self.compressing {
                 q.batch.extend_from_slice(&self.scratch);
             } else {
-                // Checks the length before writing anything, so a failure leaves the
-                // batch as it was.
+                // The length was checked in `enqueue`; the encoder checks it again before
+                // writing anything, so a failure leaves the batch as it was.
                 self.encoder
                     .encode(message, &mut q.batch)
                     .map_err(encode_error)?;
