@@ -9,8 +9,10 @@
 //!   windows (2 MiB per stream, 8 MiB per connection) and push disabled. After GOAWAY or a lost
 //!   connection the next call opens a new connection.
 //! * **Sending** never trips the peer's flow control and never buffers without bound: each
-//!   call has a writer that waits for window capacity, coalesces small envelopes into writes
-//!   of up to 32 KiB, and makes [`SendHalf::send`] wait once the send buffer is full.
+//!   call encodes its envelopes straight into shared buffers of up to 64 KiB (no allocation
+//!   or task hand-off per message); a per-call writer hands whatever accumulated to the
+//!   connection as window capacity allows, and [`SendHalf::send`] waits once the send buffer
+//!   is full.
 //! * **Receiving** feeds each DATA chunk to the frame crate's zero-copy `ChunkDecoder` and
 //!   returns window capacity as soon as it enters the decoder, so a message larger than the
 //!   window cannot deadlock; the decoder bounds message size. A message inside one DATA frame

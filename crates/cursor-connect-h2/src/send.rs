@@ -1,28 +1,30 @@
-//! The request half of a streaming call: envelopes are encoded by the caller's task, queued
-//! under a byte budget, and written by a per-call writer task that coalesces them.
+//! The request half of a streaming call: the caller's task encodes each envelope straight
+//! into one shared batch buffer, under a byte budget, and a per-call writer task hands what
+//! has accumulated to the connection under flow control.
+//!
+//! Per message that is one lock and one copy (the encode itself): no allocation, no channel
+//! hop, and the writer is woken only when it is idle.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
 use cursor_connect_frame::{ConnectError, Encoder};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::call::Call;
 use crate::error::{Error, ErrorKind};
 use crate::options::CallOptions;
 
-/// Queued envelopes are merged into writes of up to this many bytes: one DATA write per
-/// small message costs a syscall each, one per 32 KiB does not.
-const COALESCE: usize = 32 << 10;
-
-enum Cmd {
-    /// An encoded envelope and the budget permits it holds.
-    Data(Bytes, u32),
-    /// Ack once everything queued before it was handed to the connection.
-    Flush(oneshot::Sender<()>),
-    /// End the request stream (END_STREAM), then ack.
-    Close(oneshot::Sender<()>),
-}
+/// Envelopes are encoded into shared buffers that double in size from the first envelope's
+/// up to this: once a call streams, one allocation per 64 messages of 1 KiB instead of one
+/// per message, while a call that sends one small message keeps no 64 KiB buffer for its
+/// lifetime. A full buffer is queued as it is and a new one started, so queued bytes are
+/// never moved. It also bounds one write (but for a single larger message), so budget comes
+/// back to a waiting sender in steps.
+const BATCH_ALLOC: usize = 64 << 10;
 
 /// Sends request messages on a streaming call.
 ///
@@ -37,10 +39,13 @@ enum Cmd {
 #[derive(Debug)]
 pub struct SendHalf {
     call: Arc<Call>,
-    tx: Option<mpsc::UnboundedSender<CmdBox>>,
-    budget: Arc<Semaphore>,
+    queue: Arc<Shared>,
     budget_max: usize,
     encoder: Encoder,
+    /// Whether the encoder may compress: then the encoded size is known only after encoding
+    /// into `scratch`; without compression it is `5 + len` and the encode goes straight
+    /// into the batch.
+    compressing: bool,
     scratch: BytesMut,
     closed: bool,
     writer: Arc<WriterGuard>,
@@ -59,30 +64,160 @@ impl Drop for WriterGuard {
     }
 }
 
-/// Wrapper so the private command enum can cross the channel without a Debug bound leak.
-struct CmdBox(Cmd);
+/// What the sender and the writer share. The std mutex is only held for short synchronous
+/// sections (an encode, a split), never across an await.
+struct Shared(Mutex<Queue>);
 
-impl std::fmt::Debug for CmdBox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Cmd")
+#[derive(Default)]
+struct Queue {
+    /// Filled buffers of encoded envelopes, oldest first; they precede `batch`.
+    full: VecDeque<Bytes>,
+    /// The buffer envelopes are being encoded into; its bytes are the newest queued.
+    batch: BytesMut,
+    /// Capacity of the next buffer (at least the envelope it is started for).
+    next_alloc: usize,
+    /// Bytes encoded and not yet handed to the connection: in `batch` or being written.
+    /// This is what the budget bounds.
+    queued: usize,
+    /// Acks of flushes (and of the close) requested after the bytes now in `batch`.
+    acks: Vec<oneshot::Sender<()>>,
+    /// End the stream once `batch` is written.
+    close: bool,
+    /// The send half went away without closing: the writer stops.
+    abandoned: bool,
+    /// A write failed and the writer stopped; the error is in `Call::send_error`.
+    failed: bool,
+    /// The writer, while it waits for work.
+    writer: Option<Waker>,
+    /// The sender, while it waits for budget.
+    sender: Option<Waker>,
+}
+
+impl Queue {
+    /// Queues the current buffer as it is and starts one with room for `len` more bytes.
+    fn new_buffer(&mut self, len: usize) {
+        let cap = len.max(self.next_alloc);
+        self.next_alloc = cap.saturating_mul(2).min(BATCH_ALLOC);
+        let fresh = BytesMut::with_capacity(cap);
+        let filled = std::mem::replace(&mut self.batch, fresh);
+        if !filled.is_empty() {
+            self.full.push_back(filled.freeze());
+        }
     }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `try_lock`: formatting must never wait for (or deadlock with) a holder.
+        let mut d = f.debug_struct("Queue");
+        if let Ok(q) = self.0.try_lock() {
+            d.field("queued", &q.queued)
+                .field("close", &q.close)
+                .field("failed", &q.failed);
+        }
+        d.finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A poisoned lock only means another holder panicked; the queue is still consistent
+        // (every section that mutates it cannot panic halfway).
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers an ack (a flush, or the close) behind everything queued so far and wakes
+    /// an idle writer. False once the writer failed.
+    fn push_ack(&self, ack: oneshot::Sender<()>, close: bool) -> bool {
+        let writer = {
+            let mut q = self.lock();
+            if q.failed {
+                return false;
+            }
+            q.acks.push(ack);
+            q.close |= close;
+            q.writer.take()
+        };
+        if let Some(w) = writer {
+            w.wake();
+        }
+        true
+    }
+
+    /// The writer's next piece of work, or `None` once the send half was abandoned.
+    fn poll_job(&self, cx: &mut Context<'_>) -> Poll<Option<Job>> {
+        let mut q = self.lock();
+        if q.abandoned {
+            return Poll::Ready(None);
+        }
+        if q.full.is_empty() && q.batch.is_empty() && q.acks.is_empty() && !q.close {
+            q.writer = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        // `split` keeps the buffer's spare capacity for the next envelopes.
+        let data = match q.full.pop_front() {
+            Some(data) => data,
+            None => q.batch.split().freeze(),
+        };
+        // Acks and the close wait until every byte queued before them is written.
+        let (acks, close) = if q.full.is_empty() && q.batch.is_empty() {
+            (std::mem::take(&mut q.acks), q.close)
+        } else {
+            (Vec::new(), false)
+        };
+        Poll::Ready(Some(Job { data, acks, close }))
+    }
+
+    /// Returns budget for `written` bytes and wakes a sender waiting for it.
+    fn release(&self, written: usize) {
+        let sender = {
+            let mut q = self.lock();
+            q.queued -= written;
+            q.sender.take()
+        };
+        if let Some(w) = sender {
+            w.wake();
+        }
+    }
+
+    /// Marks the writer failed: senders waiting for budget wake, and dropping the pending
+    /// acks wakes waiting flushes and closes; all of them then read the stored error.
+    fn fail(&self) {
+        let (sender, acks) = {
+            let mut q = self.lock();
+            q.failed = true;
+            (q.sender.take(), std::mem::take(&mut q.acks))
+        };
+        drop(acks);
+        if let Some(w) = sender {
+            w.wake();
+        }
+    }
+}
+
+/// One write: a prefix of the batch, and what completes once it was handed over.
+struct Job {
+    data: Bytes,
+    acks: Vec<oneshot::Sender<()>>,
+    close: bool,
 }
 
 impl SendHalf {
     pub(crate) fn start(call: Arc<Call>, opts: &CallOptions, budget_max: usize) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let budget = Arc::new(Semaphore::new(budget_max));
-        let task = tokio::spawn(writer(call.clone(), rx, budget.clone()));
+        let queue = Arc::new(Shared(Mutex::new(Queue::default())));
+        let task = tokio::spawn(writer(call.clone(), queue.clone()));
         let writer = Arc::new(WriterGuard(task.abort_handle()));
+        let compression = opts.send_compression.compression();
+        let compressing = compression.is_some();
         let encoder = Encoder::new()
-            .compression(opts.send_compression.compression())
+            .compression(compression)
             .compress_min_bytes(opts.compress_min_bytes);
         Self {
             call,
-            tx: Some(tx),
-            budget,
+            queue,
             budget_max,
             encoder,
+            compressing,
             scratch: BytesMut::new(),
             closed: false,
             writer,
@@ -97,7 +232,7 @@ impl SendHalf {
     /// Queues one message (already-serialized protobuf). Returns once it is queued; waits
     /// while the send buffer is full, bounded by the call deadline.
     pub async fn send(&mut self, message: Bytes) -> Result<(), ConnectError> {
-        self.queue(message).await.map_err(ConnectError::from)
+        self.enqueue(&message).await.map_err(ConnectError::from)
     }
 
     /// Waits until every queued message was handed to the HTTP/2 connection.
@@ -111,42 +246,92 @@ impl SendHalf {
         self.close().await.map_err(ConnectError::from)
     }
 
-    async fn queue(&mut self, message: Bytes) -> Result<(), Error> {
+    async fn enqueue(&mut self, message: &[u8]) -> Result<(), Error> {
         self.check_open()?;
-        self.encoder
-            .encode(&message, &mut self.scratch)
-            .map_err(|e| {
-                Error::new(ErrorKind::InvalidInput)
-                    .detail("cannot encode message")
-                    .source_err(e)
-            })?;
-        let env = self.scratch.split().freeze();
-        // Budget is capped per message so one message larger than the buffer still fits.
-        let n = env.len().min(self.budget_max);
-        let n = u32::try_from(n).unwrap_or(u32::MAX);
-        let acquire = self.budget.clone().acquire_many_owned(n);
-        let permit = match self.call.deadline {
-            Some(at) => match tokio::time::timeout_at(at, acquire).await {
-                Ok(p) => p,
-                Err(_) => {
+        let len = if self.compressing {
+            self.scratch.clear();
+            self.encoder
+                .encode(message, &mut self.scratch)
+                .map_err(encode_error)?
+        } else if u32::try_from(message.len()).is_err() {
+            // Refused before the batch makes room for it, as the encoder would refuse it.
+            let e = cursor_connect_frame::FrameError::PayloadTooLong { len: message.len() };
+            return Err(encode_error(e));
+        } else {
+            Encoder::encoded_len(message.len())
+        };
+        // Budget is capped per message so one message larger than the buffer still fits
+        // (alone, once the queue drained).
+        let want = len.min(self.budget_max);
+        loop {
+            if self.try_append(message, len, want)? {
+                return Ok(());
+            }
+            self.wait_budget(want).await?;
+        }
+    }
+
+    /// Appends the envelope to the batch if the budget allows `want` more bytes now.
+    fn try_append(&mut self, message: &[u8], len: usize, want: usize) -> Result<bool, Error> {
+        let writer = {
+            let mut q = self.queue.lock();
+            if q.failed {
+                drop(q);
+                return Err(self.gone());
+            }
+            if q.queued > 0 && q.queued + want > self.budget_max {
+                return Ok(false);
+            }
+            if q.batch.capacity() - q.batch.len() < len {
+                q.new_buffer(len);
+            }
+            if self.compressing {
+                q.batch.extend_from_slice(&self.scratch);
+            } else {
+                // The length was checked in `enqueue`; the encoder checks it again before
+                // writing anything, so a failure leaves the batch as it was.
+                self.encoder
+                    .encode(message, &mut q.batch)
+                    .map_err(encode_error)?;
+            }
+            q.queued += len;
+            q.writer.take()
+        };
+        if let Some(w) = writer {
+            w.wake();
+        }
+        Ok(true)
+    }
+
+    /// Waits until the writer returned enough budget for `want` bytes (or failed), bounded
+    /// by the call deadline.
+    async fn wait_budget(&self, want: usize) -> Result<(), Error> {
+        let ready = poll_fn(|cx| {
+            let mut q = self.queue.lock();
+            if q.failed || q.queued == 0 || q.queued + want <= self.budget_max {
+                return Poll::Ready(());
+            }
+            q.sender = Some(cx.waker().clone());
+            Poll::Pending
+        });
+        match self.call.deadline {
+            Some(at) => {
+                if tokio::time::timeout_at(at, ready).await.is_err() {
                     self.call.reset(h2::Reason::CANCEL);
                     return Err(self.call.deadline_error());
                 }
-            },
-            None => acquire.await,
-        };
-        // The semaphore is never closed, but a closed one means the writer is gone.
-        let Ok(permit) = permit else {
-            return Err(self.gone());
-        };
-        permit.forget();
-        self.push(Cmd::Data(env, n))
+            }
+            None => ready.await,
+        }
+        Ok(())
     }
 
     async fn flush_queue(&mut self) -> Result<(), Error> {
         self.check_open()?;
         let (ack, done) = oneshot::channel();
-        self.push(Cmd::Flush(ack))?;
+        if !self.queue.push_ack(ack, false) {
+            return Err(self.gone());
+        }
         self.wait(done).await
     }
 
@@ -158,7 +343,9 @@ impl SendHalf {
             return Err(e);
         }
         let (ack, done) = oneshot::channel();
-        self.push(Cmd::Close(ack))?;
+        if !self.queue.push_ack(ack, true) {
+            return Err(self.gone());
+        }
         self.closed = true;
         self.wait(done).await
     }
@@ -171,13 +358,6 @@ impl SendHalf {
             return Err(Error::new(ErrorKind::Closed).detail("send side already closed"));
         }
         Ok(())
-    }
-
-    fn push(&self, cmd: Cmd) -> Result<(), Error> {
-        match &self.tx {
-            Some(tx) if tx.send(CmdBox(cmd)).is_ok() => Ok(()),
-            _ => Err(self.gone()),
-        }
     }
 
     fn gone(&self) -> Error {
@@ -201,73 +381,54 @@ impl SendHalf {
     }
 }
 
+fn encode_error(e: cursor_connect_frame::FrameError) -> Error {
+    Error::new(ErrorKind::InvalidInput)
+        .detail("cannot encode message")
+        .source_err(e)
+}
+
 impl Drop for SendHalf {
     fn drop(&mut self) {
-        if !self.closed {
-            // The writer resets the stream once it sees the queue close without a Close.
-            self.call.reset(h2::Reason::CANCEL);
+        if self.closed {
+            // The writer still delivers the close, even if its caller stopped waiting.
+            return;
         }
-        self.tx.take();
+        self.call.reset(h2::Reason::CANCEL);
+        let writer = {
+            let mut q = self.queue.lock();
+            q.abandoned = true;
+            q.writer.take()
+        };
+        if let Some(w) = writer {
+            w.wake();
+        }
     }
 }
 
-async fn writer(call: Arc<Call>, mut rx: mpsc::UnboundedReceiver<CmdBox>, budget: Arc<Semaphore>) {
-    let mut batch = BytesMut::new();
-    let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
-    loop {
-        let Some(CmdBox(first)) = rx.recv().await else {
-            return;
-        };
-        let mut permits: usize = 0;
-        let mut close = false;
-        let mut big: Option<Bytes> = None;
-        let mut next = Some(first);
-        while let Some(cmd) = next.take() {
-            match cmd {
-                Cmd::Data(env, n) => {
-                    permits += n as usize;
-                    if batch.is_empty() && env.len() >= COALESCE {
-                        // Large envelopes go out as they are, without a copy.
-                        big = Some(env);
-                        break;
-                    }
-                    batch.extend_from_slice(&env);
-                }
-                Cmd::Flush(ack) => acks.push(ack),
-                Cmd::Close(ack) => {
-                    acks.push(ack);
-                    close = true;
-                    break;
-                }
-            }
-            if batch.len() >= COALESCE {
-                break;
-            }
-            next = rx.try_recv().ok().map(|CmdBox(c)| c);
-        }
-        let data = big.unwrap_or_else(|| batch.split().freeze());
+async fn writer(call: Arc<Call>, queue: Arc<Shared>) {
+    while let Some(job) = poll_fn(|cx| queue.poll_job(cx)).await {
+        let written = job.data.len();
         let res = match call.deadline {
-            Some(at) => match tokio::time::timeout_at(at, call.write(data, close)).await {
+            Some(at) => match tokio::time::timeout_at(at, call.write(job.data, job.close)).await {
                 Ok(r) => r,
                 Err(_) => {
                     call.reset(h2::Reason::CANCEL);
                     Err(call.deadline_error())
                 }
             },
-            None => call.write(data, close).await,
+            None => call.write(job.data, job.close).await,
         };
         if let Err(e) = res {
             call.set_send_error(&e);
-            // Closing the budget and dropping the acks and the queue wakes every waiting
-            // sender, which then reads the stored error.
-            budget.close();
+            // Dropping this job's acks wakes their waiters too.
+            queue.fail();
             return;
         }
-        budget.add_permits(permits);
-        for ack in acks.drain(..) {
+        queue.release(written);
+        for ack in job.acks {
             let _ = ack.send(());
         }
-        if close {
+        if job.close {
             return;
         }
     }

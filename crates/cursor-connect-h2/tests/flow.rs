@@ -304,3 +304,75 @@ async fn message_larger_than_window_downloads() {
     assert_eq!(m.len(), 3 << 20);
     assert_eq!(rx.message().await.unwrap(), None);
 }
+
+/// Messages from 1 byte to past the sender's 64 KiB encode buffers, pipelined under a
+/// 64 KiB send buffer (so `send` keeps waiting for budget): every echo comes back whole
+/// and in order.
+#[tokio::test]
+async fn pipelined_echo_keeps_order_across_buffers() {
+    let s = Server::start(Opts::default(), echo()).await;
+    let ep = Endpoint::h2c(&s.authority())
+        .unwrap()
+        .max_send_buffer(64 << 10);
+    let ch = Channel::connect(ep).await.unwrap();
+    let message = |i: usize| {
+        let len = if i.is_multiple_of(2) {
+            1 + i % 50
+        } else {
+            1 + (i * 7919) % 70_000
+        };
+        Bytes::from((0..len).map(|k| (i + k) as u8).collect::<Vec<u8>>())
+    };
+    let (mut tx, mut rx) = ch
+        .bidi("/e.v1.E/Bidi", HeaderMap::new(), CallOptions::default())
+        .await
+        .unwrap();
+    let sender = tokio::spawn(async move {
+        for i in 0..300 {
+            tx.send(message(i)).await.unwrap();
+        }
+        tx.close_send().await.unwrap();
+    });
+    tokio::time::timeout(Duration::from_secs(20), async {
+        for i in 0..300 {
+            let m = rx.message().await.unwrap().expect("message");
+            assert!(m == message(i), "message {i} differs ({} bytes)", m.len());
+        }
+        assert_eq!(rx.message().await.unwrap(), None);
+    })
+    .await
+    .expect("echo timed out");
+    sender.await.unwrap();
+}
+
+/// A `close_send` whose caller stopped waiting, with the send half then dropped, is still
+/// delivered after every queued message: the server reads the whole request to its end.
+#[tokio::test]
+async fn abandoned_close_still_ends_the_request() {
+    let s = Server::start(small_windows(), counter()).await;
+    let ch = Channel::connect(Endpoint::h2c(&s.authority()).unwrap())
+        .await
+        .unwrap();
+    let (mut tx, mut rx) = ch
+        .bidi("/u.v1.U/Up", HeaderMap::new(), CallOptions::default())
+        .await
+        .unwrap();
+    let mut total = 0;
+    for i in 0..100 {
+        let m = Bytes::from(vec![i as u8; 1000 + i * 37]);
+        total += m.len();
+        tx.send(m).await.unwrap();
+    }
+    // This test's runtime has one thread, so the writer cannot finish while the close is
+    // polled once: the zero timeout always cuts the wait short.
+    let cut = tokio::time::timeout(Duration::ZERO, tx.close_send()).await;
+    assert!(cut.is_err(), "close_send finished at once: {cut:?}");
+    drop(tx);
+    let got = tokio::time::timeout(Duration::from_secs(10), rx.message())
+        .await
+        .expect("request never ended")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, total.to_string().as_bytes());
+    assert_eq!(rx.message().await.unwrap(), None);
+}
