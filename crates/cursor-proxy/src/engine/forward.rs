@@ -21,6 +21,10 @@ use super::{Engine, short};
 pub(super) const FORWARDED_HEADER: &str = "x-cursor-proxy-forwarded";
 /// How long connecting to the owning instance may take before it counts as gone.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the owner may take to start its answer. A non-streamed answer starts only when the
+/// owner's turn ends, and the owner bounds that turn with its own stall and first-output
+/// deadlines; this bound only ends the wait on an owner that stopped answering altogether.
+const RESPONSE_HEAD_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 impl Engine {
     /// Drops the owner registration of `conv` (its parked turn was taken here).
@@ -115,7 +119,12 @@ async fn send(
     .await
     .map_err(|_| "connect timed out")??;
     tcp.set_nodelay(true)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+    let (mut sender, conn) = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        hyper::client::conn::http1::handshake(TokioIo::new(tcp)),
+    )
+    .await
+    .map_err(|_| "handshake timed out")??;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             debug!(error = %e, "forwarded request connection ended");
@@ -136,7 +145,9 @@ async fn send(
     request
         .headers_mut()
         .insert(FORWARDED_HEADER, HeaderValue::from_str(secret)?);
-    let response = sender.send_request(request).await?;
+    let response = tokio::time::timeout(RESPONSE_HEAD_TIMEOUT, sender.send_request(request))
+        .await
+        .map_err(|_| "the owner did not start its answer in time")??;
     let (parts, incoming) = response.into_parts();
     Ok(Response::from_parts(parts, axum::body::Body::new(incoming)))
 }
