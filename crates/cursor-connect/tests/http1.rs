@@ -447,16 +447,7 @@ async fn auto_falls_back_when_tls_offers_only_http1() {
     // The server config forces HTTP/2, but the TLS endpoint cannot give it.
     let c = b.transport(Transport::Auto).build().unwrap();
     for _ in 0..2 {
-        let mut run = c
-            .agent()
-            .run(RunRequest::new("composer-2.5", "hi"))
-            .await
-            .unwrap();
-        let out = collect(&mut run).await;
-        assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
-        assert_eq!(run.transport(), Transport::Http1Stream);
-        let reason = run.fallback_reason().expect("fallback reported");
-        assert!(reason.contains("HTTP/2 unavailable"), "{reason}");
+        turn_after_fallback(&c, Transport::Http1Stream, "HTTP/2 unavailable").await;
     }
     assert!(mock.violations().is_empty(), "{:?}", mock.violations());
     // Once learned, the second run did not try HTTP/2 again: no Run call ever reached it.

@@ -82,17 +82,9 @@ async fn auto_falls_back_behind_an_http1_only_proxy() {
     // The mock's server config forces HTTP/2 (its default).
     let mock = MockServer::start(Scenario::default()).await.unwrap();
     let proxy = http1_only_proxy(mock.addr(), false).await;
-    let mut run = auto_client(proxy)
-        .agent()
-        .run(RunRequest::new("composer-2.5", "hi"))
-        .await
-        .unwrap();
-    let out = collect(&mut run).await;
-    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+    let client = auto_client(proxy);
+    let out = turn_after_fallback(&client, Transport::Http1Stream, "HTTP/2 unavailable").await;
     assert_eq!(out.text, cursor_mock::DEFAULT_TEXT);
-    assert_eq!(run.transport(), Transport::Http1Stream);
-    let reason = run.fallback_reason().expect("fallback reported");
-    assert!(reason.contains("HTTP/2 unavailable"), "{reason}");
     assert!(mock.violations().is_empty(), "{:?}", mock.violations());
 }
 
@@ -108,17 +100,8 @@ async fn auto_falls_back_to_polling_behind_a_buffering_proxy() {
     let proxy = http1_only_proxy(mock.addr(), true).await;
     let c = auto_client(proxy);
     for _ in 0..2 {
-        let mut run = c
-            .agent()
-            .run(RunRequest::new("composer-2.5", "hi"))
-            .await
-            .unwrap();
-        let out = collect(&mut run).await;
-        assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+        let out = turn_after_fallback(&c, Transport::Http1Poll, "buffered").await;
         assert_eq!(out.text, cursor_mock::DEFAULT_TEXT);
-        assert_eq!(run.transport(), Transport::Http1Poll);
-        let reason = run.fallback_reason().expect("fallback reported");
-        assert!(reason.contains("buffered"), "{reason}");
     }
     let calls = mock.received();
     let count = |path: &str| calls.iter().filter(|c| c.path == path).count();
@@ -186,17 +169,9 @@ async fn tinyproxy(upstream: SocketAddr) -> Tinyproxy {
 async fn auto_falls_back_behind_tinyproxy() {
     let mock = MockServer::start(Scenario::default()).await.unwrap();
     let proxy = tinyproxy(mock.addr()).await;
-    let mut run = auto_client(proxy.addr)
-        .agent()
-        .run(RunRequest::new("composer-2.5", "hi"))
-        .await
-        .unwrap();
-    let out = collect(&mut run).await;
-    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+    let client = auto_client(proxy.addr);
+    let out = turn_after_fallback(&client, Transport::Http1Stream, "HTTP/2 unavailable").await;
     assert_eq!(out.text, cursor_mock::DEFAULT_TEXT);
-    assert_eq!(run.transport(), Transport::Http1Stream);
-    let reason = run.fallback_reason().expect("fallback reported");
-    assert!(reason.contains("HTTP/2 unavailable"), "{reason}");
     // Poll mode through the same proxy.
     let poll = CursorClient::builder()
         .base_url(format!("http://{}", proxy.addr))

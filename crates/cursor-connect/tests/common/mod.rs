@@ -106,6 +106,28 @@ pub async fn collect(run: &mut Run) -> Outcome {
     .await
 }
 
+/// One "hi" turn that must end cleanly on `transport` after a fallback whose reported reason
+/// contains `reason`; returns the outcome for the caller's own checks.
+pub async fn turn_after_fallback(
+    client: &CursorClient,
+    transport: cursor_connect::Transport,
+    reason: &str,
+) -> Outcome {
+    let mut run = tokio::time::timeout(
+        RUN_DEADLINE,
+        client.agent().run(RunRequest::new("composer-2.5", "hi")),
+    )
+    .await
+    .expect("run opened in time")
+    .expect("run opens");
+    let out = collect(&mut run).await;
+    assert!(matches!(out.end, Some(Ok(()))), "{:?}", out.end);
+    assert_eq!(run.transport(), transport);
+    let reported = run.fallback_reason().expect("fallback reported");
+    assert!(reported.contains(reason), "{reported}");
+    out
+}
+
 pub async fn run_to_end(client: &CursorClient, req: RunRequest) -> Outcome {
     let mut run = tokio::time::timeout(RUN_DEADLINE, client.agent().run(req))
         .await
